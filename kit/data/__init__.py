@@ -1,0 +1,1 @@
+"""Data: readers for every layout, crops, the prepared cache, augmentation, demo archives."""
