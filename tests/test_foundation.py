@@ -1,0 +1,81 @@
+"""The CLI dispatcher, TrainConfig flags, durations, atomic files and checkpoint errors."""
+import argparse
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from kit import checkpoint, config
+from kit.__main__ import COMMANDS, run
+from kit.errors import UserError
+from kit.files import atomic_path, refuse_overwrite
+
+
+def test_help_lists_every_command():
+    out = subprocess.run([sys.executable, "-m", "kit", "--help"], capture_output=True, text=True, check=True).stdout
+    for name in COMMANDS:
+        assert name in out
+
+
+@pytest.mark.parametrize("text,seconds", [("8h30m", 30600), ("45m", 2700), ("90s", 90), ("1h", 3600),
+                                          ("1.5h", 5400), ("120", 120), ("2m30s", 150)])
+def test_parse_duration(text, seconds):
+    assert config.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "8x", "h", "5m10", "ten minutes"])
+def test_parse_duration_rejects(text):
+    with pytest.raises(UserError, match="8h30m"):
+        config.parse_duration(text)
+
+
+def test_flags_round_trip_every_field():
+    parser = argparse.ArgumentParser()
+    config.add_arguments(parser)
+    cfg = config.from_args(parser.parse_args(["--lr-g", "0.001", "--no-channels-last", "--model", "cgan",
+                                              "--batch-size", "32", "--ema", "0"]))
+    assert (cfg.lr_g, cfg.channels_last, cfg.model, cfg.batch_size, cfg.ema) == (0.001, False, "cgan", 32, 0.0)
+    assert config.from_dict({**config.asdict(cfg), "from_a_newer_version": 1}) == cfg
+
+
+def test_user_error_is_one_line(capsys):
+    def handler(args):
+        raise UserError("x.zip is not a zip: download it again")
+    assert run(handler, None) == 2
+    assert capsys.readouterr().err == "error: x.zip is not a zip: download it again\n"
+
+
+def test_atomic_path_keeps_old_file_on_failure(tmp_path):
+    target = tmp_path / "a.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("killed")
+    assert target.read_bytes() == b"old" and list(tmp_path.iterdir()) == [target]
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"new"
+
+
+def test_refuse_overwrite(tmp_path):
+    (tmp_path / "f").write_text("mine")
+    with pytest.raises(UserError, match="--force"):
+        refuse_overwrite(tmp_path / "f", force=False)
+    refuse_overwrite(tmp_path / "f", force=True)
+    refuse_overwrite(tmp_path / "g", force=False)
+
+
+def test_checkpoint_round_trip_and_bad_files(tmp_path):
+    state = {"config": config.asdict(config.TrainConfig()), "G": {"w": torch.arange(3.0)}, "step": 7}
+    checkpoint.save(tmp_path / "last.pt", state)
+    back = checkpoint.load(tmp_path / "last.pt")
+    assert back["step"] == 7 and torch.equal(back["G"]["w"], torch.arange(3.0))
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    for path, match in [(tmp_path / "junk.pt", "not readable"), (tmp_path / "none.pt", "does not exist")]:
+        with pytest.raises(UserError, match=match):
+            checkpoint.load(path)
+    torch.save({"weights": 1}, tmp_path / "other.pt")
+    with pytest.raises(UserError, match="not written by"):
+        checkpoint.load(tmp_path / "other.pt")
