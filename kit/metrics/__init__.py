@@ -1,0 +1,1 @@
+"""Metrics: feature extractors (FID Inception), FID / memorisation distance / MiFID, the `score` command."""

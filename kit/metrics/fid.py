@@ -1,0 +1,77 @@
+"""FID, the memorisation distance d and MiFID as pure tensor functions (float64 where it matters)."""
+import math
+
+import torch
+
+MIFID_EPSILON = 1e-15   # the organisers' scorer: fid / (d_thr + 1e-15)
+
+
+def statistics(features: torch.Tensor):
+    """Mean and covariance (ddof=1, like np.cov) of N×D features, in float64 on their device."""
+    x = features.double()
+    mu = x.mean(0)
+    xc = x - mu
+    return mu, xc.T @ xc / (len(x) - 1)
+
+
+def sqrt_psd(sigma: torch.Tensor) -> torch.Tensor:
+    """Symmetric square root of a covariance via its eigendecomposition (negative round-off clamped to 0)."""
+    w, v = torch.linalg.eigh(sigma)
+    return (v * w.clamp(min=0).sqrt()) @ v.T
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2, sqrt_sigma2=None) -> float:
+    """|mu1-mu2|² + tr S1 + tr S2 - 2 tr sqrt(S1 S2); tr sqrt(S1 S2) = sum sqrt(eig(R S1 R)) with R = sqrt(S2)."""
+    r = sqrt_psd(sigma2) if sqrt_sigma2 is None else sqrt_sigma2
+    m = r @ sigma1 @ r                        # similar to S2 S1, but symmetric PSD: stable eigvalsh
+    tr_covmean = torch.linalg.eigvalsh((m + m.T) / 2).clamp(min=0).sqrt().sum()
+    diff = mu1 - mu2
+    return float(diff @ diff + sigma1.trace() + sigma2.trace() - 2 * tr_covmean)
+
+
+def nearest_real(gen, real, chunk=1024, candidates=4):
+    """For each generated row whose sum is not 0: min over real rows (sum not 0) of 1 - |cos|, and where.
+
+    Searches in float32 a chunk of generated rows at a time (the N×M matrix never exists whole), then
+    recomputes the best `candidates` pairs in float64, so the result is the float64 value up to float32 near-ties.
+    Returns (distance float64 [K], generated row index [K], real row index [K]).
+    """
+    gen_index = torch.nonzero(gen.double().sum(1) != 0).squeeze(1)
+    real_index = torch.nonzero(real.double().sum(1) != 0).squeeze(1)
+    g64 = unit_rows(gen[gen_index])
+    r64 = unit_rows(real[real_index])
+    r32 = r64.float()
+    k = min(candidates, len(r64))
+    distances, nearest = [], []
+    for start in range(0, len(g64), chunk):
+        g = g64[start:start + chunk]
+        top = (g.float() @ r32.T).abs_().topk(k, dim=1).indices
+        cos = torch.einsum("nd,nkd->nk", g, r64[top]).abs()
+        best, which = cos.max(1)
+        distances.append(1.0 - best)
+        nearest.append(top.gather(1, which[:, None]).squeeze(1))
+    if not distances:
+        return torch.empty(0, dtype=torch.float64), gen_index, real_index[:0]
+    return torch.cat(distances), gen_index, real_index[torch.cat(nearest)]
+
+
+def unit_rows(x: torch.Tensor) -> torch.Tensor:
+    """Rows scaled to unit L2 norm in float64."""
+    x = x.double()
+    return x / x.norm(dim=1, keepdim=True)
+
+
+def memorisation_distance(gen, real, chunk=1024) -> float:
+    """The competition's d: mean over generated images of the min over real images of 1 - |cos| (nan if none)."""
+    distances = nearest_real(gen, real, chunk)[0]
+    return float(distances.mean()) if len(distances) else math.nan
+
+
+def thresholded(d: float, threshold: float) -> float:
+    """d_thr: d itself when d < threshold, else 1 (nan counts as not below)."""
+    return d if d < threshold else 1.0
+
+
+def mifid(fid: float, d_thr: float) -> float:
+    """MiFID = FID / (d_thr + 1e-15), as the organisers compute it."""
+    return fid / (d_thr + MIFID_EPSILON)
