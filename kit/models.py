@@ -1,0 +1,147 @@
+"""The generators and discriminators: DCGAN, breed-conditioned DCGAN (projection D), fully connected MLP."""
+import math
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as sn
+
+from kit.errors import UserError
+
+MODELS = ("dcgan", "cgan", "mlp")
+
+
+class CondBatchNorm(nn.Module):
+    """Batch norm whose scale and shift come from the class label (plain affine batch norm when n_classes is 0)."""
+
+    def __init__(self, channels, n_classes=0):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, affine=n_classes == 0)
+        if n_classes:
+            self.gamma = nn.Embedding(n_classes, channels)
+            self.beta = nn.Embedding(n_classes, channels)
+            nn.init.normal_(self.gamma.weight, 1.0, 0.02)
+            nn.init.zeros_(self.beta.weight)
+
+    def forward(self, x, y=None):
+        x = self.bn(x)
+        if y is None:
+            return x
+        return x * self.gamma(y)[:, :, None, None] + self.beta(y)[:, :, None, None]
+
+
+class Generator(nn.Module):
+    """DCGAN generator: z -> 4×4 -> strided transposed convs, batch norm, ReLU -> tanh image; class-conditional BN when n_classes > 0."""
+
+    def __init__(self, z_dim=128, channels=3, size=64, width=64, n_classes=0):
+        super().__init__()
+        n_up = int(math.log2(size)) - 2
+        widths = [width * 2 ** i for i in reversed(range(n_up))]  # e.g. 8w, 4w, 2w, w
+        self.z_dim, self.n_classes = z_dim, n_classes
+        self.convs = nn.ModuleList([nn.ConvTranspose2d(z_dim, widths[0], 4, 1, 0, bias=False)])
+        self.convs.extend(nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False) for a, b in zip(widths, widths[1:]))
+        self.norms = nn.ModuleList(CondBatchNorm(c, n_classes) for c in widths)
+        self.to_image = nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1)
+
+    def forward(self, z, y=None):
+        x = z.view(len(z), -1, 1, 1)
+        for conv, norm in zip(self.convs, self.norms):
+            x = torch.relu(norm(conv(x), y if self.n_classes else None))
+        return torch.tanh(self.to_image(x))
+
+
+class Discriminator(nn.Module):
+    """DCGAN discriminator: strided convs, LeakyReLU, optional batch norm -> one logit; projection term when n_classes > 0."""
+
+    def __init__(self, channels=3, size=64, width=64, n_classes=0, batch_norm=True, spectral=False):
+        super().__init__()
+        wrap = sn if spectral else (lambda m: m)
+        n_down = int(math.log2(size)) - 2
+        widths = [width * 2 ** i for i in range(n_down)]  # e.g. w, 2w, 4w, 8w
+        self.convs = nn.ModuleList(wrap(nn.Conv2d(a, b, 4, 2, 1, bias=not batch_norm))
+                                   for a, b in zip([channels] + widths, widths))
+        self.norms = nn.ModuleList(nn.BatchNorm2d(c) if batch_norm and i > 0 else nn.Identity()
+                                   for i, c in enumerate(widths))
+        self.to_logit = wrap(nn.Conv2d(widths[-1], 1, 4, 1, 0))
+        self.embed = wrap(nn.Embedding(n_classes, widths[-1])) if n_classes else None
+
+    def forward(self, x, y=None):
+        for conv, norm in zip(self.convs, self.norms):
+            x = nn.functional.leaky_relu(norm(conv(x)), 0.2)
+        logit = self.to_logit(x).view(len(x))
+        if self.embed is not None:
+            logit = logit + (self.embed(y) * x.sum((2, 3))).sum(1)
+        return logit
+
+
+class MLPGenerator(nn.Module):
+    """Goodfellow et al.'s fully connected generator: z -> 4w -> 8w -> 16w -> tanh image."""
+
+    def __init__(self, z_dim=128, channels=1, size=32, width=64):
+        super().__init__()
+        self.z_dim, self.n_classes, self.shape = z_dim, 0, (channels, size, size)
+        dims = [z_dim, 4 * width, 8 * width, 16 * width]
+        layers = []
+        for a, b in zip(dims, dims[1:]):
+            layers += [nn.Linear(a, b), nn.LeakyReLU(0.2)]
+        self.net = nn.Sequential(*layers, nn.Linear(dims[-1], channels * size * size), nn.Tanh())
+
+    def forward(self, z, y=None):
+        return self.net(z).view(len(z), *self.shape)
+
+
+class MLPDiscriminator(nn.Module):
+    """Fully connected discriminator: image -> 8w -> 4w -> one logit."""
+
+    def __init__(self, channels=1, size=32, width=64, spectral=False):
+        super().__init__()
+        wrap = sn if spectral else (lambda m: m)
+        dims = [channels * size * size, 8 * width, 4 * width]
+        layers = []
+        for a, b in zip(dims, dims[1:]):
+            layers += [wrap(nn.Linear(a, b)), nn.LeakyReLU(0.2)]
+        self.net = nn.Sequential(*layers, wrap(nn.Linear(dims[-1], 1)))
+
+    def forward(self, x, y=None):
+        return self.net(x.flatten(1)).view(len(x))
+
+
+def resolve_device(name="auto"):
+    """'auto' -> cuda when available, else cpu; anything else as torch names it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name} is not a device: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name} asked for, but no CUDA GPU is visible: use --device cpu")
+    return device
+
+
+def dcgan_init(module):
+    """Radford et al.'s initialisation: conv weights N(0, 0.02), batch-norm scales N(1, 0.02)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and not hasattr(m, "parametrizations"):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+        elif isinstance(m, nn.BatchNorm2d) and m.affine:
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def build(cfg, image_shape, n_classes=0):
+    """The (G, D) pair that `cfg.model` names for images of shape (C, H, W); D drops batch norm for wgan-gp and spectral norm."""
+    channels, size, _ = image_shape
+    if size not in (32, 64) or image_shape[1] != image_shape[2]:
+        raise UserError(f"images of shape {tuple(image_shape)} are not supported: prepare the data as 32×32 or 64×64")
+    if cfg.model == "mlp":
+        return (MLPGenerator(cfg.z_dim, channels, size, cfg.g_width),
+                MLPDiscriminator(channels, size, cfg.d_width, cfg.spectral_norm))
+    if cfg.model not in MODELS:
+        raise UserError(f"--model {cfg.model} is not known: use one of {', '.join(MODELS)}")
+    n = n_classes if cfg.model == "cgan" else 0
+    G = Generator(cfg.z_dim, channels, size, cfg.g_width, n)
+    D = Discriminator(channels, size, cfg.d_width, n, batch_norm=not cfg.spectral_norm and cfg.loss != "wgan-gp",
+                      spectral=cfg.spectral_norm)
+    dcgan_init(G)
+    dcgan_init(D)
+    return G, D
