@@ -1,12 +1,20 @@
 """Prepare training crops once into a cache file (uint8 N×C×H×W + labels) and load it fast."""
+import functools
+import hashlib
 import json
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
+from kit.data import crops, readers
 from kit.errors import UserError
-from kit.files import atomic_path
+from kit.files import atomic_path, refuse_overwrite
 
 CACHE_VERSION = 1
 
@@ -63,3 +71,153 @@ def load(path) -> Dataset:
     except Exception as e:
         raise UserError(f"{path} is not a prepared cache ({type(e).__name__}): "
                         "run `python -m kit prepare` to make one") from None
+
+
+def default_dir() -> Path:
+    """Where caches go when --out is not given: $DOGKIT_CACHE, or ~/.cache/dogkit."""
+    return Path(os.environ.get("DOGKIT_CACHE") or Path.home() / ".cache" / "dogkit")
+
+
+def fingerprint(layout, crop: str, size: int) -> str:
+    """Hash of the source files' names, sizes and mtimes plus the options (no file is read)."""
+    payload = {"files": readers.source_files(layout), "layout": layout.kind, "crop": crop, "size": size,
+               "cache": CACHE_VERSION, "crops": crops.VERSION}
+    return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:16]
+
+
+def stored_fingerprint(path) -> str:
+    """The fingerprint inside a cache file, or "" when `path` is not one (only that entry is read)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return str(z["fingerprint"])
+    except Exception:
+        return ""
+
+
+def prepare(data, out=None, crop="square", size=64, workers=None, force=False, progress=True) -> Dataset:
+    """Read any layout, crop every box in parallel, write the cache; skipped when sources and options are unchanged."""
+    if crop not in crops.CROPS:
+        raise UserError(f"--crop {crop} is not known: use one of {', '.join(crops.CROPS)}")
+    if not 8 <= size <= 1024:
+        raise UserError(f"--size {size} is out of range: use 8 to 1024 (the competition uses 64)")
+    if is_cache(data):
+        raise UserError(f"{data} is already a prepared cache: pass it to train or score as it is")
+    layout = readers.locate(data)
+    fp = fingerprint(layout, crop, size)
+    out = Path(out) if out else default_dir() / f"{layout.kind}-{crop}{size}-{fp}.npz"
+    if out.suffix != ".npz":
+        raise UserError(f"--out {out} must end in .npz")
+    if out.exists() and not force:
+        old = stored_fingerprint(out)
+        if old == fp:
+            if progress:
+                print(f"{out} is up to date (same sources and options): nothing to do")
+            return load(out)
+        if old:
+            raise UserError(f"{out} was prepared from other sources or options: pass --force to replace it, "
+                            "or choose another --out")
+        refuse_overwrite(out, force)
+    start = time.time()
+    source = readers.read(layout)
+    result = crop_all(source, crop, size, workers, progress)
+    report = {"data": str(data), "layout": layout.kind, "crop": crop, "size": size, "channels": source.channels,
+              "images_read": result.images_read, "samples": len(result.labels),
+              "no_annotation": result.no_annotation,
+              "breeds": {name: int(n) for name, n in zip(source.classes, np.bincount(result.labels,
+                                                                                     minlength=len(source.classes)))},
+              "skipped": source.skipped + result.skipped, "notes": source.notes,
+              "seconds": round(time.time() - start, 2)}
+    if not result.labels:
+        first = report["skipped"][0] if report["skipped"] else None
+        example = f"; e.g. {first['file']}: {first['reason']}" if first else ""
+        raise UserError(f"no usable images in {data} ({len(report['skipped'])} files skipped{example}); "
+                        f"{readers.LAYOUTS_HELP}")
+    dataset = Dataset(result.images, np.array(result.labels, np.int64), source.classes, result.sources, fp, report)
+    save(dataset, out)
+    if progress:
+        print(summary(report, out))
+    return dataset
+
+
+def crop_all(source, crop: str, size: int, workers=None, progress=True, chunk=64) -> crops.Crops:
+    """Crop every record, in a pool of processes (one per core by default) when there is more than one chunk."""
+    workers = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+    chunks = [source.records[i:i + chunk] for i in range(0, len(source.records), chunk)]
+    work = functools.partial(crops.crop_records, crop=crop, size=size, channels=source.channels,
+                             breeds=source.breed_index())
+    results = []
+    with tqdm(total=len(source.records), unit="img", desc="prepare", disable=not progress, leave=False) as bar:
+        if workers > 1 and len(chunks) > 1:
+            methods = multiprocessing.get_all_start_methods()   # not fork: the caller may hold threads (torch)
+            context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+            with ProcessPoolExecutor(min(workers, len(chunks)), mp_context=context) as pool:
+                for part in pool.map(work, chunks):
+                    results.append(part)
+                    bar.update(chunk)
+        else:
+            for records in chunks:
+                results.append(work(records))
+                bar.update(len(records))
+            readers.close_archives()
+    merged = crops.Crops(np.zeros((0, source.channels, size, size), np.uint8), [], [])
+    merged.images = np.concatenate([merged.images] + [r.images for r in results])
+    for r in results:
+        merged.labels += r.labels
+        merged.sources += r.sources
+        merged.skipped += r.skipped
+        merged.images_read += r.images_read
+        merged.no_annotation += r.no_annotation
+    return merged
+
+
+def summary(report: dict, out) -> str:
+    """A few lines for the terminal: what was made, from what, and what was skipped."""
+    lines = [f"prepared {report['samples']} samples ({len(report['breeds'])} classes, {report['crop']} crops "
+             f"{report['channels']}x{report['size']}x{report['size']}) from {report['images_read']} images "
+             f"in {report['seconds']:.1f} s -> {out}"]
+    if report["no_annotation"]:
+        lines.append(f"{report['no_annotation']} images had no usable box: cropped as a centre square")
+    if report["skipped"]:
+        shown = "; ".join(f"{s['file']}: {s['reason']}" for s in report["skipped"][:3])
+        lines.append(f"skipped {len(report['skipped'])}: {shown}{' ...' if len(report['skipped']) > 3 else ''}")
+    return "\n".join(lines + [f"note: {note}" for note in report["notes"]])
+
+
+def open_dataset(path, crop="square", size=64) -> Dataset:
+    """A cache file is loaded; anything else is prepared first (or its up-to-date cache loaded)."""
+    return load(path) if is_cache(path) else prepare(path, crop=crop, size=size)
+
+
+def write_report(report: dict, path, force=False) -> None:
+    """Write the JSON report; a file that is not an earlier report is only replaced with --force."""
+    path = Path(path)
+    try:
+        ours = "images_read" in json.loads(path.read_text())
+    except Exception:
+        ours = False
+    if not ours:
+        refuse_overwrite(path, force)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=1))
+
+
+def add_arguments(parser) -> None:
+    """Flags of `python -m kit prepare`."""
+    parser.add_argument("--data", required=True, metavar="PATH",
+                        help="folder holding all-dogs.zip + Annotation.zip (or all-dogs.zip itself), all-dogs/ + "
+                             "Annotation/, Stanford Images/ + Annotation/, MNIST/raw, or a folder of images")
+    parser.add_argument("--out", metavar="FILE.npz", help="the cache; default $DOGKIT_CACHE or ~/.cache/dogkit")
+    parser.add_argument("--report", metavar="FILE.json", help="also write the report (counts, skipped files) here")
+    parser.add_argument("--crop", choices=crops.CROPS, default="square",
+                        help="square around each box (default), the tight box, or the whole image")
+    parser.add_argument("--size", type=int, default=64, help="crop side in pixels (default 64)")
+    parser.add_argument("--workers", type=int, default=None, help="decoding processes (default: one per core)")
+    parser.add_argument("--force", action="store_true", help="replace an --out made from other sources or options")
+
+
+def main(args) -> int:
+    """Prepare the cache, write the report, print the summary."""
+    dataset = prepare(args.data, args.out, args.crop, args.size, args.workers, args.force)
+    if args.report:
+        write_report(dataset.report, args.report, args.force)
+    return 0
