@@ -4,6 +4,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -85,17 +86,21 @@ def fingerprint(layout, crop: str, size: int) -> str:
     return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:16]
 
 
-def stored_fingerprint(path) -> str:
-    """The fingerprint inside a cache file, or "" when `path` is not one (only that entry is read)."""
+def stored(path) -> tuple:
+    """(fingerprint, report) inside a cache file, or ("", {}) when `path` is not one (only those entries are read)."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            return str(z["fingerprint"])
+            return str(z["fingerprint"]), json.loads(str(z["report"]))
     except Exception:
-        return ""
+        return "", {}
 
 
 def prepare(data, out=None, crop="square", size=64, workers=None, force=False, progress=True) -> Dataset:
-    """Read any layout, crop every box in parallel, write the cache; skipped when sources and options are unchanged."""
+    """Read any layout, crop every box in parallel and write the cache.
+
+    Nothing is done when `out` holds a cache of the same sources and options; a cache of the same data path and
+    options whose files have changed is made again; any other existing `out` needs force=True.
+    """
     if crop not in crops.CROPS:
         raise UserError(f"--crop {crop} is not known: use one of {', '.join(crops.CROPS)}")
     if not 8 <= size <= 1024:
@@ -107,16 +112,20 @@ def prepare(data, out=None, crop="square", size=64, workers=None, force=False, p
     out = Path(out) if out else default_dir() / f"{layout.kind}-{crop}{size}-{fp}.npz"
     if out.suffix != ".npz":
         raise UserError(f"--out {out} must end in .npz")
+    data = str(Path(data).expanduser().resolve())
     if out.exists() and not force:
-        old = stored_fingerprint(out)
-        if old == fp:
+        old_fingerprint, old = stored(out)
+        if old_fingerprint == fp:
             if progress:
                 print(f"{out} is up to date (same sources and options): nothing to do")
             return load(out)
-        if old:
-            raise UserError(f"{out} was prepared from other sources or options: pass --force to replace it, "
-                            "or choose another --out")
-        refuse_overwrite(out, force)
+        if (old.get("data"), old.get("crop"), old.get("size")) != (data, crop, size):
+            if old_fingerprint:
+                raise UserError(f"{out} was prepared from other sources or options: pass --force to replace it, "
+                                "or choose another --out")
+            refuse_overwrite(out, force)
+        elif progress:
+            print(f"{data} changed since {out} was prepared: preparing it again")
     start = time.time()
     source = readers.read(layout)
     result = crop_all(source, crop, size, workers, progress)
@@ -146,10 +155,11 @@ def crop_all(source, crop: str, size: int, workers=None, progress=True, chunk=64
     work = functools.partial(crops.crop_records, crop=crop, size=size, channels=source.channels,
                              breeds=source.breed_index())
     results = []
-    with tqdm(total=len(source.records), unit="img", desc="prepare", disable=not progress, leave=False) as bar:
+    with tqdm(total=len(source.records), unit="img", desc="prepare", disable=None if progress else True,
+              leave=False) as bar:                                        # None: shown on a terminal only
         if workers > 1 and len(chunks) > 1:
-            methods = multiprocessing.get_all_start_methods()   # not fork: the caller may hold threads (torch)
-            context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+            # fork on Linux: scripts without a __main__ guard work, and the workers only touch PIL and zipfile
+            context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
             with ProcessPoolExecutor(min(workers, len(chunks)), mp_context=context) as pool:
                 for part in pool.map(work, chunks):
                     results.append(part)

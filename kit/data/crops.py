@@ -66,7 +66,7 @@ def open_image(record) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        raise ValueError("not an image") from None
+        raise ValueError("not an image, or a corrupt one") from None
 
 
 def decoded(img: Image.Image, mode: str) -> Image.Image:
