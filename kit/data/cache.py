@@ -129,7 +129,7 @@ def prepare(data, out=None, crop="square", size=64, workers=None, force=False, p
     start = time.time()
     source = readers.read(layout)
     result = crop_all(source, crop, size, workers, progress)
-    report = {"data": str(data), "layout": layout.kind, "crop": crop, "size": size, "channels": source.channels,
+    report = {"data": data, "layout": layout.kind, "crop": crop, "size": size, "channels": source.channels,
               "images_read": result.images_read, "samples": len(result.labels),
               "no_annotation": result.no_annotation,
               "breeds": {name: int(n) for name, n in zip(source.classes, np.bincount(result.labels,
@@ -161,9 +161,9 @@ def crop_all(source, crop: str, size: int, workers=None, progress=True, chunk=64
             # fork on Linux: scripts without a __main__ guard work, and the workers only touch PIL and zipfile
             context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
             with ProcessPoolExecutor(min(workers, len(chunks)), mp_context=context) as pool:
-                for part in pool.map(work, chunks):
+                for records, part in zip(chunks, pool.map(work, chunks)):
                     results.append(part)
-                    bar.update(chunk)
+                    bar.update(len(records))
         else:
             for records in chunks:
                 results.append(work(records))
@@ -186,7 +186,8 @@ def summary(report: dict, out) -> str:
              f"{report['channels']}x{report['size']}x{report['size']}) from {report['images_read']} images "
              f"in {report['seconds']:.1f} s -> {out}"]
     if report["no_annotation"]:
-        lines.append(f"{report['no_annotation']} images had no usable box: cropped as a centre square")
+        how = ": cropped as a centre square" if report["crop"] != "whole" else ""
+        lines.append(f"{report['no_annotation']} images had no usable box{how}")
     if report["skipped"]:
         shown = "; ".join(f"{s['file']}: {s['reason']}" for s in report["skipped"][:3])
         lines.append(f"skipped {len(report['skipped'])}: {shown}{' ...' if len(report['skipped']) > 3 else ''}")
