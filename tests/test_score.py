@@ -69,6 +69,12 @@ def test_scores_match_reference_and_real_stats_are_cached(cache_in_tmp):
     assert extractor.seen == 80                      # real features came from the cache
     assert again["fid"] == pytest.approx(result["fid"], rel=1e-12) and again["distance"] == result["distance"]
 
+    stats_file = next(cache_in_tmp.glob("real-*.npz"))
+    stats_file.write_bytes(stats_file.read_bytes()[:1000])          # a broken cache file is computed again
+    extractor.seen = 0
+    assert score.score_images(gen, dataset(real), extractor=extractor, device="cpu")["fid"] == again["fid"]
+    assert extractor.seen == 80 + 120 and np.load(stats_file)["features"].shape == (120, 24)
+
     changed = real.copy()
     changed[0, 0, 0, 0] ^= 1                         # one pixel differs: a new real set
     score.score_images(gen, dataset(changed), extractor=extractor, device="cpu")
@@ -192,3 +198,18 @@ def test_cli_end_to_end_from_zip_and_competition_archive(tmp_path, capsys, incep
     assert status == 0, err
     assert f"{result['fid']:.4f}" in out and "MiFID" in out and "real images" in out
     assert Image.open(tmp_path / "report" / "nearest.png").size == (2 + 8 * 66, 2 + 2 * 66)   # 6 pairs: 2 rows of 8 tiles
+
+
+def test_checkpoint_is_sampled_in_memory(tmp_path, capsys):
+    from kit import checkpoint
+    from kit.config import TrainConfig, asdict
+    from kit.models import build
+    cfg = TrainConfig(model="mlp", z_dim=8, g_width=16, d_width=16)
+    G, _ = build(cfg, (3, 32, 32))
+    checkpoint.save(tmp_path / "last.pt", {"config": asdict(cfg), "G": G.state_dict(), "step": 0,
+                                           "image_shape": (3, 32, 32)})
+    images = score.load_generated(tmp_path / "last.pt", 5, lenient=False, device="cpu")
+    assert images.shape == (5, 3, 32, 32) and images.dtype == np.uint8 and images.std() > 0
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    status, _, err = run_cli(capsys, tmp_path / "notes.txt", "--real", tmp_path)
+    assert status == 2 and err.startswith("error: ") and err.count("\n") == 1

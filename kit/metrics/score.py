@@ -47,7 +47,7 @@ def real_statistics(images: np.ndarray, extractor, device) -> dict:
     try:
         with np.load(path) as z:
             stats = {key: z[key] for key in ("mu", "sigma", "sqrt_sigma", "features")}
-    except (OSError, KeyError, ValueError):   # not there yet, or a broken file: compute it again
+    except Exception:   # not there yet, or a broken file: compute it again
         features = torch.as_tensor(extractor(images)).to(device)
         mu, sigma = F.statistics(features)
         stats = {"mu": mu, "sigma": sigma, "sqrt_sigma": F.sqrt_psd(sigma), "features": features}
@@ -165,7 +165,7 @@ def main(args) -> int:
     if not math.isfinite(args.threshold) or args.threshold <= 0:
         raise UserError(f"--threshold {args.threshold} must be a positive number (0.1 for the public leaderboard)")
     images = load_generated(args.generated, args.n, args.lenient, args.device)
-    extractor = InceptionFeatures(args.inception_weights, args.device, progress=not args.json)
+    extractor = InceptionFeatures(args.inception_weights, args.device, progress=sys.stderr.isatty())
     with contextlib.redirect_stdout(sys.stderr):    # what preparing the real set says stays off stdout (--json)
         real = open_real(args.real)
     result = score_images(images, real, extractor, args.threshold, args.device, args.report, args.force)
