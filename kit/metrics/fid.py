@@ -43,13 +43,18 @@ def nearest_real(gen, real, chunk=1024, candidates=4):
     r32 = r64.float()
     k = min(candidates, len(r64))
     distances, nearest = [], []
-    for start in range(0, len(g64), chunk):
-        g = g64[start:start + chunk]
-        top = (g.float() @ r32.T).abs_().topk(k, dim=1).indices
-        cos = torch.einsum("nd,nkd->nk", g, r64[top]).abs()
-        best, which = cos.max(1)
-        distances.append(1.0 - best)
-        nearest.append(top.gather(1, which[:, None]).squeeze(1))
+    precision = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")     # true float32 even after kit.train turned TF32 on
+    try:
+        for start in range(0, len(g64), chunk):
+            g = g64[start:start + chunk]
+            top = (g.float() @ r32.T).abs_().topk(k, dim=1).indices
+            cos = torch.einsum("nd,nkd->nk", g, r64[top]).abs()
+            best, which = cos.max(1)
+            distances.append(1.0 - best)
+            nearest.append(top.gather(1, which[:, None]).squeeze(1))
+    finally:
+        torch.set_float32_matmul_precision(precision)
     if not distances:
         return torch.empty(0, dtype=torch.float64), gen_index, real_index[:0]
     return torch.cat(distances), gen_index, real_index[torch.cat(nearest)]
