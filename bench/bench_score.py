@@ -131,6 +131,7 @@ def metric_part(device) -> None:
     d_b, t_d = timed(baseline_distance, g64, r64)
     print(f"baseline metric (FID + numpy d):         {t_fid + t_d:.2f} s   FID {fid_b:.4f}  d {d_b:.6f}"
           f"   (FID {t_fid:.2f} s by {how}; d {t_d:.2f} s)")
+    print(f"kit - baseline: FID {fid - fid_b:+.2e}, d {d - d_b:+.2e}")
     return t_kit, t_fid + t_d
 
 
@@ -174,6 +175,8 @@ def full_run(tmp: Path, weights: Path, device) -> None:
         return fid, baseline_distance(act, stats["features"].astype(np.float64))
     (fid_b, d_b), t_base = timed(baseline)
     print(f"pytorch-fid pipeline + numpy d, same cached real statistics: {t_base:.2f} s   FID {fid_b:.4f}  d {d_b:.6f}")
+    print(f"kit - baseline: FID {result['fid'] - fid_b:+.2e}, d {result['distance'] - d_b:+.2e} "
+          "(network outputs differ by TF32/batching round-off)")
     print(f"speed-up: {t_base / t_kit:.1f}x")
 
 
