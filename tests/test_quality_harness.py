@@ -1,0 +1,117 @@
+"""bench/quality.py's harness: the digit sets, the classifier's features, and the digit-FID they give."""
+import sys
+import warnings
+import xml.etree.ElementTree as ET
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import quality  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def stats_cache(tmp_path, monkeypatch):
+    """kit.metrics caches real statistics: keep them in a tmp dir."""
+    monkeypatch.setenv("DOGKIT_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    """The digit archive, folder and decoded real set, written once into a tmp dir."""
+    root = tmp_path_factory.mktemp("digits")
+    real, labels = quality.write_digit_sets(root)
+    return root, real, labels
+
+
+@pytest.fixture(scope="module")
+def extractor(digits):
+    """A DigitNet trained briefly (4 epochs) on the classifier split."""
+    _, real, labels = digits
+    train, _ = quality.split(len(real))
+    return quality.DigitFeatures(quality.train_classifier(real[train], labels[train], epochs=4))
+
+
+def numpy_fid(a, b):
+    """Frechet distance of two feature sets with numpy and scipy.linalg.sqrtm, independent of kit.metrics."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    with warnings.catch_warnings():   # dead ReLU units make the covariances singular; sqrtm still converges
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+def test_digit_sets_are_a_stanford_dogs_archive_and_a_folder(digits):
+    root, real, labels = digits
+    assert real.shape == (1797, 3, 64, 64) and real.dtype == np.uint8
+    assert np.bincount(labels).tolist() == np.bincount(quality.digits()[1]).tolist()
+    assert np.abs(real.astype(int) - quality.digits()[0]).max() <= 8    # JPEG at quality 95 keeps the pixels
+    with zipfile.ZipFile(root / "archive" / "all-dogs.zip") as z:
+        images = [n for n in z.namelist() if n.endswith(".jpg")]
+    with zipfile.ZipFile(root / "archive" / "Annotation.zip") as z:
+        notes = [n for n in z.namelist() if not n.endswith("/")]
+        box = ET.fromstring(z.read(notes[0])).find("object/bndbox")
+    assert len(images) == len(notes) == 1797
+    assert [int(box.find(k).text) for k in ("xmin", "ymin", "xmax", "ymax")] == [0, 0, 64, 64]
+    folders = sorted(p.name for p in (root / "folder").iterdir())
+    assert len(folders) == 10 and sum(len(list((root / "folder" / f).glob("*.jpg"))) for f in folders) == 1797
+
+
+def test_kit_prepare_reads_the_archive_back_pixel_for_pixel(digits, tmp_path):
+    from kit.data.cache import prepare
+    root, real, labels = digits
+    dataset = prepare(root / "archive", out=tmp_path / "digits.npz", crop="square", size=64, progress=False)
+    assert np.array_equal(dataset.images, real) and np.array_equal(dataset.labels, labels)
+    assert dataset.classes == [f"digit {k}" for k in range(10)]
+
+
+def test_classifier_reads_held_out_digits(digits, extractor):
+    _, real, labels = digits
+    _, held = quality.split(len(real))
+    assert (extractor.classify(real[held]) == labels[held]).mean() > 0.9
+    features = extractor(real[:7])
+    assert features.shape == (7, extractor.dim) and features.dtype == np.float32
+    assert extractor.name and len(extractor.fingerprint) == 16
+
+
+def test_kit_fid_with_the_digit_extractor_matches_numpy(digits, extractor):
+    _, real, _ = digits
+    _, held = quality.split(len(real))
+    rest = np.setdiff1d(np.arange(len(real)), held)
+    noisy = np.clip(real[held].astype(int) + np.random.default_rng(1).integers(-60, 60, real[held].shape), 0, 255)
+    noisy = noisy.astype(np.uint8)
+    result = quality.evaluate(noisy, real[rest], extractor)
+    assert result["fid"] == pytest.approx(numpy_fid(extractor(noisy), extractor(real[rest])), rel=1e-4)
+
+
+def test_real_against_held_out_real_is_near_zero_noise_is_far(digits, extractor):
+    _, real, _ = digits
+    _, held = quality.split(len(real))
+    rest = np.setdiff1d(np.arange(len(real)), held)
+    noise = np.random.default_rng(0).integers(0, 256, real[held].shape, dtype=np.uint8)
+    same = quality.evaluate(real[held], real[rest], extractor)
+    far = quality.evaluate(noise, real[rest], extractor)
+    copies = quality.evaluate(real[rest], real[rest], extractor)
+    assert same["fid"] < 0.05 * far["fid"]
+    assert 0 < same["d"] < 0.05 and copies["d"] == pytest.approx(0, abs=1e-9) and abs(copies["fid"]) < 1e-3
+    assert same["bits"] > 3.2
+
+
+def test_class_bits():
+    assert quality.class_bits(np.arange(1000) % 10) == pytest.approx(np.log2(10))
+    assert quality.class_bits(np.full(50, 3)) == 0
+    assert quality.class_bits(np.array([0, 1] * 20)) == pytest.approx(1.0)
+
+
+def test_baseline_trains_and_samples(digits):
+    root, _, _ = digits
+    info, snapshots = quality.train_baseline(root / "folder", 0.0, "cpu", [])
+    assert info["steps"] == 1 and info["images_seen"] == 64 and len(snapshots) == 1
+    images = quality.baseline_samples(snapshots[-1][2], 70, "cpu")
+    assert images.shape == (70, 3, 64, 64) and images.dtype == torch.uint8 and images.float().std() > 0
