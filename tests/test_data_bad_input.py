@@ -1,4 +1,4 @@
-"""Bad user data: unreadable files are skipped with a reason, odd formats become RGB, whole-command failures are one line."""
+"""Bad user data: unreadable files skipped with a reason, odd formats made RGB, whole-command failures one line."""
 import io
 import subprocess
 import sys

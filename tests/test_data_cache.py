@@ -85,9 +85,12 @@ def test_bad_options(demo_dir, tmp_path, kwargs, message):
         cache.prepare(demo_dir, **{"out": tmp_path / "c.npz", **kwargs, "progress": False})
 
 
-def test_a_cache_is_not_data(demo_cache):
+def test_a_cache_is_not_data(demo_cache, tmp_path):
     with pytest.raises(UserError, match="already a prepared cache"):
         cache.prepare(demo_cache, progress=False)
+    (tmp_path / "broken.npz").write_bytes(b"PK junk")
+    with pytest.raises(UserError, match="not a prepared cache"):
+        cache.open_dataset(tmp_path / "broken.npz")
 
 
 def test_report_never_replaces_other_files(tmp_path):

@@ -1,4 +1,4 @@
-"""Every layout `kit prepare` reads gives the same samples: competition zips, extracted folders, Stanford, folders, MNIST."""
+"""Every layout gives the same samples: competition zips, extracted folders, Stanford, plain folders, MNIST."""
 import zipfile
 
 import numpy as np

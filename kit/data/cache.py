@@ -195,8 +195,8 @@ def summary(report: dict, out) -> str:
 
 
 def open_dataset(path, crop="square", size=64) -> Dataset:
-    """A cache file is loaded; anything else is prepared first (or its up-to-date cache loaded)."""
-    return load(path) if is_cache(path) else prepare(path, crop=crop, size=size)
+    """A .npz cache is loaded (a broken one is a UserError); anything else is prepared, or its fresh cache loaded."""
+    return load(path) if Path(path).suffix == ".npz" else prepare(path, crop=crop, size=size)
 
 
 def write_report(report: dict, path, force=False) -> None:

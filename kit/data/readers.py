@@ -1,4 +1,4 @@
-"""Readers: every supported layout -> records (where each image and its annotation are, its breed) + what was skipped."""
+"""Readers: every layout -> records (where each image and its annotation are, its breed) + what was skipped."""
 import os
 import re
 import xml.etree.ElementTree as ET
