@@ -34,6 +34,7 @@ class TrainConfig:
     compile: bool = False          # torch.compile the models
     cuda_graph: bool = False       # capture the whole step in one CUDA graph (GPU only)
     device: str = "auto"           # auto | cpu | cuda | cuda:N
+    threads: int = 0               # CPU threads for torch; 0 keeps torch's default (use 1 on a busy shared CPU)
     seed: int = 0
     checkpoint_every: str = "10m"  # duration between checkpoints
     sample_every: str = "10m"      # duration between sample grids
