@@ -62,7 +62,11 @@ class Discriminator(nn.Module):
         self.norms = nn.ModuleList(nn.BatchNorm2d(c) if batch_norm and i > 0 else nn.Identity()
                                    for i, c in enumerate(widths))
         self.to_logit = wrap(nn.Conv2d(widths[-1], 1, 4, 1, 0))
-        self.embed = wrap(nn.Embedding(n_classes, widths[-1])) if n_classes else None
+        self.embed = None
+        if n_classes:
+            self.embed = nn.Embedding(n_classes, widths[-1])
+            nn.init.normal_(self.embed.weight, 0.0, 0.02)  # the default N(0, 1) swamps the logit at the start
+            self.embed = wrap(self.embed)
 
     def forward(self, x, y=None):
         for conv, norm in zip(self.convs, self.norms):

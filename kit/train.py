@@ -15,14 +15,14 @@ from tqdm import tqdm
 
 from kit import checkpoint, losses, models
 from kit.config import TrainConfig, add_arguments as add_config_arguments, asdict, from_args, from_dict, parse_duration
-from kit.data import cache
+from kit.data import augment, cache
 from kit.errors import UserError
 from kit.files import refuse_overwrite
 from kit.plot import save_grid, save_line_chart
 from kit.sample import generate, to_uint8
 
 # Fields a resumed run takes from the command line; every other field comes from the checkpoint.
-RUN_FIELDS = ("data", "out", "budget", "device", "compile", "cuda_graph", "checkpoint_every", "sample_every",
+RUN_FIELDS = ("data", "out", "budget", "device", "threads", "compile", "cuda_graph", "checkpoint_every", "sample_every",
               "log_every", "n_images", "zip", "truncation", "resume", "max_steps", "force")
 CHECK_EVERY_CUDA = 25   # steps between host syncs on a GPU (NaN check, budget, logging); every step on CPU
 MAX_ROLLBACKS = 5       # NaN rollbacks in a row before giving up
@@ -66,8 +66,7 @@ def open_data(cfg, rank, world):
         raise UserError("no --data given: pass a cache made by `kit prepare`, or a folder/archive to prepare")
     if world > 1 and rank > 0:
         torch.distributed.barrier()   # wait until rank 0 has prepared the cache
-    open_dataset = getattr(cache, "open_dataset", None)  # TODO(train): drop the fallback once DATA's open_dataset lands
-    dataset = open_dataset(cfg.data, crop=cfg.crop) if open_dataset else cache.load(cfg.data)
+    dataset = cache.open_dataset(cfg.data, crop=cfg.crop)
     if world > 1 and rank == 0:
         torch.distributed.barrier()
     if len(dataset) == 0:
@@ -142,7 +141,7 @@ def measure_tail(state, n_images, out, device):
     t = time.monotonic()
     images, _ = generate(state, k, device=device)
     with tempfile.TemporaryDirectory(dir=out) as tmp:
-        write_zip(images, Path(tmp) / "probe.zip", force=True)
+        write_zip(images, Path(tmp) / "probe.zip", force=True, progress=False)
     return (time.monotonic() - t) / k * n_images * TAIL_SAFETY + TAIL_MARGIN_S
 
 
@@ -172,6 +171,8 @@ def train(cfg: TrainConfig, nan_at_step: int = 0) -> Path:
     out = Path(cfg.out)
     last = out / "last.pt"
     rank, world, device = setup_distributed(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     main = rank == 0
 
     # --- the run folder: a new run, or the continuation of the one in OUT ---
@@ -187,6 +188,7 @@ def train(cfg: TrainConfig, nan_at_step: int = 0) -> Path:
     if cfg.zip and not cfg.resume:
         refuse_overwrite(zip_path, cfg.force)
     d_loss_fn, g_loss_fn = losses.get(cfg.loss)
+    augmentations = augment.parse(cfg.augment)
     if cfg.batch_size < 1 or cfg.n_critic < 1:
         raise UserError(f"--batch-size {cfg.batch_size} and --n-critic {cfg.n_critic} must be at least 1")
     dtype = pick_precision(cfg.precision, device)
@@ -256,10 +258,11 @@ def train(cfg: TrainConfig, nan_at_step: int = 0) -> Path:
         D_train = torch.nn.parallel.DistributedDataParallel(Dc, **ddp)
 
     # --- one training step: n_critic D steps then one G step, no host syncs (CUDA-graph safe) ---
-    policy = cfg.augment if cfg.augment not in ("", "none") else None
-    if policy:
-        from kit.data.augment import augment  # TODO(train): top-level import once DATA's augment lands
-    aug = (lambda x: augment(x, policy)) if policy else (lambda x: x)
+    def aug(x):
+        for fn in augmentations:
+            x = fn(x)
+        return x
+
     acc = torch.zeros(2, device=device)           # summed D and G losses since the last check
     ema_weight = torch.zeros((), device=device)   # 1 - EMA decay of this step, set before each step
     batch = cfg.batch_size

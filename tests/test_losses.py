@@ -1,0 +1,78 @@
+"""GAN losses against values worked out by hand; the gradient penalty against hand-computable critics."""
+import math
+
+import pytest
+import torch
+
+from kit import losses
+from kit.errors import UserError
+
+R, F = torch.tensor([1.0, 3.0]), torch.tensor([0.0, 2.0])  # mean(R) = 2, mean(F) = 1
+
+
+def test_bce_by_hand():
+    r, f = torch.tensor([0.0, math.log(3)]), torch.tensor([0.0, -math.log(3)])
+    # softplus(0) = ln 2, softplus(-ln 3) = ln(4/3), softplus(ln 3) = ln 4
+    assert losses.bce_d(r, f).item() == pytest.approx(math.log(2) + math.log(4 / 3))
+    assert losses.bce_g(r, f).item() == pytest.approx((math.log(2) + math.log(4)) / 2)
+
+
+def test_lsgan_by_hand():
+    assert losses.lsgan_d(R, F).item() == pytest.approx(0.5 * (0 + 4) / 2 + 0.5 * (0 + 4) / 2)
+    assert losses.lsgan_g(R, F).item() == pytest.approx(0.5 * (1 + 1) / 2)
+
+
+def test_wgan_by_hand():
+    assert losses.wgan_d(R, F).item() == pytest.approx(1 - 2)
+    assert losses.wgan_g(R, F).item() == pytest.approx(-1)
+
+
+def test_hinge_by_hand():
+    r, f = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.5])
+    assert losses.hinge_d(r, f).item() == pytest.approx((0 + 0.5) / 2 + (0 + 1.5) / 2)
+    assert losses.hinge_g(r, f).item() == pytest.approx(0.75)
+
+
+def test_ralsgan_by_hand():
+    # D: ½[mean((R - 1 - 1)²) + mean((F - 2 + 1)²)] = ½[1 + 1]; G: ½[mean((F - 2 - 1)²) + mean((R - 1 + 1)²)] = ½[5 + 5]
+    assert losses.ralsgan_d(R, F).item() == pytest.approx(1.0)
+    assert losses.ralsgan_g(R, F).item() == pytest.approx(5.0)
+
+
+def test_losses_pull_the_right_way():
+    """From undecided logits (all 0), raising the fake ones lowers every G loss, raising the real ones every D loss."""
+    zero = torch.zeros(4)
+    for d_loss, g_loss in losses.LOSSES.values():
+        assert g_loss(zero, zero + 0.5) < g_loss(zero, zero)
+        assert d_loss(zero + 0.5, zero) < d_loss(zero, zero)
+
+
+def test_unknown_loss_is_a_user_error():
+    with pytest.raises(UserError, match="--loss"):
+        losses.get("wgan")
+
+
+def test_gradient_penalty_linear_critic():
+    """D(x) = <w, x> has gradient w everywhere: the penalty is (‖w‖ - 1)²."""
+    w = torch.zeros(1, 3, 4, 4)
+    w[0, 0, 0, :2] = torch.tensor([3.0, 4.0])  # ‖w‖ = 5
+    D = lambda x, y=None: (x * w).flatten(1).sum(1)  # noqa: E731
+    real, fake = torch.randn(6, 3, 4, 4), torch.randn(6, 3, 4, 4)
+    assert losses.gradient_penalty(D, real, fake).item() == pytest.approx(16.0)
+
+
+def test_gradient_penalty_quadratic_critic_and_loss_scale():
+    """D(x) = ½‖x‖² has gradient x; with real = fake = x0, ‖x0‖ = 3, every mix is x0: penalty (3 - 1)² = 4, at any fp16 scale."""
+    x0 = torch.zeros(4, 1, 2, 2)
+    x0[:, 0, 0, 0] = 3.0
+    D = lambda x, y=None: 0.5 * (x ** 2).flatten(1).sum(1)  # noqa: E731
+    assert losses.gradient_penalty(D, x0, x0.clone()).item() == pytest.approx(4.0)
+    assert losses.gradient_penalty(D, x0, x0.clone(), scale=1024.0).item() == pytest.approx(4.0)
+
+
+def test_gradient_penalty_reaches_the_critic():
+    """The penalty is differentiable with respect to the critic's weights (create_graph)."""
+    D = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 1))
+    gp = losses.gradient_penalty(lambda x, y=None: D(x).view(-1), torch.randn(5, 3, 2, 2), torch.randn(5, 3, 2, 2))
+    gp.backward()
+    assert D[1].weight.grad is not None and D[1].weight.grad.abs().sum() > 0
