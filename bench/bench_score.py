@@ -48,11 +48,7 @@ def weights_file(path, folder: Path) -> tuple:
     try:
         return features.find_inception_weights(path), "FID weights"
     except UserError:
-        import torchvision
-        from pytorch_fid import inception
-        donor = torchvision.models.inception_v3(num_classes=1008, aux_logits=False, weights=None, init_weights=False)
-        with mock.patch.object(inception, "load_state_dict_from_url", lambda *a, **k: donor.state_dict()):
-            state_dict = inception.fid_inception_v3().state_dict()
+        state_dict = features.random_inception_state_dict()
         torch.save(state_dict, folder / "random.pth")
         return folder / "random.pth", "random weights (timing only)"
 

@@ -2,31 +2,17 @@
 import numpy as np
 import pytest
 import torch
-import torchvision
 from unittest import mock
 
 from kit.errors import UserError
 from kit.metrics import features
 
 
-def random_fid_inception_state_dict(seed=0):
-    """pytorch_fid.inception.fid_inception_v3() built without its download: torchvision's Inception3 has the same
-    parameter names and shapes, so its random state dict stands in for the URL; He-initialised to keep activations sane."""
-    from pytorch_fid import inception
-    torch.manual_seed(seed)
-    donor = torchvision.models.inception_v3(num_classes=1008, aux_logits=False, weights=None, init_weights=False)
-    for module in donor.modules():
-        if isinstance(module, torch.nn.Conv2d):
-            torch.nn.init.kaiming_normal_(module.weight)
-    with mock.patch.object(inception, "load_state_dict_from_url", lambda *args, **kwargs: donor.state_dict()):
-        return inception.fid_inception_v3().state_dict()
-
-
 @pytest.fixture(scope="session")
 def inception_weights(tmp_path_factory):
     """A random FID-Inception state dict saved as a file, loaded by the same code as the real weights."""
     path = tmp_path_factory.mktemp("weights") / "random_fid_inception.pth"
-    torch.save(random_fid_inception_state_dict(), path)
+    torch.save(features.random_inception_state_dict(), path)
     return path
 
 
@@ -36,7 +22,7 @@ def test_features_match_pytorch_fid_get_activations(inception_weights, tmp_path)
     from pytorch_fid import inception
     from pytorch_fid.fid_score import get_activations
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (5, 3, 64, 64), dtype=np.uint8)
+    images = rng.integers(0, 256, (3, 3, 64, 64), dtype=np.uint8)
     images[1] = images[1] // 4                                   # a darker one
     files = []
     for i, image in enumerate(images):
@@ -45,11 +31,11 @@ def test_features_match_pytorch_fid_get_activations(inception_weights, tmp_path)
     state_dict = torch.load(inception_weights, weights_only=True)
     with mock.patch.object(inception, "load_state_dict_from_url", lambda *args, **kwargs: state_dict):
         model = inception.InceptionV3([3]).eval()
-    expected = get_activations(files, model, batch_size=5, dims=2048, device="cpu", num_workers=0)
+    expected = get_activations(files, model, batch_size=3, dims=2048, device="cpu", num_workers=0)
 
     extractor = features.InceptionFeatures(inception_weights, device="cpu", batch_size=2)
     got = extractor(images)
-    assert got.shape == (5, 2048) and got.dtype == np.float32
+    assert got.shape == (3, 2048) and got.dtype == np.float32
     assert extractor.dim == 2048 and extractor.name == "inception-pool3"
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
     assert np.abs(got[0] - got[1]).max() > 1e-3 * np.abs(got).max()    # different images, different features
@@ -58,8 +44,10 @@ def test_features_match_pytorch_fid_get_activations(inception_weights, tmp_path)
 def test_weights_from_env_and_fingerprint_follows_content(inception_weights, tmp_path, monkeypatch):
     monkeypatch.setenv("DOGKIT_INCEPTION_WEIGHTS", str(inception_weights))
     assert features.find_inception_weights() == inception_weights
+    state_dict = torch.load(inception_weights, weights_only=True)
+    state_dict["fc.bias"][0] += 1                                   # one weight differs
     other = tmp_path / "other.pth"
-    torch.save(random_fid_inception_state_dict(seed=1), other)
+    torch.save(state_dict, other)
     assert features.file_digest(other) != features.file_digest(inception_weights)
     copy = tmp_path / "copy.pth"
     copy.write_bytes(inception_weights.read_bytes())

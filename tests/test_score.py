@@ -12,6 +12,7 @@ from kit.__main__ import run
 from kit.data.cache import Dataset
 from kit.errors import UserError
 from kit.metrics import score
+from kit.metrics.features import random_inception_state_dict
 from test_fid import reference_distance, reference_fid
 
 
@@ -169,35 +170,34 @@ def test_zip_with_wrong_count_is_refused_unless_lenient(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def inception_weights(tmp_path_factory):
     """Random FID-Inception weights in a file (see test_features)."""
-    from test_features import random_fid_inception_state_dict
     path = tmp_path_factory.mktemp("weights") / "random_fid_inception.pth"
-    torch.save(random_fid_inception_state_dict(), path)
+    torch.save(random_inception_state_dict(), path)
     return path
 
 
 def test_cli_end_to_end_from_zip_and_competition_archive(tmp_path, capsys, inception_weights, cache_in_tmp):
-    """6 generated + 8 real images through the real Inception loading path; the second run reuses the real stats."""
+    """4 generated + 6 real images through the real Inception loading path; the second run reuses the real stats."""
     from kit.data.synthetic import write_demo
     from kit.package import write_zip
-    demo = write_demo(tmp_path / "demo", n_images=8, n_breeds=2, seed=0)
-    zip_path = write_zip(random_images(6, 9, size=64), tmp_path / "images.zip")
+    demo = write_demo(tmp_path / "demo", n_images=6, n_breeds=2, seed=0)
+    zip_path = write_zip(random_images(4, 9, size=64), tmp_path / "images.zip")
     status, out, err = run_cli(capsys, zip_path, "--real", demo["images"], "--inception-weights", inception_weights,
-                               "--json", "--n", 6, "--device", "cpu")
+                               "--json", "--n", 4, "--device", "cpu")
     assert status == 0, err
     result = json.loads(out)
-    assert (result["n_generated"], result["n_real"]) == (6, 8)
+    assert (result["n_generated"], result["n_real"]) == (4, 6)
     assert np.isfinite(result["fid"]) and result["fid"] > 0 and 0 <= result["distance"] <= 1
     assert result["mifid"] == pytest.approx(result["fid"] / (result["distance_thresholded"] + 1e-15))
     stats = list(cache_in_tmp.glob("real-inception-pool3-*.npz"))
     assert len(stats) == 1
     with np.load(stats[0]) as z:
-        assert z["features"].shape == (8, 2048) and z["sigma"].shape == (2048, 2048)
+        assert z["features"].shape == (6, 2048) and z["sigma"].shape == (2048, 2048)
 
     status, out, err = run_cli(capsys, zip_path, "--real", demo["images"], "--inception-weights", inception_weights,
-                               "--n", 6, "--device", "cpu", "--report", tmp_path / "report")
+                               "--n", 4, "--device", "cpu", "--report", tmp_path / "report")
     assert status == 0, err
     assert f"{result['fid']:.4f}" in out and "MiFID" in out and "real images" in out
-    assert Image.open(tmp_path / "report" / "nearest.png").size == (2 + 8 * 66, 2 + 2 * 66)   # 6 pairs: 2 rows of 8 tiles
+    assert Image.open(tmp_path / "report" / "nearest.png").size == (2 + 8 * 66, 2 + 1 * 66)   # 4 pairs: one row of 8 tiles
 
 
 def test_checkpoint_is_sampled_in_memory(tmp_path, capsys):

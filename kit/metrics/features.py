@@ -61,6 +61,21 @@ def load_fid_inception(path: Path) -> torch.nn.Module:
         raise UserError(f"{path} does not match pytorch-fid's FID Inception ({problem[:200]}): {WEIGHTS_HELP}") from None
 
 
+def random_inception_state_dict(seed=0) -> dict:
+    """A randomly initialised FID-Inception state dict (for tests and timing), built without pytorch-fid's download:
+    torchvision's Inception3 has the same parameter names and shapes; He-initialised so activations stay moderate."""
+    import torchvision
+    from pytorch_fid import inception
+    generator = torch.Generator().manual_seed(seed)
+    donor = torchvision.models.inception_v3(num_classes=1008, aux_logits=False, weights=None, init_weights=False)
+    for module in donor.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            fan_in = module.weight[0].numel()
+            module.weight.data = torch.randn(module.weight.shape, generator=generator) * (2 / fan_in) ** 0.5
+    with mock.patch.object(inception, "load_state_dict_from_url", lambda *args, **kwargs: donor.state_dict()):
+        return inception.fid_inception_v3().state_dict()
+
+
 def file_digest(path, size=16) -> str:
     """Hex blake2b digest of a file's bytes."""
     digest = hashlib.blake2b(digest_size=size)
