@@ -97,8 +97,10 @@ def test_memorised_images_are_caught_and_shown_beside_their_neighbour(tmp_path):
     for k in range(3):                                          # the copies come first, beside their originals
         np.testing.assert_array_equal(tiles[2 * k], tiles[2 * k + 1])
     assert sorted(tiles[2 * k].tobytes() for k in range(3)) == sorted(real[i].transpose(1, 2, 0).tobytes() for i in (5, 17, 40))
+    seen = extractor.seen
     with pytest.raises(UserError, match="--force"):
         score.score_images(gen, dataset(real), extractor=extractor, device="cpu", report=tmp_path / "report")
+    assert extractor.seen == seen                                # refused before any work
 
 
 def test_zero_features_are_left_out_of_d_but_counted():

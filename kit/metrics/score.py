@@ -3,7 +3,6 @@ import contextlib
 import hashlib
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -11,18 +10,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kit.data.cache import Dataset
+from kit.data.cache import Dataset, default_dir
 from kit.errors import UserError
 from kit.files import atomic_path, refuse_overwrite
 from kit.metrics import fid as F
 from kit.metrics.features import InceptionFeatures, pick_device
 
 N_NEAREST_SHOWN = 32
-
-
-def cache_dir() -> Path:
-    """$DOGKIT_CACHE or ~/.cache/dogkit."""
-    return Path(os.environ.get("DOGKIT_CACHE") or Path.home() / ".cache" / "dogkit")
 
 
 def open_real(real) -> Dataset:
@@ -43,7 +37,7 @@ def content_key(images: np.ndarray, extractor) -> str:
 
 def real_statistics(images: np.ndarray, extractor, device) -> dict:
     """mu, sigma, sqrt(sigma) and raw features of the real images: computed once, then read from the cache."""
-    path = cache_dir() / f"real-{extractor.name}-{content_key(images, extractor)}.npz"
+    path = default_dir() / f"real-{extractor.name}-{content_key(images, extractor)}.npz"
     try:
         with np.load(path) as z:
             stats = {key: z[key] for key in ("mu", "sigma", "sqrt_sigma", "features")}
@@ -65,6 +59,8 @@ def score_images(images, real, extractor=None, threshold=0.1, device="auto", rep
     report: a folder to also write score.json and nearest.png (generated images closest to a real one, each beside it).
     """
     start = time.perf_counter()
+    for name in ("score.json", "nearest.png") if report else ():
+        refuse_overwrite(Path(report) / name, force)
     device = pick_device(device)
     images = np.asarray(images.cpu() if hasattr(images, "cpu") else images)
     if len(images) < 2:
@@ -83,15 +79,13 @@ def score_images(images, real, extractor=None, threshold=0.1, device="auto", rep
               "n_real_zero_features": int((stats["features"].double().sum(1) == 0).sum()),
               "extractor": extractor.name, "seconds": round(time.perf_counter() - start, 3)}
     if report:
-        write_report(Path(report), result, images, dataset.images, nearest, gen_index, real_index, force)
+        write_report(Path(report), result, images, dataset.images, nearest, gen_index, real_index)
     return result
 
 
-def write_report(folder: Path, result, images, real_images, nearest, gen_index, real_index, force):
+def write_report(folder: Path, result, images, real_images, nearest, gen_index, real_index):
     """score.json, and nearest.png: the generated images closest to a real one, each followed by that real image."""
     from kit.plot import save_grid
-    for name in ("score.json", "nearest.png"):
-        refuse_overwrite(folder / name, force)
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / "score.json") as tmp:
         tmp.write_text(json.dumps(result, indent=2) + "\n")
