@@ -3,16 +3,18 @@ import argparse
 import importlib
 import sys
 
+import kit
 from kit.errors import UserError
 
+# name -> (module with add_arguments/main, one-line help); only the chosen command's module is imported
 COMMANDS = {
-    "prepare": "kit.data.cache",
-    "train": "kit.train",
-    "sample": "kit.sample",
-    "score": "kit.metrics.score",
-    "zip": "kit.package",
-    "kernel": "kit.kernels",
-    "demo": "kit.demo",
+    "prepare": ("kit.data.cache", "turn Stanford Dogs (zips, folders) or other images into a 64×64 training cache"),
+    "train": ("kit.train", "train a GAN within a hard time budget and end with images.zip"),
+    "sample": ("kit.sample", "write a grid of samples from a checkpoint"),
+    "score": ("kit.metrics.score", "score images against real ones with the competition's MiFID"),
+    "zip": ("kit.package", "write or check the 10,000-image submission zip"),
+    "kernel": ("kit.kernels", "build, push and follow the Kaggle kernels"),
+    "demo": ("kit.demo", "the whole job on built-in demo data"),
 }
 
 
@@ -30,14 +32,15 @@ def run(handler, args) -> int:
 
 def main(argv=None) -> int:
     """Parse the command line and run one subcommand."""
-    parser = argparse.ArgumentParser(prog="python -m kit", description=__doc__.split(":")[1].strip())
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = argparse.ArgumentParser(prog="python -m kit", description=kit.__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, module_name in COMMANDS.items():
-        module = importlib.import_module(module_name)
-        summary = module.__doc__.strip().splitlines()[0]
+    for name, (module_name, summary) in COMMANDS.items():
         command = sub.add_parser(name, help=summary, description=summary)
-        module.add_arguments(command)
-        command.set_defaults(handler=module.main)
+        if argv[:1] == [name]:
+            module = importlib.import_module(module_name)
+            module.add_arguments(command)
+            command.set_defaults(handler=module.main)
     args = parser.parse_args(argv)
     return run(args.handler, args)
 

@@ -18,6 +18,12 @@ def test_help_lists_every_command():
         assert name in out
 
 
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_every_command_has_its_flags(name):
+    out = subprocess.run([sys.executable, "-m", "kit", name, "--help"], capture_output=True, text=True, check=True).stdout
+    assert out.startswith(f"usage: python -m kit {name}") and "--" in out.split("options:")[1]
+
+
 @pytest.mark.parametrize("text,seconds", [("8h30m", 30600), ("45m", 2700), ("90s", 90), ("1h", 3600),
                                           ("1.5h", 5400), ("120", 120), ("2m30s", 150)])
 def test_parse_duration(text, seconds):
