@@ -207,7 +207,8 @@ def add_arguments(parser):
     parser.add_argument("--truncation", type=float, default=0.0, help="truncated sampling; 0 is off")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--real", help="real data (cache or archive) for the memorisation guard")
-    parser.add_argument("--weights", help="FID Inception weights file (default: the torch hub cache)")
+    parser.add_argument("--inception-weights", help="FID Inception weights file (default: the torch hub cache)")
+    parser.add_argument("--guard-n", type=int, default=1000, help="images the memorisation guard scores (default 1000)")
     parser.add_argument("--force", action="store_true", help="overwrite --out")
 
 
@@ -230,7 +231,7 @@ def main(args) -> int:
         for line in notes:
             print(f"converted or skipped: {line}")
     if args.real:
-        memorisation_guard(images, args.real, weights=args.weights, device=args.device)
+        memorisation_guard(images, args.real, weights=args.inception_weights, device=args.device, n=args.guard_n)
     else:
         print("memorisation guard off: pass --real DATA to estimate d (MiFID's penalty starts below 0.1)")
     write_zip(images, args.out, force=args.force)

@@ -188,3 +188,24 @@ def test_cli_from_dir_and_overwrite(tmp_path, full_zip):
     assert forced.returncode == 1 and "REJECTED" in forced.stdout and "holds 3 files" in forced.stdout
     assert "converted or skipped: images in mode RGBA, not RGB (3)" in forced.stdout
     np.testing.assert_array_equal(read_images(out)[0], noise(3, seed=4))
+
+
+def test_memorisation_guard_warns_on_copies_and_says_when_skipped(tmp_path, monkeypatch, capsys):
+    """Packing the real images themselves gives d = 0: the guard must shout; without weights it says it skipped."""
+    from kit.__main__ import main as kit_main
+    from kit.metrics.features import random_inception_state_dict
+    monkeypatch.setenv("DOGKIT_CACHE", str(tmp_path / "cache"))
+    weights = tmp_path / "random_fid_inception.pth"
+    torch.save(random_inception_state_dict(), weights)
+    real = tmp_path / "real"
+    real.mkdir()
+    for i, image in enumerate(noise(3, seed=3)):
+        Image.fromarray(image.transpose(1, 2, 0)).save(real / f"{i}.png")
+    args = ["zip", "--from-dir", str(real), "--real", str(real), "--device", "cpu", "--out"]
+    assert kit_main(args + [str(tmp_path / "a.zip"), "--inception-weights", str(weights)]) == 1  # 3 images: rejected
+    out = capsys.readouterr().out
+    assert "WARNING: memorisation distance d = " in out and "0.0000 < 0.1 on 3 images" in out
+    assert kit_main(args + [str(tmp_path / "b.zip"), "--inception-weights", str(tmp_path / "nope.pth")]) == 1
+    out = capsys.readouterr().out
+    assert "memorisation guard skipped: Inception weights" in out and "WARNING" not in out
+    assert (tmp_path / "b.zip").is_file()   # the zip is still written

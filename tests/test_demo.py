@@ -1,0 +1,34 @@
+"""kit.demo: the whole job on the built-in demo data, scored through the real Inception loading path."""
+import json
+import zipfile
+
+import torch
+
+from kit.__main__ import main as kit_main
+from kit.package import check_zip
+
+
+def test_demo_end_to_end(tmp_path, monkeypatch, capsys):
+    """MLP model (the cheapest tail on a CPU), random FID-Inception weights from a file, 8 images scored."""
+    from kit.metrics.features import random_inception_state_dict
+    monkeypatch.setenv("DOGKIT_CACHE", str(tmp_path / "cache"))
+    weights = tmp_path / "random_fid_inception.pth"
+    torch.save(random_inception_state_dict(), weights)
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), "--budget", "40s", "--model", "mlp", "--device", "cpu", "--score-n", "8",
+            "--inception-weights", str(weights)]
+    assert kit_main(args) == 0
+    printed = capsys.readouterr().out
+    summary = printed[printed.index("demo finished in"):]
+    assert "passes the competition's check" in summary
+    assert "score on 8 generated vs 8 real images" in summary and "MiFID" in summary
+    assert check_zip(out / "images.zip") == []
+    with zipfile.ZipFile(out / "images.zip") as zf:
+        assert len(zf.namelist()) == 10000
+    rows = [json.loads(line) for line in (out / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["event"] == "end" and rows[-1]["wall_s"] <= 40
+    assert kit_main(args) == 2   # a second run refuses to overwrite ...
+    assert "--force" in capsys.readouterr().err
+    missing = ["--inception-weights", str(tmp_path / "nope.pth")]
+    assert kit_main(args[:-2] + missing + ["--force"]) == 0   # ... and with --force, weights missing -> skipped
+    assert "score skipped: Inception weights" in capsys.readouterr().out
