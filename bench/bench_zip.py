@@ -1,5 +1,6 @@
 """Time writing 10,000 64×64 PNGs into the submission zip against the save-a-folder-then-archive baseline."""
 import argparse
+import io
 import shutil
 import tempfile
 import time
@@ -27,6 +28,13 @@ def timed(label, fn, results):
     fn()
     results[label] = time.perf_counter() - t
     print(f"{label:<48} {results[label]:6.2f} s")
+
+
+def encode_with_pil(hwc):
+    """The PIL alternative to package._encode_png, for comparison (compress_level=1)."""
+    buf = io.BytesIO()
+    Image.fromarray(hwc, "RGB").save(buf, "PNG", compress_level=1)
+    return buf.getvalue()
 
 
 def encode_chunk(chunk):
@@ -66,6 +74,11 @@ def main():
         package._workers = lambda: 1
         timed("write_zip, 1 thread", lambda: package.write_zip(images, tmp / "b.zip", progress=False), results)
         package._workers = workers
+        encode = package._encode_png
+        package._encode_png = encode_with_pil
+        timed(f"write_zip with PIL's PNG encoder, {workers()} threads",
+              lambda: package.write_zip(images, tmp / "d.zip", progress=False), results)
+        package._encode_png = encode
         timed(f"process pool of {workers()}", lambda: write_with_processes(images, tmp / "c.zip", workers()), results)
         timed("baseline: PNG folder + shutil.make_archive", lambda: baseline(images, tmp), results)
         timed("check_zip of the written zip", lambda: package.check_zip(tmp / "a.zip", n_images=args.n), results)

@@ -162,9 +162,9 @@ def make_zip(*args, cwd):
 def test_cli_check_full_zip(tmp_path, full_zip):
     ok = make_zip("--check", full_zip, cwd=tmp_path)
     assert ok.returncode == 0 and "OK, would be accepted" in ok.stdout, ok.stdout + ok.stderr
-    short = rezip(full_zip, tmp_path / "short.zip", drop={"9999.png"})
-    bad = make_zip("--check", short, cwd=tmp_path)
-    assert bad.returncode == 1 and "problem: short.zip holds 9,999 files; exactly 10,000 are needed" in bad.stdout
+    bad = make_zip("--check", rezip(full_zip, tmp_path / "rgba.zip", replace={"7.png": png(np.zeros((64, 64, 4), np.uint8))}),
+                   cwd=tmp_path)
+    assert bad.returncode == 1 and "problem: images in mode RGBA, not RGB (1): 7.png" in bad.stdout
     missing = make_zip("--check", tmp_path / "nope.zip", cwd=tmp_path)
     assert missing.returncode == 2 and missing.stderr.startswith("error: ") and "Traceback" not in missing.stderr
 
