@@ -1,0 +1,173 @@
+"""The trainer on the demo data (CPU, tiny widths): it learns, resumes exactly, keeps its budget, rolls back on NaN."""
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from kit import checkpoint, models
+from kit.config import TrainConfig
+from kit.data import cache
+from kit.errors import UserError
+from kit.package import check_zip, read_images
+from kit.sample import generate
+from kit.train import train
+
+
+@pytest.fixture(autouse=True)
+def keep_torch_threads():
+    """train(threads=1) sets a process-wide torch setting: give it back to the other tests."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def demo32(demo_cache, tmp_path_factory):
+    """The demo cache shrunk to 32×32 (2×2 means): four times less work per step."""
+    ds = cache.load(demo_cache)
+    n, c, h, w = ds.images.shape
+    small = ds.images.reshape(n, c, h // 2, 2, w // 2, 2).mean((3, 5)).round().astype(np.uint8)
+    path = tmp_path_factory.mktemp("demo32") / "demo32.npz"
+    cache.save(cache.Dataset(small, ds.labels, ds.classes, ds.sources, ds.fingerprint + "-32"), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def grey32(demo32, tmp_path_factory):
+    """One-channel 32×32 version of the demo (like MNIST)."""
+    ds = cache.load(demo32)
+    grey = ds.images.mean(1, keepdims=True).round().astype(np.uint8)
+    path = tmp_path_factory.mktemp("grey32") / "grey32.npz"
+    cache.save(cache.Dataset(grey, ds.labels, ds.classes, ds.sources, ds.fingerprint + "-grey"), path)
+    return path
+
+
+def config(out, data, **changes):
+    """A tiny, quick TrainConfig."""
+    base = dict(data=str(data), out=str(out), g_width=8, d_width=8, z_dim=32, batch_size=32, lr_g=5e-4, lr_d=5e-4,
+                n_images=16, budget="10m", checkpoint_every="1h", sample_every="1h", log_every=10, threads=1)
+    return TrainConfig(**{**base, **changes})
+
+
+def histogram(images):
+    """Per-channel 16-bin histograms of pixel values, each summing to 1."""
+    images = np.asarray(images)
+    return np.stack([np.histogram(images[:, c], bins=16, range=(0, 256))[0] / images[:, c].size
+                     for c in range(images.shape[1])])
+
+
+def metrics(out):
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_cgan_learns_colours_and_breeds(demo32, tmp_path):
+    """Samples move towards the data's colour histogram, and samples asked for breed k take breed k's colour."""
+    init = train(config(tmp_path / "init", demo32, model="cgan", max_steps=1))  # 0 would mean no limit
+    last = train(config(tmp_path / "run", demo32, model="cgan", max_steps=400))
+    data = cache.load(demo32)
+    target = histogram(data.images)
+    before = np.abs(histogram(generate(init, 96)[0]) - target).sum()
+    after = np.abs(histogram(generate(last, 96)[0]) - target).sum()
+    assert after < 0.75 * before, (before, after)
+
+    breed_colours = np.stack([data.images[data.labels == k].mean((0, 2, 3)) for k in range(len(data.classes))])
+    nearest = [int(np.argmin(((breed_colours - generate(last, 32, labels=k)[0].numpy().mean((0, 2, 3))) ** 2).sum(1)))
+               for k in range(len(data.classes))]
+    assert sum(k == j for k, j in enumerate(nearest)) >= 5, nearest  # chance is 1 of 6
+
+    rows = [r for r in metrics(tmp_path / "run") if "loss_d" in r]
+    assert len(rows) == 40 and all(np.isfinite([r["loss_d"], r["loss_g"]]).all() for r in rows)
+    assert np.std([r["loss_d"] for r in rows]) > 0.01 and np.std([r["loss_g"] for r in rows]) > 0.01
+    assert (tmp_path / "run" / "samples" / "step_0000400.png").exists() and (tmp_path / "run" / "losses.png").exists()
+
+
+def test_resume_is_exact(demo32, tmp_path):
+    """N + M steps in one go == N steps, then --resume for M more: same weights, EMA, optimisers, RNG."""
+    changes = dict(augment="flip,translation,cutout", batch_size=16)
+    whole = checkpoint.load(train(config(tmp_path / "whole", demo32, max_steps=9, **changes)))
+    train(config(tmp_path / "split", demo32, max_steps=5, **changes))
+    split = checkpoint.load(train(config(tmp_path / "split", demo32, max_steps=9, resume=True, **changes)))
+    assert whole["step"] == split["step"] == 9
+    for key in ("G", "D", "G_ema"):
+        for name, tensor in whole[key].items():
+            assert torch.equal(tensor, split[key][name]), (key, name)
+    for key in ("opt_G", "opt_D"):
+        for index, state in whole[key]["state"].items():
+            for name, tensor in state.items():
+                assert torch.equal(tensor, split[key]["state"][index][name]), (key, index, name)
+    assert torch.equal(whole["rng"]["torch"], split["rng"]["torch"])
+    events = [r.get("event") for r in metrics(tmp_path / "split")]
+    assert events.count("start") == 2 and events.count("end") == 2
+
+
+def test_budget_stops_on_time_with_checkpoint_and_zip(demo_cache, tmp_path):
+    """A 25 s budget: training stops early enough that the checkpoint and a valid zip of n_images fit inside it."""
+    cfg = config(tmp_path / "run", demo_cache, budget="25s", n_images=120, max_steps=0)
+    t = time.monotonic()
+    last = train(cfg)
+    wall = time.monotonic() - t
+    end = metrics(tmp_path / "run")[-1]
+    assert end["event"] == "end" and wall <= 25.0, (wall, end)
+    assert wall >= 25.0 - end["tail_reserved_s"] - 3.0, (wall, end)  # it trained until the reserve, not much less
+    assert checkpoint.load(last)["step"] == end["step"] > 0
+    assert check_zip(tmp_path / "run" / "images.zip", n_images=120) == []
+    images, problems = read_images(tmp_path / "run" / "images.zip")
+    assert images.shape == (120, 3, 64, 64) and problems == []
+
+
+def test_nan_rolls_back_to_the_last_good_state_with_lower_lrs(demo32, tmp_path, capsys):
+    last = train(config(tmp_path / "run", demo32, max_steps=10, checkpoint_every="0s"), nan_at_step=6)
+    rollback = [r for r in metrics(tmp_path / "run") if r.get("event") == "rollback"]
+    assert len(rollback) == 1 and rollback[0]["bad_step"] == 6 and rollback[0]["step"] == 5
+    assert "rolled back to step 5" in capsys.readouterr().out
+    state = checkpoint.load(last)
+    assert state["step"] == 10
+    assert state["opt_G"]["param_groups"][0]["lr"] == pytest.approx(2.5e-4)
+    assert state["opt_D"]["param_groups"][0]["lr"] == pytest.approx(2.5e-4)
+
+
+@pytest.mark.parametrize("changes", [dict(loss="bce"), dict(loss="lsgan"), dict(loss="ralsgan", spectral_norm=True),
+                                     dict(loss="wgan-gp", n_critic=2), dict(model="mlp", loss="hinge")])
+def test_every_loss_and_model_trains(changes, demo32, grey32, tmp_path):
+    data = grey32 if changes.get("model") == "mlp" else demo32
+    last = train(config(tmp_path / "run", data, max_steps=6, log_every=3, **changes))
+    rows = [r for r in metrics(tmp_path / "run") if "loss_d" in r]
+    assert len(rows) == 2 and all(np.isfinite([r["loss_d"], r["loss_g"]]).all() for r in rows)
+    images, _ = generate(last, 5)
+    assert images.shape == ((5, 1, 32, 32) if data == grey32 else (5, 3, 32, 32))
+
+
+def test_run_folder_rules(demo32, tmp_path):
+    with pytest.raises(UserError, match="--resume"):
+        train(config(tmp_path / "run", demo32, resume=True))
+    train(config(tmp_path / "run", demo32, max_steps=1))
+    with pytest.raises(UserError, match="--resume to continue"):
+        train(config(tmp_path / "run", demo32, max_steps=1))
+    assert checkpoint.load(train(config(tmp_path / "run", demo32, max_steps=2, force=True)))["step"] == 2
+    (tmp_path / "mine.zip").write_bytes(b"user's file")
+    with pytest.raises(UserError, match="--force"):
+        train(config(tmp_path / "other", demo32, max_steps=1, zip=str(tmp_path / "mine.zip")))
+    with pytest.raises(UserError, match="--model cgan needs"):
+        train(config(tmp_path / "one", _single_class(demo32, tmp_path), model="cgan", max_steps=1))
+
+
+def _single_class(path, tmp_path):
+    ds = cache.load(path)
+    one = tmp_path / "one.npz"
+    cache.save(cache.Dataset(ds.images, np.zeros_like(ds.labels), ["dog"], ds.sources, "one"), one)
+    return one
+
+
+def test_out_of_memory_is_one_line_naming_batch_size(demo32, tmp_path, monkeypatch):
+    build = models.build
+
+    def build_greedy(*args, **kwargs):
+        G, D = build(*args, **kwargs)
+        G.register_forward_hook(lambda *_: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError("CUDA out of memory")))
+        return G, D
+
+    monkeypatch.setattr(models, "build", build_greedy)
+    with pytest.raises(UserError, match="--batch-size 32 does not fit"):
+        train(config(tmp_path / "run", demo32, max_steps=3))
