@@ -13,6 +13,7 @@ def add_arguments(parser):
     parser.add_argument("--model", default="dcgan", help="dcgan | cgan | mlp")
     parser.add_argument("--width", type=int, default=16, help="G and D width (small: the demo runs on a CPU)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default; 1 on a busy CPU)")
     parser.add_argument("--score-n", type=int, default=100,
                         help="generated and real images scored (CPU Inception runs a few images/s)")
     parser.add_argument("--inception-weights", help="FID Inception weights file (default: the torch hub cache)")
@@ -51,19 +52,24 @@ def main(args) -> int:
     zip_path = out / "images.zip"
     for path in (out / "cache.npz", out / "run" / "last.pt", zip_path):
         refuse_overwrite(path, args.force)
-    steps = []
+    steps, clock = [], [time.time()]
+
+    def done(line):
+        steps.append(f"{line} ({time.time() - clock[0]:.0f} s)")
+        clock[0] = time.time()
+
     write_demo(out / "data")
-    steps.append(f"demo archives: {out / 'data'} (all-dogs.zip, Annotation.zip)")
+    done(f"demo archives: {out / 'data'} (all-dogs.zip, Annotation.zip)")
     dataset = prepare(out / "data", out=out / "cache.npz", force=args.force, progress=False)
-    steps.append(f"prepared: {len(dataset)} crops of {len(dataset.classes)} breeds -> {out / 'cache.npz'}")
+    done(f"prepared: {len(dataset)} crops of {len(dataset.classes)} breeds -> {out / 'cache.npz'}")
     cfg = TrainConfig(data=str(out / "cache.npz"), out=str(out / "run"), model=args.model, budget=args.budget,
-                      g_width=args.width, d_width=args.width,
+                      g_width=args.width, d_width=args.width, threads=args.threads,
                       zip=str(zip_path), device=args.device, force=args.force, sample_every="15s")
     train(cfg)
-    steps.append(f"trained {args.model} for {args.budget}: {out / 'run'} (last.pt, samples/, losses.png)")
+    done(f"trained {args.model} within {args.budget}: {out / 'run'} (last.pt, samples/, losses.png) and {zip_path}")
     problems = check_zip(zip_path)
-    steps.append(f"{zip_path}: " + ("passes the competition's check" if not problems else "; ".join(problems)))
-    steps.append(score(zip_path, out / "data", args.score_n, args.inception_weights, args.device))
+    done(f"{zip_path}: " + ("passes the competition's check" if not problems else "; ".join(problems)))
+    done(score(zip_path, out / "data", args.score_n, args.inception_weights, args.device))
     print(f"\ndemo finished in {time.time() - start:.0f} s")
     for i, line in enumerate(steps, 1):
         print(f"  {i}. {line}")

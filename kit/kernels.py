@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parent.parent
 KERNELS_DIR = REPO / "kernels"
 COMPETITION = "generative-dog-images"
 KERNEL_BUDGET = "8h40m"            # Kaggle stops a kernel at 9 h; the tail (10k images + zip) is inside this
+CHECK_RESERVE_S = 10.0             # kept back from training for the final check of images.zip
 ENTRY_MODULES = ("kit.kernels", "kit.train", "kit.package")
 LEFT_OUT = ("kit.metrics",)  # scoring needs pytorch-fid and Inception weights: not in kernels
 PLACEHOLDER_USER = "your-kaggle-username"
@@ -255,7 +256,7 @@ def kernel_job(overrides: dict, start: float, args) -> int:
     print(f"data: {', '.join(f'{k} {p}' for k, p in inputs.items())}")
     cache_path = work / "dogkit-cache.npz"
     prepare(link_inputs(inputs, work / "dogkit-data"), out=cache_path, force=True)
-    left = budget - (time.time() - start)
+    left = budget - (time.time() - start) - CHECK_RESERVE_S
     cfg = from_dict({**asdict(TrainConfig()), **overrides, **extra, "data": str(cache_path), "out": str(work / "run"),
                      "budget": f"{left:.1f}", "zip": str(zip_path), "force": True})
     print(f"prepared in {time.time() - start:.0f} s; training {cfg.model} for {left:.0f} s (tail included)")

@@ -69,15 +69,15 @@ def test_kernel_script_runs_on_a_fake_kaggle(tmp_path, demo_dir):
     script.parent.mkdir()
     script.write_bytes((SHIPPED / "dcgan" / "script.py").read_bytes())
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    budget = int(os.environ.get("DOGKIT_TEST_KERNEL_BUDGET", 60))
+    budget = 60
     env.update(DOGKIT_KAGGLE_ROOT=str(kaggle), DOGKIT_BUDGET=f"{budget}s", TMPDIR=str(tmp),
-               DOGKIT_TRAIN=json.dumps({"g_width": 16, "d_width": 16, "batch_size": 32}))
+               DOGKIT_TRAIN=json.dumps({"g_width": 16, "d_width": 16, "batch_size": 32, "threads": 1}))
     start = time.monotonic()
     done = subprocess.run([sys.executable, str(script)], cwd=working, env=env, capture_output=True, text=True,
                           timeout=budget + 60)
     wall = time.monotonic() - start
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert wall < budget + 5, f"the kernel took {wall:.0f} s of a {budget} s budget"
+    assert wall < budget + 2, f"the kernel took {wall:.0f} s of a {budget} s budget"   # + Python's start and exit
     assert [p.name for p in working.iterdir()] == ["images.zip"]
     assert check_zip(working / "images.zip") == []
     assert (tmp / "run" / "last.pt").is_file()   # checkpoints went to TMPDIR/run, not the working folder
