@@ -209,10 +209,11 @@ def train(cfg: TrainConfig, nan_at_step: int = 0) -> Path:
     conditional = cfg.model == "cgan"
     if conditional and len(classes) < 2:
         raise UserError(f"--model cgan needs breed labels, but {cfg.data} has {len(classes)} class: use --model dcgan")
-    torch.manual_seed(cfg.seed + rank)
+    torch.manual_seed(cfg.seed)   # the same initial weights on every rank (G_ema is copied before DDP syncs)
+    G, D = models.build(cfg, image_shape, len(classes))
+    torch.manual_seed(cfg.seed + rank)   # different batches and noise on every rank
     np.random.seed(cfg.seed + rank)
     random.seed(cfg.seed + rank)
-    G, D = models.build(cfg, image_shape, len(classes))
     memory_format = torch.channels_last if cfg.channels_last and device.type == "cuda" else torch.contiguous_format
     G, D = G.to(device, memory_format=memory_format), D.to(device, memory_format=memory_format)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema else None
@@ -253,9 +254,9 @@ def train(cfg: TrainConfig, nan_at_step: int = 0) -> Path:
     Gc, Dc = (torch.compile(G), torch.compile(D)) if cfg.compile else (G, D)
     G_train, D_train = Gc, Dc
     if world > 1:
-        ddp = dict(device_ids=[device] if device.type == "cuda" else None, broadcast_buffers=False)
-        G_train = torch.nn.parallel.DistributedDataParallel(Gc, **ddp)
-        D_train = torch.nn.parallel.DistributedDataParallel(Dc, **ddp)
+        ids = [device] if device.type == "cuda" else None
+        G_train = torch.nn.parallel.DistributedDataParallel(Gc, device_ids=ids)
+        D_train = torch.nn.parallel.DistributedDataParallel(Dc, device_ids=ids)
 
     # --- one training step: n_critic D steps then one G step, no host syncs (CUDA-graph safe) ---
     def aug(x):
