@@ -1,0 +1,131 @@
+"""Training images/s of `kit train` (DCGAN, CGAN; eager, compile, CUDA graph) against the pytorch/examples DCGAN loop.
+
+    python bench/bench_train.py [--device auto] [--batch-sizes 64 256] [--steps N] [--threads N]
+
+The baseline is the usual notebook: ImageFolder of JPEGs + DataLoader(num_workers=2), fp32, BCE, the same width-64
+DCGAN. kit trains from the uint8 cache resident on the device, with its default precision (bf16 on recent GPUs).
+Figures are real images consumed per second after warm-up; the device is detected, so this runs unchanged on a GPU.
+"""
+import argparse
+import json
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kit import models  # noqa: E402
+from kit.config import TrainConfig  # noqa: E402
+from kit.data import cache, synthetic  # noqa: E402
+from kit.train import train  # noqa: E402
+
+
+def make_data(work: Path, n_images: int):
+    """Stanford-Dogs-like JPEGs (300-500 px) as an ImageFolder, and their prepared 64×64 cache."""
+    synthetic.write_demo(work, n_images=n_images, n_breeds=12, sizes=(300, 500), grain=5.0, quality=90)
+    with zipfile.ZipFile(work / "all-dogs.zip") as z:
+        z.extractall(work / "folder")   # ImageFolder wants root/class/*.jpg: all-dogs/ is the one class
+    cache.prepare(work, work / "cache.npz", crop="square", progress=False)
+    return work / "folder", work / "cache.npz"
+
+
+def baseline(folder, device, batch, steps, warmup):
+    """images/s of the pytorch/examples DCGAN loop: ImageFolder + DataLoader(2 workers), fp32, BCE."""
+    import torchvision.datasets as dset
+    import torchvision.transforms as T
+    data = dset.ImageFolder(str(folder), transform=T.Compose([T.Resize(64), T.CenterCrop(64), T.ToTensor(),
+                                                              T.Normalize((0.5,) * 3, (0.5,) * 3)]))
+    loader = torch.utils.data.DataLoader(data, batch_size=batch, shuffle=True, num_workers=2)
+    G, D = models.build(TrainConfig(model="dcgan", loss="bce", z_dim=100), (3, 64, 64))
+    G, D = G.to(device), D.to(device)
+    opt_G = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
+    opt_D = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))
+    bce = torch.nn.BCEWithLogitsLoss()
+    done, seen, start = 0, 0, None
+    while done < warmup + steps:
+        for real, _ in loader:
+            if done == warmup:
+                torch.cuda.synchronize() if device.type == "cuda" else None
+                start, seen = time.perf_counter(), 0
+            real = real.to(device)
+            b = len(real)
+            D.zero_grad()
+            loss_real = bce(D(real), torch.ones(b, device=device))
+            fake = G(torch.randn(b, 100, device=device))
+            loss_d = loss_real + bce(D(fake.detach()), torch.zeros(b, device=device))
+            loss_d.backward()
+            opt_D.step()
+            G.zero_grad()
+            loss_g = bce(D(fake), torch.ones(b, device=device))
+            loss_g.backward()
+            opt_G.step()
+            if done % 50 == 0:
+                loss_d.item(), loss_g.item()   # the notebook prints its losses every 50 iterations
+            done, seen = done + 1, seen + b
+            if done == warmup + steps:
+                break
+    torch.cuda.synchronize() if device.type == "cuda" else None
+    return seen / (time.perf_counter() - start)
+
+
+def kit_rate(data, out, device, model, batch, mode, steps, warmup, threads):
+    """images/s of `kit train`, from its metrics.jsonl lines after the warm-up window."""
+    cfg = TrainConfig(data=str(data), out=str(out), model=model, batch_size=batch, device=str(device),
+                      compile=mode == "compile", cuda_graph=mode == "cuda_graph", max_steps=warmup + steps,
+                      log_every=warmup, n_images=64, checkpoint_every="1h", sample_every="1h", threads=threads,
+                      force=True)
+    train(cfg)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if "images_per_s" in r]
+    first, last = rows[0], rows[-1]   # the first line closes the warm-up window
+    return (last["step"] - first["step"]) * batch / (last["elapsed"] - first["elapsed"])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--models", nargs="+", default=["dcgan", "cgan"])
+    parser.add_argument("--modes", nargs="+", default=None, help="eager compile cuda_graph (default: all on a GPU, eager on CPU)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps (default: 600 on a GPU, 6 on CPU)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: 100 on a GPU, 2 on CPU)")
+    parser.add_argument("--images", type=int, default=1024, help="JPEGs generated for the baseline and the cache")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--no-baseline", action="store_true")
+    args = parser.parse_args()
+    device = models.resolve_device(args.device)
+    gpu = device.type == "cuda"
+    modes = args.modes or (["eager", "compile", "cuda_graph"] if gpu else ["eager"])
+    warmup = args.warmup or (100 if gpu else 2)
+    steps = args.steps or (600 if gpu else 6)
+    steps = max(warmup, steps // warmup * warmup)   # whole metrics windows of `warmup` steps
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    name = torch.cuda.get_device_name(device) if gpu else f"CPU, {torch.get_num_threads()} torch threads"
+    print(f"device: {name}; torch {torch.__version__}; {warmup} warm-up + {steps} timed steps per row", flush=True)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        folder, data = make_data(work, args.images)
+        for batch in args.batch_sizes:
+            if not args.no_baseline:
+                rate = baseline(folder, device, batch, steps, warmup)
+                results.append(("pytorch/examples DCGAN (ImageFolder, 2 workers, fp32)", batch, "eager", rate))
+                print(f"{results[-1][0]:<56} batch {batch:>4} {'eager':<10} {rate:>9.0f} img/s", flush=True)
+            for model in args.models:
+                for mode in modes:
+                    rate = kit_rate(data, work / f"run-{model}-{batch}-{mode}", device, model, batch, mode, steps,
+                                    warmup, args.threads)
+                    results.append((f"kit train --model {model}", batch, mode, rate))
+                    print(f"{results[-1][0]:<56} batch {batch:>4} {mode:<10} {rate:>9.0f} img/s", flush=True)
+    print("\n| loop | batch | mode | images/s |\n|---|---|---|---|")
+    for loop, batch, mode, rate in results:
+        print(f"| {loop} | {batch} | {mode} | {rate:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()
