@@ -209,3 +209,28 @@ def test_memorisation_guard_warns_on_copies_and_says_when_skipped(tmp_path, monk
     out = capsys.readouterr().out
     assert "memorisation guard skipped: Inception weights" in out and "WARNING" not in out
     assert (tmp_path / "b.zip").is_file()   # the zip is still written
+
+
+def test_zip_from_checkpoint(tmp_path, capsys):
+    """`kit zip --checkpoint`: 10,000 images from a (small, untrained) generator, same as kit.sample.generate gives."""
+    from kit import checkpoint, models
+    from kit.__main__ import main as kit_main
+    from kit.config import TrainConfig, asdict
+    from kit.sample import generate
+    cfg = TrainConfig(model="mlp", g_width=4, d_width=4)
+    G, _ = models.build(cfg, (3, 64, 64), 0)
+    state = {"config": asdict(cfg), "G": G.state_dict(), "G_ema": None, "step": 0, "image_shape": (3, 64, 64),
+             "classes": ["dog"], "label_counts": [1]}
+    checkpoint.save(tmp_path / "last.pt", state)
+    out = tmp_path / "images.zip"
+    assert kit_main(["zip", "--checkpoint", str(tmp_path / "last.pt"), "--out", str(out), "--seed", "3",
+                     "--device", "cpu"]) == 0, capsys.readouterr()
+    assert "10,000 images" in capsys.readouterr().out and check_zip(out) == []
+    with zipfile.ZipFile(out) as zf:
+        first = np.asarray(Image.open(io.BytesIO(zf.read("0.png"))))
+        last = np.asarray(Image.open(io.BytesIO(zf.read("9999.png"))))
+    expected, _ = generate(tmp_path / "last.pt", 10000, seed=3, device="cpu")
+    np.testing.assert_array_equal(first, expected[0].permute(1, 2, 0).numpy())
+    np.testing.assert_array_equal(last, expected[-1].permute(1, 2, 0).numpy())
+    assert kit_main(["zip", "--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "x.zip")]) == 2
+    assert "nope.pt does not exist" in capsys.readouterr().err
