@@ -64,7 +64,7 @@ def write_zip(images, path, force=False, progress=True) -> Path:
     hwc = _as_nhwc_rgb(images)
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
         with ThreadPoolExecutor(_workers()) as pool:
-            pngs = pool.map(_encode_png, hwc, chunksize=64)
+            pngs = pool.map(_encode_png, hwc)
             for i, png in enumerate(tqdm(pngs, total=len(hwc), desc=f"zip {path.name}", unit="img",
                                          disable=not progress, leave=False)):
                 info = zipfile.ZipInfo(f"{i}.png", date_time=ZIP_DATE)
@@ -154,7 +154,7 @@ def _read(path, lenient: bool):
     entries, problems = _entries(path)
     names, arrays = [], []
     with ThreadPoolExecutor(_workers()) as pool:
-        for (name, _), (array, kinds) in zip(entries, pool.map(lambda e: _decode(e, lenient), entries, chunksize=64)):
+        for (name, _), (array, kinds) in zip(entries, pool.map(lambda e: _decode(e, lenient), entries)):
             problems += [(k, name) for k in kinds]
             if array is not None:
                 names.append(name)
