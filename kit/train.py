@@ -18,6 +18,7 @@ from kit.config import TrainConfig, add_arguments as add_config_arguments, asdic
 from kit.data import augment, cache
 from kit.errors import UserError
 from kit.files import refuse_overwrite
+from kit.package import write_zip
 from kit.plot import save_grid, save_line_chart
 from kit.sample import generate, to_uint8
 
@@ -136,7 +137,6 @@ class GraphedStep:
 
 def measure_tail(state, n_images, out, device):
     """Seconds the end of a run needs (generate + zip n_images, measured on a small probe, with a safety factor)."""
-    from kit.package import write_zip
     k = max(1, min(n_images, TAIL_PROBE))
     t = time.monotonic()
     images, _ = generate(state, k, device=device)
@@ -308,21 +308,20 @@ def train(cfg: TrainConfig, nan_at_step: int = 0) -> Path:
 
     run_step = GraphedStep(one_step) if use_graph else one_step
 
-    # --- the budget: measure what the end needs, and what a checkpoint costs ---
-    metrics_path = out / "metrics.jsonl"
+    # --- the budget: measure what the end needs (images, zip, a checkpoint) before writing anything ---
     out.mkdir(parents=True, exist_ok=True)
-    if main:
-        metrics = open(metrics_path, "a" if resumed else "w")
-    t = time.monotonic()
     good = to_cpu(state())   # the last state known to be finite: rollback target
-    if main:
-        checkpoint.save(last, good)
-    ckpt_seconds = time.monotonic() - t
-    tail = measure_tail(good, cfg.n_images, out, device) + 2 * ckpt_seconds if main else 0.0
-    deadline = start + budget - tail
-    if main and time.monotonic() >= deadline:
+    tail = measure_tail(good, cfg.n_images, out, device) if main else 0.0
+    if main and time.monotonic() + tail >= start + budget:
         raise UserError(f"--budget {cfg.budget} leaves no time to train: writing {cfg.n_images} images needs "
                         f"about {tail:.0f} s; raise --budget or lower --n-images")
+    t = time.monotonic()
+    if main:
+        checkpoint.save(last, good)
+        metrics_path = out / "metrics.jsonl"
+        metrics = open(metrics_path, "a" if resumed else "w")
+    tail += 2 * (time.monotonic() - t)   # the final checkpoint, twice over
+    deadline = start + budget - tail
 
     def log(row):
         if main:
@@ -428,7 +427,6 @@ def train(cfg: TrainConfig, nan_at_step: int = 0) -> Path:
     if main:
         t = time.monotonic()
         save_line_chart(read_metrics(metrics_path), out / "losses.png", "step", "loss", f"{cfg.model} {cfg.loss}")
-        from kit.package import write_zip
         images_out, _ = generate(good, cfg.n_images, seed=cfg.seed, truncation=cfg.truncation, device=device)
         write_zip(images_out, zip_path, force=True)
         log({"event": "end", "step": step, "tail_s": round(time.monotonic() - t, 2), "tail_reserved_s": round(tail, 1),
