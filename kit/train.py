@@ -38,7 +38,7 @@ def pick_precision(name, device):
     if name == "auto":
         if device.type != "cuda":
             return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
+        return torch.bfloat16 if torch.cuda.get_device_capability(device) >= (8, 0) else torch.float16  # T4, P100: fp16
     table = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
     if name not in table:
         raise UserError(f"--precision {name} is not known: use auto, fp32, bf16 or fp16")

@@ -12,7 +12,7 @@ from kit.data import cache
 from kit.errors import UserError
 from kit.package import check_zip, read_images
 from kit.sample import generate
-from kit.train import train
+from kit.train import ema_update, pick_precision, train
 
 
 @pytest.fixture(autouse=True)
@@ -171,3 +171,23 @@ def test_out_of_memory_is_one_line_naming_batch_size(demo32, tmp_path, monkeypat
     monkeypatch.setattr(models, "build", build_greedy)
     with pytest.raises(UserError, match="--batch-size 32 does not fit"):
         train(config(tmp_path / "run", demo32, max_steps=3))
+
+
+def test_precision_choice_on_cpu():
+    cpu = torch.device("cpu")
+    assert pick_precision("auto", cpu) is None and pick_precision("bf16", cpu) is torch.bfloat16
+    for bad in ("fp16", "half"):
+        with pytest.raises(UserError, match="--precision"):
+            pick_precision(bad, cpu)
+
+
+def test_ema_update_by_hand():
+    model, ema = torch.nn.BatchNorm1d(2), torch.nn.BatchNorm1d(2)
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+        model.running_mean.fill_(2.0)
+        model.num_batches_tracked.fill_(7)
+    ema_update(ema, model, torch.tensor(0.25))
+    torch.testing.assert_close(ema.weight, torch.full((2,), 1 + 0.25 * (3 - 1)))  # BatchNorm weights start at 1
+    torch.testing.assert_close(ema.running_mean, torch.full((2,), 0.5))
+    assert ema.num_batches_tracked.item() == 7
