@@ -90,9 +90,10 @@ def main():
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--models", nargs="+", default=["dcgan", "cgan"])
-    parser.add_argument("--modes", nargs="+", default=None, help="eager compile cuda_graph (default: all on a GPU, eager on CPU)")
+    parser.add_argument("--modes", nargs="+", default=None,
+                        help="eager compile cuda_graph (default: all three on a GPU, eager on CPU)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default: 600 on a GPU, 6 on CPU)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: 100 on a GPU, 2 on CPU)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: 100 GPU, 2 CPU)")
     parser.add_argument("--images", type=int, default=1024, help="JPEGs generated for the baseline and the cache")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--no-baseline", action="store_true")

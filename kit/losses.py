@@ -1,4 +1,4 @@
-"""GAN losses, one small pair each: d_loss(real_logits, fake_logits) and g_loss(real_logits, fake_logits); gradient penalty."""
+"""GAN losses, a pair each: d_loss(real_logits, fake_logits), g_loss(real_logits, fake_logits); gradient penalty."""
 import torch
 from torch.nn import functional as F
 

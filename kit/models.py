@@ -30,7 +30,7 @@ class CondBatchNorm(nn.Module):
 
 
 class Generator(nn.Module):
-    """DCGAN generator: z -> 4×4 -> strided transposed convs, batch norm, ReLU -> tanh image; class-conditional BN when n_classes > 0."""
+    """DCGAN generator: z -> 4×4 -> strided transposed convs, BN, ReLU -> tanh image; conditional BN if n_classes."""
 
     def __init__(self, z_dim=128, channels=3, size=64, width=64, n_classes=0):
         super().__init__()
@@ -50,7 +50,7 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """DCGAN discriminator: strided convs, LeakyReLU, optional batch norm -> one logit; projection term when n_classes > 0."""
+    """DCGAN discriminator: strided convs, LeakyReLU, optional BN -> one logit; plus a projection term if n_classes."""
 
     def __init__(self, channels=3, size=64, width=64, n_classes=0, batch_norm=True, spectral=False):
         super().__init__()
@@ -133,7 +133,7 @@ def dcgan_init(module):
 
 
 def build(cfg, image_shape, n_classes=0):
-    """The (G, D) pair that `cfg.model` names for images of shape (C, H, W); D drops batch norm for wgan-gp and spectral norm."""
+    """The (G, D) pair `cfg.model` names for images of shape (C, H, W); D has no BN with wgan-gp or spectral norm."""
     channels, size, _ = image_shape
     if size not in (32, 64) or image_shape[1] != image_shape[2]:
         raise UserError(f"images of shape {tuple(image_shape)} are not supported: prepare the data as 32×32 or 64×64")

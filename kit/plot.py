@@ -17,7 +17,8 @@ def save_grid(images, path, nrow=8, pad=2):
     grid = np.zeros((rows * (h + pad) + pad, nrow * (w + pad) + pad, c), np.uint8)
     for i, image in enumerate(images):
         r, k = divmod(i, nrow)
-        grid[pad + r * (h + pad):pad + r * (h + pad) + h, pad + k * (w + pad):pad + k * (w + pad) + w] = image.transpose(1, 2, 0)
+        top, left = pad + r * (h + pad), pad + k * (w + pad)
+        grid[top:top + h, left:left + w] = image.transpose(1, 2, 0)
     with atomic_path(path) as tmp:
         Image.fromarray(grid[:, :, 0] if c == 1 else grid).save(tmp, format="PNG")
 
@@ -43,7 +44,8 @@ def save_line_chart(series, path, xlabel="", ylabel="", title="", size=(800, 500
     draw = ImageDraw.Draw(image)
 
     def px(x, y):
-        return (left + (x - x0) / (x1 - x0) * (W - left - right), H - bottom - (y - y0) / (y1 - y0) * (H - top - bottom))
+        return (left + (x - x0) / (x1 - x0) * (W - left - right),
+                H - bottom - (y - y0) / (y1 - y0) * (H - top - bottom))
 
     draw.rectangle([left, top, W - right, H - bottom], outline="black")
     for t in _ticks(x0, x1):

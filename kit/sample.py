@@ -37,25 +37,26 @@ def load_generator(checkpoint, device):
 
 
 def pick_labels(state, n, labels, generator):
-    """Labels for n conditional samples: given ones (an int, a name or a sequence), else drawn with the training frequencies."""
+    """Labels for n samples: the given ones (an int, a name or a sequence), else drawn with the training frequencies."""
     classes = list(state.get("classes") or [])
     if labels is None:
         counts = torch.as_tensor(np.asarray(state["label_counts"]), dtype=torch.float64)
         return torch.multinomial(counts, n, replacement=True, generator=generator)
     if isinstance(labels, str):
         if labels not in classes and not labels.isdigit():
-            raise UserError(f"breed '{labels}' is not in this checkpoint: pass an index 0..{len(classes) - 1} or one of "
-                            f"{', '.join(classes[:5])}...")
+            raise UserError(f"breed '{labels}' is not in this checkpoint: pass an index 0..{len(classes) - 1} "
+                            f"or one of {', '.join(classes[:5])}...")
         labels = classes.index(labels) if labels in classes else int(labels)
     labels = torch.full((n,), labels) if isinstance(labels, int) else torch.as_tensor(labels).long()
     if len(labels) != n or labels.min() < 0 or labels.max() >= len(classes):
-        raise UserError(f"breed labels must be {n} indices in 0..{len(classes) - 1} (this checkpoint has {len(classes)} breeds)")
+        raise UserError(f"breed labels must be {n} indices in 0..{len(classes) - 1} "
+                        f"(this checkpoint has {len(classes)} breeds)")
     return labels
 
 
 @torch.no_grad()
 def generate(checkpoint, n, seed=0, truncation=0.0, device="auto", labels=None):
-    """n images (uint8 N×C×H×W on the CPU) and their labels (None unless the model is conditional) from a checkpoint."""
+    """n images (uint8 N×C×H×W on the CPU) and their labels (None unless conditional) from a checkpoint."""
     device = resolve_device(device)
     G, state = load_generator(checkpoint, device)
     if labels is not None and not G.n_classes:
@@ -75,7 +76,7 @@ def add_arguments(parser):
     parser.add_argument("--out", required=True, help="PNG grid to write")
     parser.add_argument("--breed", default=None, help="breed index or name (conditional models)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--truncation", type=float, default=0.0, help="redraw noise entries with |z| above this; 0 is off")
+    parser.add_argument("--truncation", type=float, default=0.0, help="redraw noise entries with |z| above it; 0: off")
     parser.add_argument("--nrow", type=int, default=0, help="images per grid row (default: about square)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--force", action="store_true", help="overwrite --out")

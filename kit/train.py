@@ -1,5 +1,4 @@
 """Train a GAN on a prepared cache within a hard wall-clock budget; checkpoints, samples, metrics, final zip."""
-import contextlib
 import copy
 import json
 import math
@@ -110,7 +109,7 @@ def ema_update(ema, model, weight):
 
 
 class GraphedStep:
-    """Calls `step` eagerly for a few warm-up calls on a side stream, then captures it once and replays the CUDA graph."""
+    """Runs `step` eagerly on a side stream for a few calls, then captures it once and replays the CUDA graph."""
 
     def __init__(self, step, warmup=3):
         self.step, self.warmup, self.calls, self.graph = step, warmup, 0, None
@@ -151,14 +150,16 @@ def fixed_noise(cfg, n_classes, seed):
     if cfg.model != "cgan":
         return torch.randn(64, cfg.z_dim, generator=generator), None, 8
     breeds = np.unique(np.linspace(0, n_classes - 1, min(n_classes, GRID_BREEDS)).round().astype(np.int64))
-    return torch.randn(8 * len(breeds), cfg.z_dim, generator=generator), torch.from_numpy(breeds).repeat_interleave(8), 8
+    z = torch.randn(8 * len(breeds), cfg.z_dim, generator=generator)
+    return z, torch.from_numpy(breeds).repeat_interleave(8), 8
 
 
 def read_metrics(path):
     """The loss lines of metrics.jsonl as {name: (steps, values)}."""
     rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
     rows = [r for r in rows if "loss_d" in r]
-    return {name: ([r["step"] for r in rows], [r[key] for r in rows]) for name, key in (("D", "loss_d"), ("G", "loss_g"))}
+    return {name: ([r["step"] for r in rows], [r[key] for r in rows])
+            for name, key in (("D", "loss_d"), ("G", "loss_g"))}
 
 
 def train(cfg: TrainConfig, nan_at_step: int = 0) -> Path:
@@ -225,7 +226,8 @@ def train(cfg: TrainConfig, nan_at_step: int = 0) -> Path:
     def state():
         """The checkpoint dict of the run as it is now (references to live tensors)."""
         return {"config": asdict(cfg), "G": G.state_dict(), "D": D.state_dict(),
-                "G_ema": G_ema.state_dict() if G_ema else None, "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
+                "G_ema": G_ema.state_dict() if G_ema else None,
+                "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
                 "scaler": {k: s.state_dict() for k, s in scalers.items()}, "step": step, "rng": rng_state(),
                 "classes": classes, "label_counts": label_counts, "elapsed": elapsed_before + time.monotonic() - start,
                 "image_shape": image_shape}
@@ -399,7 +401,8 @@ def train(cfg: TrainConfig, nan_at_step: int = 0) -> Path:
                            "images_per_s": round(window["n"] * cfg.n_critic * batch * world / max(seconds, 1e-9), 1),
                            "lr_g": opt_G.param_groups[0]["lr"], "lr_d": opt_D.param_groups[0]["lr"]}
                     log(row)
-                    bar.set_postfix(d=f"{row['loss_d']:.3f}", g=f"{row['loss_g']:.3f}", img_s=f"{row['images_per_s']:.0f}",
+                    bar.set_postfix(d=f"{row['loss_d']:.3f}", g=f"{row['loss_g']:.3f}",
+                                    img_s=f"{row['images_per_s']:.0f}",
                                     left=time.strftime("%H:%M:%S", time.gmtime(max(0.0, deadline - now))))
                     window.update(n=0, d=0.0, g=0.0, t=now, step=step)
                 if save_now or stop:

@@ -34,7 +34,8 @@ def test_hinge_by_hand():
 
 
 def test_ralsgan_by_hand():
-    # D: ½[mean((R - 1 - 1)²) + mean((F - 2 + 1)²)] = ½[1 + 1]; G: ½[mean((F - 2 - 1)²) + mean((R - 1 + 1)²)] = ½[5 + 5]
+    # D: ½[mean((R - 1 - 1)²) + mean((F - 2 + 1)²)] = ½[1 + 1]
+    # G: ½[mean((F - 2 - 1)²) + mean((R - 1 + 1)²)] = ½[5 + 5]
     assert losses.ralsgan_d(R, F).item() == pytest.approx(1.0)
     assert losses.ralsgan_g(R, F).item() == pytest.approx(5.0)
 
@@ -62,7 +63,7 @@ def test_gradient_penalty_linear_critic():
 
 
 def test_gradient_penalty_quadratic_critic_and_loss_scale():
-    """D(x) = ½‖x‖² has gradient x; with real = fake = x0, ‖x0‖ = 3, every mix is x0: penalty (3 - 1)² = 4, at any fp16 scale."""
+    """D(x) = ½‖x‖² has gradient x; real = fake = x0, ‖x0‖ = 3: penalty (3 - 1)² = 4, at any fp16 scale."""
     x0 = torch.zeros(4, 1, 2, 2)
     x0[:, 0, 0, 0] = 3.0
     D = lambda x, y=None: 0.5 * (x ** 2).flatten(1).sum(1)  # noqa: E731
