@@ -169,25 +169,29 @@ def test_cli_check_full_zip(tmp_path, full_zip):
     assert missing.returncode == 2 and missing.stderr.startswith("error: ") and "Traceback" not in missing.stderr
 
 
-def test_cli_from_dir_and_overwrite(tmp_path, full_zip):
+def test_cli_from_dir_and_overwrite(tmp_path, small_zip):
+    """A user's folder: PNGs pass through pixel-exact, RGBA is converted, only the count is then wrong."""
     folder = tmp_path / "generated"
-    with zipfile.ZipFile(full_zip) as zf:
+    with zipfile.ZipFile(small_zip[0]) as zf:
         zf.extractall(folder)
+    rgba = noise(3, seed=4)
+    for i, image in enumerate(rgba):
+        alpha = np.full((64, 64, 1), 255, np.uint8)
+        Image.fromarray(np.concatenate([image.transpose(1, 2, 0), alpha], 2)).save(folder / f"{20 + i}.png")
     out = tmp_path / "images.zip"
     first = make_zip("--from-dir", folder, "--out", out, cwd=tmp_path)
-    assert first.returncode == 0 and "passes the check" in first.stdout, first.stdout + first.stderr
-    assert out.read_bytes() == full_zip.read_bytes()  # same pixels, same order, deterministic encoder
-    few = tmp_path / "few"
-    few.mkdir()
-    for i, image in enumerate(noise(3, seed=4)):
-        Image.fromarray(np.concatenate([image.transpose(1, 2, 0), np.full((64, 64, 1), 255, np.uint8)], 2)).save(
-            few / f"{i}.png")
-    again = make_zip("--from-dir", few, "--out", out, cwd=tmp_path)
-    assert again.returncode == 2 and "--force" in again.stderr and out.read_bytes() == full_zip.read_bytes()
-    forced = make_zip("--from-dir", few, "--out", out, "--force", cwd=tmp_path)
-    assert forced.returncode == 1 and "REJECTED" in forced.stdout and "holds 3 files" in forced.stdout
-    assert "converted or skipped: images in mode RGBA, not RGB (3)" in forced.stdout
-    np.testing.assert_array_equal(read_images(out)[0], noise(3, seed=4))
+    assert first.returncode == 1 and "converted or skipped: images in mode RGBA, not RGB (3)" in first.stdout
+    assert "problem: images.zip holds 23 files; exactly 10,000 are needed" in first.stdout
+    assert first.stdout.count("problem:") == 1 and "REJECTED" in first.stdout
+    np.testing.assert_array_equal(read_images(out)[0], np.concatenate([small_zip[1], rgba]))
+    before = out.read_bytes()
+    again = make_zip("--from-dir", folder, "--out", out, cwd=tmp_path)
+    assert again.returncode == 2 and "--force" in again.stderr and out.read_bytes() == before
+    (folder / "22.png").unlink()
+    forced = make_zip("--from-dir", folder, "--out", out, "--force", cwd=tmp_path)
+    assert forced.returncode == 1 and "holds 22 files" in forced.stdout and out.read_bytes() != before
+    missing = make_zip("--from-dir", tmp_path / "nope", "--out", tmp_path / "n.zip", cwd=tmp_path)
+    assert missing.returncode == 2 and "is not a folder" in missing.stderr
 
 
 def test_memorisation_guard_warns_on_copies_and_says_when_skipped(tmp_path, monkeypatch, capsys):
