@@ -50,7 +50,8 @@ def main(args) -> int:
     start = time.time()
     out = Path(args.out)
     zip_path = out / "images.zip"
-    for path in (out / "cache.npz", out / "run" / "last.pt", zip_path):
+    for path in (out / "data" / "all-dogs.zip", out / "data" / "Annotation.zip", out / "cache.npz",
+                 out / "run" / "last.pt", zip_path):
         refuse_overwrite(path, args.force)
     steps, clock = [], [time.time()]
 
@@ -73,4 +74,6 @@ def main(args) -> int:
     print(f"\ndemo finished in {time.time() - start:.0f} s")
     for i, line in enumerate(steps, 1):
         print(f"  {i}. {line}")
+    print("next: `python -m kit kernel build dcgan --user YOU` and `python -m kit kernel push dcgan` train on Kaggle's "
+          "GPU; `python submit/make_zip.py --check images.zip` checks any zip")
     return 1 if problems else 0
