@@ -38,6 +38,7 @@ def save_line_chart(series, path, xlabel="", ylabel="", title="", size=(800, 500
     x0, x1 = min(p[0] for p in points), max(p[0] for p in points)
     y0, y1 = min(p[1] for p in points), max(p[1] for p in points)
     x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1)
+    y0, y1 = y0 - 0.05 * (y1 - y0), y1 + 0.05 * (y1 - y0)   # lines clear of the frame
     W, H = size
     left, right, top, bottom = 70, 20, 40, 50
     image = Image.new("RGB", size, "white")
