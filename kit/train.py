@@ -238,8 +238,10 @@ def train(cfg: TrainConfig, nan_at_step: int = 0) -> Path:
         D.load_state_dict(saved["D"])
         if G_ema:
             G_ema.load_state_dict(saved["G_ema"] or saved["G"])
-        opt_G.load_state_dict(saved["opt_G"])
-        opt_D.load_state_dict(saved["opt_D"])
+        for opt, key in ((opt_G, "opt_G"), (opt_D, "opt_D")):
+            opt.load_state_dict(saved[key])
+            for group in opt.param_groups:
+                group["capturable"] = use_graph   # the saved run may have used another device or mode
         for k, s in scalers.items():
             s.load_state_dict(saved["scaler"][k])
         return saved["step"]
