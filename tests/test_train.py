@@ -1,6 +1,9 @@
 """The trainer on the demo data (CPU, tiny widths): it learns, resumes exactly, keeps its budget, rolls back on NaN."""
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,3 +194,25 @@ def test_ema_update_by_hand():
     torch.testing.assert_close(ema.weight, torch.full((2,), 1 + 0.25 * (3 - 1)))  # BatchNorm weights start at 1
     torch.testing.assert_close(ema.running_mean, torch.full((2,), 0.5))
     assert ema.num_batches_tracked.item() == 7
+
+
+def test_a_killed_run_keeps_its_last_checkpoint_and_resumes(demo32, tmp_path):
+    """SIGKILL in the middle of training: last.pt is whole (atomic writes) and --resume carries on from it."""
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "kit", "train", "--data", str(demo32), "--out", str(out), "--g-width", "8",
+            "--d-width", "8", "--z-dim", "32", "--batch-size", "16", "--checkpoint-every", "0.5s", "--threads", "1"]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               cwd=Path(__file__).resolve().parents[1])
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            if (out / "last.pt").exists() and checkpoint.load(out / "last.pt")["step"] > 0:
+                break
+            time.sleep(0.2)
+    finally:
+        process.kill()
+        process.wait()
+    step = checkpoint.load(out / "last.pt")["step"]
+    assert step > 0
+    resumed = train(config(out, demo32, batch_size=16, max_steps=step + 3, resume=True))
+    assert checkpoint.load(resumed)["step"] == step + 3
