@@ -1,4 +1,5 @@
 """kit.kernels: shipped kernels match a rebuild, the script runs end to end on a fake /kaggle, CLI wrappers."""
+import ast
 import json
 import os
 import stat
@@ -33,9 +34,16 @@ def test_inlined_modules_are_what_training_needs():
     sources = kernels.inlined_modules()
     assert {"kit/__init__.py", "kit/train.py", "kit/package.py", "kit/data/cache.py", "kit/kernels.py"} <= set(sources)
     assert not any(path.startswith("kit/metrics") for path in sources)
+    imported = set()
     for path, text in sources.items():
-        compile(text, path, "exec")
         assert text == (kernels.REPO / path).read_text()
+        for node in ast.walk(ast.parse(text, path)):
+            if isinstance(node, ast.Import):
+                imported.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"kit"}
+    assert third_party <= {"numpy", "torch", "torchvision", "PIL", "tqdm"}, third_party   # all on Kaggle's image
 
 
 def test_find_inputs_in_either_kaggle_layout(tmp_path):
