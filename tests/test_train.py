@@ -113,7 +113,7 @@ def test_budget_stops_on_time_with_checkpoint_and_zip(demo_cache, tmp_path):
     wall = time.monotonic() - t
     end = metrics(tmp_path / "run")[-1]
     assert end["event"] == "end" and wall <= 25.0, (wall, end)
-    assert wall >= 25.0 - end["tail_reserved_s"] - 3.0, (wall, end)  # it trained until the reserve, not much less
+    assert wall >= 25.0 - end["tail_reserved_s"] - 5.0, (wall, end)  # it trained until the reserve, not much less
     assert checkpoint.load(last)["step"] == end["step"] > 0
     assert check_zip(tmp_path / "run" / "images.zip", n_images=120) == []
     images, problems = read_images(tmp_path / "run" / "images.zip")
