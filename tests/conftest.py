@@ -4,6 +4,7 @@ import zipfile
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from kit.data import cache, synthetic
@@ -19,6 +20,15 @@ def demo(tmp_path_factory):
 def demo_dir(demo):
     """Folder holding the demo all-dogs.zip and Annotation.zip."""
     return demo["images"].parent
+
+
+@pytest.fixture(scope="session")
+def inception_weights(tmp_path_factory):
+    """A random FID-Inception state dict saved as a file, loaded by the same code as the real weights."""
+    from kit.metrics.features import random_inception_state_dict
+    path = tmp_path_factory.mktemp("weights") / "random_fid_inception.pth"
+    torch.save(random_inception_state_dict(), path)
+    return path
 
 
 @pytest.fixture(scope="session")

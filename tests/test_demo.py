@@ -9,21 +9,18 @@ from kit.__main__ import main as kit_main
 from kit.package import check_zip
 
 
-def test_demo_end_to_end(tmp_path, monkeypatch, capsys):
+def test_demo_end_to_end(tmp_path, monkeypatch, capsys, inception_weights):
     """MLP model (the cheapest tail on a CPU), random FID-Inception weights from a file, 8 images scored."""
     threads = torch.get_num_threads()   # --threads 1 is process-wide: give the others their threads back
     try:
-        run_demo(tmp_path, monkeypatch, capsys)
+        run_demo(tmp_path, monkeypatch, capsys, inception_weights)
     finally:
         torch.set_num_threads(threads)
 
 
-def run_demo(tmp_path, monkeypatch, capsys):
+def run_demo(tmp_path, monkeypatch, capsys, weights):
     """The body of test_demo_end_to_end."""
-    from kit.metrics.features import random_inception_state_dict
     monkeypatch.setenv("DOGKIT_CACHE", str(tmp_path / "cache"))
-    weights = tmp_path / "random_fid_inception.pth"
-    torch.save(random_inception_state_dict(), weights)
     out = tmp_path / "demo"
     args = ["demo", "--out", str(out), "--budget", "40s", "--model", "mlp", "--device", "cpu", "--threads", "1",
             "--score-n", "8",

@@ -8,14 +8,6 @@ from kit.errors import UserError
 from kit.metrics import features
 
 
-@pytest.fixture(scope="session")
-def inception_weights(tmp_path_factory):
-    """A random FID-Inception state dict saved as a file, loaded by the same code as the real weights."""
-    path = tmp_path_factory.mktemp("weights") / "random_fid_inception.pth"
-    torch.save(features.random_inception_state_dict(), path)
-    return path
-
-
 def test_features_match_pytorch_fid_get_activations(inception_weights, tmp_path):
     """Same numbers as pytorch-fid's own pipeline (PNG files -> ToTensor -> InceptionV3 -> pool3)."""
     from PIL import Image

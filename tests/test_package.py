@@ -194,13 +194,11 @@ def test_cli_from_dir_and_overwrite(tmp_path, small_zip):
     assert missing.returncode == 2 and "is not a folder" in missing.stderr
 
 
-def test_memorisation_guard_warns_on_copies_and_says_when_skipped(tmp_path, monkeypatch, capsys):
+def test_memorisation_guard_warns_on_copies_and_says_when_skipped(tmp_path, monkeypatch, capsys, inception_weights):
     """Packing the real images themselves gives d = 0: the guard must shout; without weights it says it skipped."""
     from kit.__main__ import main as kit_main
-    from kit.metrics.features import random_inception_state_dict
     monkeypatch.setenv("DOGKIT_CACHE", str(tmp_path / "cache"))
-    weights = tmp_path / "random_fid_inception.pth"
-    torch.save(random_inception_state_dict(), weights)
+    weights = inception_weights
     real = tmp_path / "real"
     real.mkdir()
     for i, image in enumerate(noise(3, seed=3)):

@@ -5,14 +5,12 @@ import zipfile
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from kit.__main__ import run
 from kit.data.cache import Dataset
 from kit.errors import UserError
 from kit.metrics import score
-from kit.metrics.features import random_inception_state_dict
 from test_fid import reference_distance, reference_fid
 
 
@@ -167,14 +165,6 @@ def test_zip_with_wrong_count_is_refused_unless_lenient(tmp_path, capsys):
         z.writestr("5.jpg", b"\xff\xd8 not a png")
     status, _, err = run_cli(capsys, path, "--real", tmp_path, "--n", 5)
     assert status == 2 and err.count("\n") == 1 and "5.jpg" in err
-
-
-@pytest.fixture(scope="module")
-def inception_weights(tmp_path_factory):
-    """Random FID-Inception weights in a file (see test_features)."""
-    path = tmp_path_factory.mktemp("weights") / "random_fid_inception.pth"
-    torch.save(random_inception_state_dict(), path)
-    return path
 
 
 def test_cli_end_to_end_from_zip_and_competition_archive(tmp_path, capsys, inception_weights, cache_in_tmp):

@@ -140,8 +140,8 @@ def add_arguments(parser):
     parser.add_argument("--real", required=True,
                         help="real images: the competition archives, a folder, or a prepared cache (.npz)")
     parser.add_argument("--inception-weights", metavar="FILE",
-                        help=f"pytorch-fid's FID Inception weights (default: $DOGKIT_INCEPTION_WEIGHTS, "
-                             f"then the torch hub cache)")
+                        help="pytorch-fid's FID Inception weights (default: $DOGKIT_INCEPTION_WEIGHTS, "
+                             "then the torch hub cache)")
     parser.add_argument("--threshold", type=float, default=0.1,
                         help="memorisation threshold on d (0.1: public Inception; the private NASNet used 0.25)")
     parser.add_argument("--n", type=int, default=10000,
