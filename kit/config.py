@@ -17,13 +17,13 @@ class TrainConfig:
     loss: str = "hinge"            # bce | lsgan | wgan-gp | hinge | ralsgan
     budget: str = "8h30m"          # hard wall-clock limit, tail (10k images + zip) included
     batch_size: int = 64
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
+    lr_g: float = 0.0              # 0: by device, see DEVICE_DEFAULTS
+    lr_d: float = 0.0              # 0: by device
     beta1: float = 0.5
     beta2: float = 0.999
     z_dim: int = 128
-    g_width: int = 64              # channels of G's last hidden layer
-    d_width: int = 64              # channels of D's first layer
+    g_width: int = 0               # channels of G's last hidden layer; 0: by device
+    d_width: int = 0               # channels of D's first layer; 0: by device
     spectral_norm: bool = False    # spectral norm on D
     n_critic: int = 1              # D steps per G step
     gp_weight: float = 10.0        # gradient penalty weight (wgan-gp)
@@ -46,6 +46,20 @@ class TrainConfig:
     resume: bool = False           # continue from OUT/last.pt
     max_steps: int = 0             # stop after this many G steps; 0 is no limit
     force: bool = False            # allow writing into a run folder that is not ours to resume
+
+
+# Values for the fields left at 0, by device type. CPU: chosen by bench/quality.py on real digits (see README).
+# GPU: the DCGAN paper's width and learning rate; no GPU has measured them here yet.
+DEVICE_DEFAULTS = {
+    "cpu": {"g_width": 16, "d_width": 16, "lr_g": 1e-3, "lr_d": 1e-3},
+    "cuda": {"g_width": 64, "d_width": 64, "lr_g": 2e-4, "lr_d": 2e-4},
+}
+
+
+def for_device(cfg: TrainConfig, device_type: str) -> TrainConfig:
+    """cfg with each field left at 0 that DEVICE_DEFAULTS names filled in for this device type."""
+    table = DEVICE_DEFAULTS["cuda" if device_type == "cuda" else "cpu"]
+    return dataclasses.replace(cfg, **{k: v for k, v in table.items() if not getattr(cfg, k)})
 
 
 def parse_duration(text: str) -> float:

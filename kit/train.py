@@ -13,7 +13,8 @@ import torch
 from tqdm import tqdm
 
 from kit import checkpoint, losses, models
-from kit.config import TrainConfig, add_arguments as add_config_arguments, asdict, from_args, from_dict, parse_duration
+from kit.config import (TrainConfig, add_arguments as add_config_arguments, asdict, for_device, from_args, from_dict,
+                        parse_duration)
 from kit.data import augment, cache
 from kit.errors import UserError
 from kit.files import refuse_overwrite
@@ -185,6 +186,7 @@ def train(cfg: TrainConfig, nan_at_step: int = 0) -> Path:
         cfg = from_dict({**resumed["config"], **{k: getattr(cfg, k) for k in RUN_FIELDS}})
     elif last.exists() and not cfg.force:
         raise UserError(f"{last} exists: pass --resume to continue that run, or --force to start a new one over it")
+    cfg = for_device(cfg, device.type)   # the checkpoint stores the concrete widths and learning rates
     zip_path = Path(cfg.zip) if cfg.zip else out / "images.zip"
     if cfg.zip and not cfg.resume:
         refuse_overwrite(zip_path, cfg.force)

@@ -85,3 +85,13 @@ def test_checkpoint_round_trip_and_bad_files(tmp_path):
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(UserError, match="not written by"):
         checkpoint.load(tmp_path / "other.pt")
+
+
+def test_device_defaults_fill_only_fields_left_at_zero():
+    cfg = config.TrainConfig(d_width=24)
+    for device_type in ("cpu", "cuda"):
+        resolved = config.for_device(cfg, device_type)
+        table = config.DEVICE_DEFAULTS[device_type]
+        assert (resolved.g_width, resolved.lr_g, resolved.lr_d) == (table["g_width"], table["lr_g"], table["lr_d"])
+        assert resolved.d_width == 24 and resolved.batch_size == cfg.batch_size
+    assert config.for_device(cfg, "mps") == config.for_device(cfg, "cpu")
