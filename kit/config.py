@@ -14,7 +14,7 @@ class TrainConfig:
     data: str = ""                 # prepared cache (.npz), or any layout `kit prepare` reads
     out: str = "runs/dcgan"        # run folder: checkpoints, samples, metrics, images.zip
     model: str = "dcgan"           # dcgan | cgan | mlp
-    loss: str = "hinge"            # bce | lsgan | wgan-gp | hinge | ralsgan
+    loss: str = "bce"              # bce | lsgan | wgan-gp | hinge | ralsgan
     budget: str = "8h30m"          # hard wall-clock limit, tail (10k images + zip) included
     batch_size: int = 64
     lr_g: float = 0.0              # 0: by device, see DEVICE_DEFAULTS
@@ -28,7 +28,7 @@ class TrainConfig:
     n_critic: int = 1              # D steps per G step
     gp_weight: float = 10.0        # gradient penalty weight (wgan-gp)
     ema: float = 0.999             # EMA decay of G's weights; 0 turns EMA off
-    augment: str = "flip"          # comma list of: flip, translation, color, cutout (or none)
+    augment: str = "translation,color"  # comma list of: flip, translation, color, cutout (or none)
     precision: str = "auto"        # auto | fp32 | fp16 | bf16
     channels_last: bool = True
     compile: bool = False          # torch.compile the models
