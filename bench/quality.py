@@ -1,8 +1,8 @@
 """Quality benchmark: train under fixed time budgets on the UCI digits, score in a digit classifier's feature space.
 
-    python bench/quality.py                                  # default grid, 2m and 5m budgets
-    python bench/quality.py --budgets 5m --configs kit-dcgan,baseline,kit-cgan
-    python bench/quality.py --configs "wide=--model dcgan --g-width 128"   # any `kit train` flags
+    python bench/quality.py                                  # every config in CONFIGS at 2 and 5 minutes
+    python bench/quality.py --budgets 2m,5m --configs kit-dcgan,baseline,kit-cgan
+    python bench/quality.py --budgets 90s --configs "" --custom "w32=--g-width 32 --d-width 32"   # any kit flags
     python bench/quality.py --table                          # rewrite table and plot from past runs
 
 The 1,797 scikit-learn digits (8x8 scans) are upscaled to 64x64 RGB and written twice: as a Stanford-Dogs-shaped
@@ -21,7 +21,6 @@ import io
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
@@ -317,7 +316,10 @@ def run_kit(name, flags, cache, seconds, device, out, points):
     if process.returncode:
         raise SystemExit(f"kit train failed for {name}: see {run_dir / 'train.log'}")
     final = snapshots[-1][1]
-    info = {"steps": final["step"], "images_seen": final["step"] * final["config"]["batch_size"], "seconds": wall}
+    c = final["config"]
+    info = {"steps": final["step"], "images_seen": final["step"] * c["batch_size"], "seconds": wall,
+            "settings": f"width {c['g_width']}/{c['d_width']}, lr {c['lr_g']:g}/{c['lr_d']:g}, {c['loss']}, "
+                        f"batch {c['batch_size']}, EMA {c['ema']:g}, augment {c['augment']}, threads {c['threads']}"}
     snapshots = [(t, state["step"], state) for t, state in snapshots]
     return info, snapshots
 
@@ -350,6 +352,7 @@ def bench_one(name, flags, seconds, args, real, extractor, cache, folder):
     if flags is None:
         times = [seconds * k / args.points for k in range(1, args.points)]
         info, snapshots = train_baseline(folder, seconds, device, times)
+        info["settings"] = BASELINE_SETTINGS
         samplers = [(t, step, lambda s=state: (baseline_samples(s, args.n_eval, device), None))
                     for t, step, state in snapshots]
         flags = [BASELINE]
@@ -370,7 +373,8 @@ def bench_one(name, flags, seconds, args, real, extractor, cache, folder):
     return record
 
 
-BASELINE = "pytorch/examples dcgan: ImageFolder, 2 workers, fp32, BCE, batch 64, width 64, no EMA"
+BASELINE = "pytorch/examples dcgan in notebook style: ImageFolder, DataLoader with 2 workers, fp32"
+BASELINE_SETTINGS = "width 64/64, lr 0.0002/0.0002, bce, batch 64, EMA 0, augment none, threads 0"
 
 
 def resolve_device(device):
@@ -404,7 +408,8 @@ def write_table(records, path):
              "digit-FID: n_eval generated images against all 1,797 real digits, in the classifier's 64-d features.",
              "class bits: entropy of the classifier's predicted digits (an even spread is log2 10 = 3.32).",
              "d: MiFID memorisation distance in the same features (copies of the data: 0).",
-             "CGAN acc: share of samples, asked for digit k = i mod 10, that the classifier reads as k.", ""]
+             "CGAN acc: share of samples, asked for digit k = i mod 10, that the classifier reads as k.",
+             "settings: what the run used, read back from its checkpoint (threads 0: torch's default).", ""]
     for sid in sorted({r["session"]["id"] for r in records}, reverse=True):
         rows = [r for r in records if r["session"]["id"] == sid]
         s = rows[0]["session"]
@@ -413,14 +418,15 @@ def write_table(records, path):
                   f"{s['machine']}; commit {s['commit']}; classifier held-out accuracy {s['accuracy']:.1%}; "
                   f"n_eval {rows[0]['n_eval']}; 1-minute load average {min(loads):.1f} to {max(loads):.1f} "
                   "at the starts and ends of the runs.", "",
-                  "| config | budget | steps | images seen | s | digit-FID | class bits | d | CGAN acc | flags |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "| config | budget | steps | images seen | s | digit-FID | class bits | d | CGAN acc | flags | settings |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in sorted(rows, key=lambda r: (r["budget_s"], r["config"])):
             acc = f"{r['cgan_acc']:.1%}" if "cgan_acc" in r else ""
             lines.append(f"| {r['config']} | {duration(r['budget_s'])} | {r['steps']} | {r['images_seen']} | "
-                         f"{r['seconds']:.0f} | {r['fid']:.1f} | {r['bits']:.2f} | {r['d']:.4f} | {acc} | {r['flags']} |")
+                         f"{r['seconds']:.0f} | {r['fid']:.1f} | {r['bits']:.2f} | {r['d']:.4f} | {acc} | {r['flags']} | "
+                         f"{r.get('settings', '')} |")
         for name, ref in s["references"].items():
-            lines.append(f"| {name} | | | | | {ref['fid']:.1f} | {ref['bits']:.2f} | {ref['d']:.4f} | | |")
+            lines.append(f"| {name} | | | | | {ref['fid']:.1f} | {ref['bits']:.2f} | {ref['d']:.4f} | | | |")
         lines.append("")
         fid = {(r["config"], r["budget_s"]): r["fid"] for r in rows}
         for budget in sorted({b for c, b in fid if c == "baseline" and ("kit-dcgan", b) in fid}):
