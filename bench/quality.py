@@ -438,12 +438,13 @@ def write_table(records, path):
 
 
 def write_plot(records, path):
-    """digit-FID against seconds, one line per (config, budget) of the newest session."""
+    """log10 digit-FID against seconds, one line per (config, budget) of the newest session."""
     from kit.plot import save_line_chart
     newest = max(r["session"]["id"] for r in records)
-    series = {f"{r['config']} {duration(r['budget_s'])}": ([t for t, _, _ in r["curve"]], [f for _, _, f in r["curve"]])
+    series = {f"{r['config']} {duration(r['budget_s'])}": ([t for t, _, _ in r["curve"]], [np.log10(max(f, 1e-3)) for _, _, f in r["curve"]])
               for r in records if r["session"]["id"] == newest}
-    save_line_chart(series, path, xlabel="seconds", ylabel="digit-FID", title=f"digit-FID against time, {newest}")
+    save_line_chart(series, path, xlabel="seconds", ylabel="log10 digit-FID",
+                    title=f"digit-FID (log10) against seconds of training, {newest}")
 
 
 def duration(seconds):
