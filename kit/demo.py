@@ -11,7 +11,8 @@ def add_arguments(parser):
     parser.add_argument("--out", default="demo", help="folder for everything the demo writes (default demo/)")
     parser.add_argument("--budget", default="60s", help="training budget, tail (10k images + zip) included")
     parser.add_argument("--model", default="dcgan", help="dcgan | cgan | mlp")
-    parser.add_argument("--width", type=int, default=16, help="G and D width (small: the demo runs on a CPU)")
+    parser.add_argument("--width", type=int, default=0,
+                        help="G and D width (0: by device, as kit train chooses)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default; 1 on a busy CPU)")
     parser.add_argument("--score-n", type=int, default=100,
