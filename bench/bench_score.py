@@ -25,6 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kit.data import cache  # noqa: E402
+from kit.device import resolve_device  # noqa: E402
 from kit.errors import UserError  # noqa: E402
 from kit.metrics import fid as F  # noqa: E402
 from kit.metrics import features, score  # noqa: E402
@@ -136,7 +137,7 @@ def main():
     parser.add_argument("--inception-weights", help="pytorch-fid's FID weights (else found as `kit score` does, else random)")
     parser.add_argument("--inception-images", type=int, default=200, help="CPU form: images timed through Inception")
     args = parser.parse_args()
-    device = features.pick_device("auto")
+    device = resolve_device("auto")
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.processor() or 'cpu'}, {os.cpu_count()} cores"
     print(f"device: {name}; torch {torch.__version__}, scipy {scipy.__version__}")
     with tempfile.TemporaryDirectory() as tmp:

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kit import models  # noqa: E402
 from kit.config import TrainConfig  # noqa: E402
 from kit.data import cache, synthetic  # noqa: E402
+from kit.device import resolve_device  # noqa: E402
 from kit.train import train  # noqa: E402
 
 
@@ -98,7 +99,7 @@ def main():
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--no-baseline", action="store_true")
     args = parser.parse_args()
-    device = models.resolve_device(args.device)
+    device = resolve_device(args.device)
     gpu = device.type == "cuda"
     modes = args.modes or (["eager", "compile", "cuda_graph"] if gpu else ["eager"])
     warmup = args.warmup or (100 if gpu else 2)

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from kit.config import parse_duration  # noqa: E402
+from kit.device import resolve_device  # noqa: E402
 from kit.files import atomic_path  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "quality"
@@ -347,7 +348,7 @@ def kit_samples(state, n):
 
 def bench_one(name, flags, seconds, args, real, extractor, cache, folder):
     """Train one config for one budget, score its snapshots; returns the result record (final = last snapshot)."""
-    device = resolve_device(args.device)
+    device = str(resolve_device(args.device))
     load_before = os.getloadavg()[0]
     if flags is None:
         times = [seconds * k / args.points for k in range(1, args.points)]
@@ -375,11 +376,6 @@ def bench_one(name, flags, seconds, args, real, extractor, cache, folder):
 
 BASELINE = "pytorch/examples dcgan in notebook style: ImageFolder, DataLoader with 2 workers, fp32"
 BASELINE_SETTINGS = "width 64/64, lr 0.0002/0.0002, bce, batch 64, EMA 0, augment none, threads 0"
-
-
-def resolve_device(device):
-    """'auto' -> cuda when available, else cpu."""
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
 
 
 def as_dataset(images):

@@ -109,19 +109,6 @@ class MLPDiscriminator(nn.Module):
         return self.net(x.flatten(1)).view(len(x))
 
 
-def resolve_device(name="auto"):
-    """'auto' -> cuda when available, else cpu; anything else as torch names it."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"--device {name} is not a device: use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name} asked for, but no CUDA GPU is visible: use --device cpu")
-    return device
-
-
 def dcgan_init(module):
     """Radford et al.'s initialisation: conv weights N(0, 0.02), batch-norm scales N(1, 0.02)."""
     for m in module.modules():

@@ -8,7 +8,8 @@ from kit import checkpoint as ckpt
 from kit.config import from_dict
 from kit.errors import UserError
 from kit.files import refuse_overwrite
-from kit.models import build, resolve_device
+from kit.device import resolve_device
+from kit.models import build
 from kit.plot import save_grid
 
 CHUNK = 500  # images per forward pass

@@ -16,6 +16,7 @@ from kit import checkpoint, losses, models
 from kit.config import (TrainConfig, add_arguments as add_config_arguments, asdict, for_device, from_args, from_dict,
                         parse_duration)
 from kit.data import augment, cache
+from kit.device import resolve_device
 from kit.errors import UserError
 from kit.files import refuse_overwrite
 from kit.package import write_zip
@@ -50,7 +51,7 @@ def pick_precision(name, device):
 def setup_distributed(device_name):
     """(rank, world size, device); under torchrun one process per GPU (gloo on CPU)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    device = models.resolve_device(device_name)
+    device = resolve_device(device_name)
     if world == 1:
         return 0, 1, device
     if device.type == "cuda":

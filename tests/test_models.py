@@ -4,6 +4,7 @@ import torch
 
 from kit import models
 from kit.config import TrainConfig
+from kit.device import resolve_device
 from kit.errors import UserError
 
 
@@ -93,8 +94,8 @@ def test_bad_inputs_are_user_errors():
     with pytest.raises(UserError, match="--model"):
         models.build(TrainConfig(model="stylegan"), (3, 64, 64))
     with pytest.raises(UserError, match="--device"):
-        models.resolve_device("gpu0")
+        resolve_device("gpu0")
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="--device cpu"):
-            models.resolve_device("cuda")
-    assert models.resolve_device("cpu") == torch.device("cpu")
+            resolve_device("cuda")
+    assert resolve_device("cpu") == torch.device("cpu")

@@ -8,17 +8,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from kit.device import resolve_device
 from kit.errors import UserError
 
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"   # pytorch-fid's port of the TF FID Inception
 WEIGHTS_HELP = (f"pass --inception-weights FILE or set DOGKIT_INCEPTION_WEIGHTS to pytorch-fid's {FID_WEIGHTS_NAME} "
                 "(in a Kaggle kernel: attach it as a dataset), or run once with internet to download it into "
                 "the torch hub cache")
-
-
-def pick_device(device="auto") -> torch.device:
-    """'auto' is the GPU when there is one, else the CPU."""
-    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
 
 
 def find_inception_weights(weights=None) -> Path:
@@ -92,7 +88,7 @@ class InceptionFeatures:
 
     def __init__(self, weights=None, device="auto", batch_size=None, progress=False):
         path = find_inception_weights(weights)
-        self.device = pick_device(device)
+        self.device = resolve_device(device)
         self.model = load_fid_inception(path).to(self.device)
         self.batch_size = batch_size or (500 if self.device.type == "cuda" else 50)
         self.progress = progress

@@ -14,7 +14,8 @@ from kit.data.cache import Dataset, default_dir
 from kit.errors import UserError
 from kit.files import atomic_path, refuse_overwrite
 from kit.metrics import fid as F
-from kit.metrics.features import InceptionFeatures, pick_device
+from kit.device import resolve_device
+from kit.metrics.features import InceptionFeatures
 
 N_NEAREST_SHOWN = 32
 
@@ -61,7 +62,7 @@ def score_images(images, real, extractor=None, threshold=0.1, device="auto", rep
     start = time.perf_counter()
     for name in ("score.json", "nearest.png") if report else ():
         refuse_overwrite(Path(report) / name, force)
-    device = pick_device(device)
+    device = resolve_device(device)
     images = np.asarray(images.cpu() if hasattr(images, "cpu") else images)
     if len(images) < 2:
         raise UserError(f"{len(images)} generated image(s): FID needs at least 2")
