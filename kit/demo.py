@@ -29,10 +29,10 @@ def score(zip_path, data, n, weights, device):
     except (UserError, ImportError) as e:
         return f"score skipped: {e}"
     import numpy as np
-    from kit.data.cache import Dataset, open_dataset
+    from kit.data.cache import Dataset, load_or_prepare
     from kit.metrics.score import score_images
     from kit.package import read_images
-    real = open_dataset(data, crop="whole")
+    real = load_or_prepare(data, crop="whole")
     keep = np.linspace(0, len(real) - 1, min(n, len(real))).round().astype(int)
     real = Dataset(real.images[keep], real.labels[keep], real.classes, [real.sources[i] for i in keep])
     images, _ = read_images(zip_path)

@@ -68,7 +68,7 @@ def open_data(cfg, rank, world):
         raise UserError("no --data given: pass a cache made by `kit prepare`, or a folder/archive to prepare")
     if world > 1 and rank > 0:
         torch.distributed.barrier()   # wait until rank 0 has prepared the cache
-    dataset = cache.open_dataset(cfg.data, crop=cfg.crop)
+    dataset = cache.load_or_prepare(cfg.data, crop=cfg.crop)
     if world > 1 and rank == 0:
         torch.distributed.barrier()
     if len(dataset) == 0:

@@ -20,7 +20,7 @@ def same(a, b):
 def test_round_trip(demo_cache, demo_dir):
     ds = cache.load(demo_cache)
     assert cache.is_cache(demo_cache) and ds.images.dtype == np.uint8 and ds.labels.dtype == np.int64
-    assert same(ds, cache.open_dataset(demo_cache))
+    assert same(ds, cache.load_or_prepare(demo_cache))
     assert ds.report["samples"] == len(ds) == len(ds.sources) == len(ds.labels)
     assert sum(ds.report["breeds"].values()) == len(ds) and list(ds.report["breeds"]) == ds.classes
 
@@ -62,14 +62,14 @@ def test_other_options_or_files_are_not_overwritten_without_force(demo_dir, tmp_
     assert mine.read_text() == "my notes"
 
 
-def test_default_location_and_open_dataset(demo_dir, tmp_path, monkeypatch):
+def test_default_location_and_load_or_prepare(demo_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("DOGKIT_CACHE", str(tmp_path / "store"))
-    ds = cache.open_dataset(demo_dir, crop="whole", size=32)
+    ds = cache.load_or_prepare(demo_dir, crop="whole", size=32)
     (path,) = (tmp_path / "store").iterdir()
     assert ds.fingerprint in path.name and ds.images.shape[1:] == (3, 32, 32)
     assert len(ds) == ds.report["images_read"] == 120                    # whole: one sample per image
     monkeypatch.setattr(cache, "crop_all", None)                         # a second call must not crop again
-    assert same(cache.open_dataset(demo_dir, crop="whole", size=32), ds)
+    assert same(cache.load_or_prepare(demo_dir, crop="whole", size=32), ds)
 
 
 def test_process_pool_gives_the_same_cache(demo_dir, demo_cache, tmp_path):
@@ -90,7 +90,7 @@ def test_a_cache_is_not_data(demo_cache, tmp_path):
         cache.prepare(demo_cache, progress=False)
     (tmp_path / "broken.npz").write_bytes(b"PK junk")
     with pytest.raises(UserError, match="not a prepared cache"):
-        cache.open_dataset(tmp_path / "broken.npz")
+        cache.load_or_prepare(tmp_path / "broken.npz")
 
 
 def test_report_never_replaces_other_files(tmp_path):

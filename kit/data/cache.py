@@ -194,8 +194,8 @@ def summary(report: dict, out) -> str:
     return "\n".join(lines + [f"note: {note}" for note in report["notes"]])
 
 
-def open_dataset(path, crop="square", size=64) -> Dataset:
-    """A .npz cache is loaded (a broken one is a UserError); anything else is prepared, or its fresh cache loaded."""
+def load_or_prepare(path, crop="square", size=64) -> Dataset:
+    """Load a .npz cache (a broken one is a UserError); prepare anything else first (or load its fresh cache)."""
     return load(path) if Path(path).suffix == ".npz" else prepare(path, crop=crop, size=size)
 
 

@@ -21,11 +21,11 @@ N_NEAREST_SHOWN = 32
 
 
 def open_real(real) -> Dataset:
-    """A Dataset as is; anything else through kit.data.cache.open_dataset as whole images resized to 64×64."""
+    """A Dataset as is; anything else through kit.data.cache.load_or_prepare as whole images resized to 64×64."""
     if isinstance(real, Dataset):
         return real
-    from kit.data.cache import open_dataset
-    return open_dataset(real, crop="whole", size=64)
+    from kit.data.cache import load_or_prepare
+    return load_or_prepare(real, crop="whole", size=64)
 
 
 def content_key(images: np.ndarray, extractor) -> str:
