@@ -1,9 +1,10 @@
-"""Training images/s of `kit train` (DCGAN, CGAN; eager, compile, CUDA graph) against the pytorch/examples DCGAN loop.
+"""Training images/s of `kit train` (DCGAN, CGAN, BigGAN; eager, compile, CUDA graph) against a notebook DCGAN loop.
 
     python bench/bench_train.py [--device auto] [--batch-sizes 64 256] [--steps N] [--threads N]
 
-The baseline is the usual notebook: ImageFolder of JPEGs + DataLoader(num_workers=2), fp32, BCE, the same width-64
-DCGAN. kit trains from the uint8 cache resident on the device, with its default precision (bf16 on recent GPUs).
+The baseline is the notebook that bench/quality measures (bench/quality/baseline.py): pytorch/examples' width-64
+DCGAN, ImageFolder of JPEGs + DataLoader(num_workers=2), fp32, BCE. kit trains from the uint8 cache resident on the
+device, with its default precision (bf16 on recent GPUs).
 Figures are real images consumed per second after warm-up; the device is detected, so this runs unchanged on a GPU.
 """
 import argparse
@@ -16,13 +17,13 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout's kit, before an installed one
 
-from kit import models  # noqa: E402
 from kit.config import TrainConfig  # noqa: E402
 from kit.data import cache, synthetic  # noqa: E402
 from kit.device import resolve_device  # noqa: E402
 from kit.train import train  # noqa: E402
+from quality.baseline import notebook_steps  # noqa: E402
 
 
 def make_data(work: Path, n_images: int):
@@ -35,40 +36,15 @@ def make_data(work: Path, n_images: int):
 
 
 def baseline(folder, device, batch, steps, warmup):
-    """images/s of the pytorch/examples DCGAN loop: ImageFolder + DataLoader(2 workers), fp32, BCE."""
-    import torchvision.datasets as dset
-    import torchvision.transforms as T
-    data = dset.ImageFolder(str(folder), transform=T.Compose([T.Resize(64), T.CenterCrop(64), T.ToTensor(),
-                                                              T.Normalize((0.5,) * 3, (0.5,) * 3)]))
-    loader = torch.utils.data.DataLoader(data, batch_size=batch, shuffle=True, num_workers=2)
-    G, D = models.build(TrainConfig(model="dcgan", loss="bce", z_dim=100), (3, 64, 64))
-    G, D = G.to(device), D.to(device)
-    opt_G = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
-    opt_D = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))
-    bce = torch.nn.BCEWithLogitsLoss()
-    done, seen, start = 0, 0, None
-    while done < warmup + steps:
-        for real, _ in loader:
-            if done == warmup:
-                torch.cuda.synchronize() if device.type == "cuda" else None
-                start, seen = time.perf_counter(), 0
-            real = real.to(device)
-            b = len(real)
-            D.zero_grad()
-            loss_real = bce(D(real), torch.ones(b, device=device))
-            fake = G(torch.randn(b, 100, device=device))
-            loss_d = loss_real + bce(D(fake.detach()), torch.zeros(b, device=device))
-            loss_d.backward()
-            opt_D.step()
-            G.zero_grad()
-            loss_g = bce(D(fake), torch.ones(b, device=device))
-            loss_g.backward()
-            opt_G.step()
-            if done % 50 == 0:
-                loss_d.item(), loss_g.item()   # the notebook prints its losses every 50 iterations
-            done, seen = done + 1, seen + b
-            if done == warmup + steps:
-                break
+    """images/s of the notebook DCGAN loop (bench/quality/baseline.py) over `steps` steps after `warmup` untimed ones."""
+    seen = 0
+    for done, (_, b) in enumerate(notebook_steps(folder, device, batch), 1):
+        seen += b
+        if done == warmup:
+            torch.cuda.synchronize() if device.type == "cuda" else None
+            seen, start = 0, time.perf_counter()
+        if done == warmup + steps:
+            break
     torch.cuda.synchronize() if device.type == "cuda" else None
     return seen / (time.perf_counter() - start)
 
@@ -90,7 +66,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
-    parser.add_argument("--models", nargs="+", default=["dcgan", "cgan"])
+    parser.add_argument("--models", nargs="+", default=["dcgan", "cgan", "biggan"])
     parser.add_argument("--modes", nargs="+", default=None,
                         help="eager compile cuda_graph (default: all three on a GPU, eager on CPU)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default: 600 on a GPU, 6 on CPU)")
@@ -116,7 +92,7 @@ def main():
         for batch in args.batch_sizes:
             if not args.no_baseline:
                 rate = baseline(folder, device, batch, steps, warmup)
-                results.append(("pytorch/examples DCGAN (ImageFolder, 2 workers, fp32)", batch, "eager", rate))
+                results.append(("notebook DCGAN (ImageFolder, 2 workers, fp32)", batch, "eager", rate))
                 print(f"{results[-1][0]:<56} batch {batch:>4} {'eager':<10} {rate:>9.0f} img/s", flush=True)
             for model in args.models:
                 for mode in modes:

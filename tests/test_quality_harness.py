@@ -1,4 +1,4 @@
-"""bench/quality.py's harness: the digit sets, the classifier's features, and the digit-FID they give."""
+"""bench/quality's harness: the digit sets, the classifier's features, and the digit-FID they give."""
 import sys
 import warnings
 import xml.etree.ElementTree as ET
@@ -11,7 +11,7 @@ import scipy.linalg
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import quality  # noqa: E402
+from quality import baseline, classifier, data  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -24,7 +24,7 @@ def stats_cache(tmp_path, monkeypatch):
 def digits(tmp_path_factory):
     """The digit archive, folder and decoded real set, written once into a tmp dir."""
     root = tmp_path_factory.mktemp("digits")
-    real, labels = quality.write_digit_sets(root)
+    real, labels = data.write_digit_sets(root)
     return root, real, labels
 
 
@@ -32,8 +32,8 @@ def digits(tmp_path_factory):
 def extractor(digits):
     """A DigitNet trained briefly (4 epochs) on the classifier split."""
     _, real, labels = digits
-    train, _ = quality.split(len(real))
-    return quality.DigitFeatures(quality.train_classifier(real[train], labels[train], epochs=4))
+    train, _ = data.split(len(real))
+    return classifier.DigitFeatures(classifier.train_classifier(real[train], labels[train], epochs=4))
 
 
 def numpy_fid(a, b):
@@ -50,8 +50,8 @@ def numpy_fid(a, b):
 def test_digit_sets_are_a_stanford_dogs_archive_and_a_folder(digits):
     root, real, labels = digits
     assert real.shape == (1797, 3, 64, 64) and real.dtype == np.uint8
-    assert np.bincount(labels).tolist() == np.bincount(quality.digits()[1]).tolist()
-    assert np.abs(real.astype(int) - quality.digits()[0]).max() <= 8    # JPEG at quality 95 keeps the pixels
+    assert np.bincount(labels).tolist() == np.bincount(data.digits()[1]).tolist()
+    assert np.abs(real.astype(int) - data.digits()[0]).max() <= 8    # JPEG at quality 95 keeps the pixels
     with zipfile.ZipFile(root / "archive" / "all-dogs.zip") as z:
         images = [n for n in z.namelist() if n.endswith(".jpg")]
     with zipfile.ZipFile(root / "archive" / "Annotation.zip") as z:
@@ -73,7 +73,7 @@ def test_kit_prepare_reads_the_archive_back_pixel_for_pixel(digits, tmp_path):
 
 def test_classifier_reads_held_out_digits(digits, extractor):
     _, real, labels = digits
-    _, held = quality.split(len(real))
+    _, held = data.split(len(real))
     assert (extractor.classify(real[held]) == labels[held]).mean() > 0.9
     features = extractor(real[:7])
     assert features.shape == (7, extractor.dim) and features.dtype == np.float32
@@ -82,36 +82,36 @@ def test_classifier_reads_held_out_digits(digits, extractor):
 
 def test_kit_fid_with_the_digit_extractor_matches_numpy(digits, extractor):
     _, real, _ = digits
-    _, held = quality.split(len(real))
+    _, held = data.split(len(real))
     rest = np.setdiff1d(np.arange(len(real)), held)
     noisy = np.clip(real[held].astype(int) + np.random.default_rng(1).integers(-60, 60, real[held].shape), 0, 255)
     noisy = noisy.astype(np.uint8)
-    result = quality.evaluate(noisy, real[rest], extractor)
+    result = classifier.evaluate(noisy, real[rest], extractor)
     assert result["fid"] == pytest.approx(numpy_fid(extractor(noisy), extractor(real[rest])), rel=1e-4)
 
 
 def test_real_against_held_out_real_is_near_zero_noise_is_far(digits, extractor):
     _, real, _ = digits
-    _, held = quality.split(len(real))
+    _, held = data.split(len(real))
     rest = np.setdiff1d(np.arange(len(real)), held)
     noise = np.random.default_rng(0).integers(0, 256, real[held].shape, dtype=np.uint8)
-    same = quality.evaluate(real[held], real[rest], extractor)
-    far = quality.evaluate(noise, real[rest], extractor)
-    copies = quality.evaluate(real[rest], real[rest], extractor)
+    same = classifier.evaluate(real[held], real[rest], extractor)
+    far = classifier.evaluate(noise, real[rest], extractor)
+    copies = classifier.evaluate(real[rest], real[rest], extractor)
     assert same["fid"] < 0.05 * far["fid"]
     assert 0 < same["d"] < 0.05 and copies["d"] == pytest.approx(0, abs=1e-9) and abs(copies["fid"]) < 1e-3
     assert same["bits"] > 3.2
 
 
 def test_class_bits():
-    assert quality.class_bits(np.arange(1000) % 10) == pytest.approx(np.log2(10))
-    assert quality.class_bits(np.full(50, 3)) == 0
-    assert quality.class_bits(np.array([0, 1] * 20)) == pytest.approx(1.0)
+    assert classifier.class_bits(np.arange(1000) % 10) == pytest.approx(np.log2(10))
+    assert classifier.class_bits(np.full(50, 3)) == 0
+    assert classifier.class_bits(np.array([0, 1] * 20)) == pytest.approx(1.0)
 
 
 def test_baseline_trains_and_samples(digits):
     root, _, _ = digits
-    info, snapshots = quality.train_baseline(root / "folder", 0.0, "cpu", [])
+    info, snapshots = baseline.train_baseline(root / "folder", 0.0, "cpu", [])
     assert info["steps"] == 1 and info["images_seen"] == 64 and len(snapshots) == 1
-    images = quality.baseline_samples(snapshots[-1][2], 70, "cpu")
+    images = baseline.baseline_samples(snapshots[-1][2], 70, "cpu")
     assert images.shape == (70, 3, 64, 64) and images.dtype == torch.uint8 and images.float().std() > 0

@@ -1,0 +1,126 @@
+"""The quality table (newest run per config and budget, equal-seconds and equal-steps views) and its two plots."""
+import json
+
+HEADER = """# Quality benchmark: UCI digits, scored in a digit classifier's features
+
+Written by `python bench/quality.py` from its measurements: the newest run of each config at each budget.
+Budgets are wall-clock. A `kit train` row's budget includes the command's start-up and its tail (final zip of
+`--n-images {tail}`, kept small for the bench); the baseline's budget counts its training loop only. s: seconds the
+run took. load: the machine's 1-minute load average at the run's start and end (2 cores, shared with other jobs, so
+steps per second vary between rows).
+digit-FID: n_eval generated images against all 1,797 real digits, in the classifier's 64-d features.
+class bits: entropy of the classifier's predicted digits (an even spread is log2 10 = 3.32); rarest: the share of
+the least drawn digit (an even spread is 10%). d: MiFID memorisation distance in the same features (copies of the
+data: 0). asked-for: share of samples, asked for digit k = i mod 10, that the classifier reads as k (conditional
+models). settings: what the run used, read back from its checkpoint (threads 0: torch's default).
+"""
+
+
+def newest(records):
+    """The newest record of each (config, budget), sorted by budget then config."""
+    latest = {}
+    for r in records:
+        latest[r["config"], r["budget_s"]] = r
+    return sorted(latest.values(), key=lambda r: (r["budget_s"], r["config"]))
+
+
+def write_table(records, path, tail_images):
+    """Markdown: the equal-seconds table, the ratios and checks, the equal-steps table, and the reference rows."""
+    rows = newest(records)
+    session = max((r["session"] for r in rows), key=lambda s: s["id"])
+    lines = [HEADER.format(tail=tail_images),
+             f"Machine: {session['machine']}; classifier held-out accuracy {session['accuracy']:.1%}; "
+             f"n_eval {rows[0]['n_eval']}.", "",
+             "## Equal seconds", "",
+             "| config | budget | steps | images seen | s | digit-FID | class bits | rarest | d | asked-for | load "
+             "| commit | flags | settings |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        acc = f"{r['cgan_acc']:.1%}" if "cgan_acc" in r else ""
+        rarest = f"{r['rarest']:.1%}" if "rarest" in r else ""
+        lines.append(f"| {r['config']} | {duration(r['budget_s'])} | {r['steps']} | {r['images_seen']} | "
+                     f"{r['seconds']:.0f} | {r['fid']:.1f} | {r['bits']:.2f} | {rarest} | {r['d']:.4f} | {acc} | "
+                     f"{r['load'][0]:.1f}–{r['load'][1]:.1f} | {r['session']['commit']} | {r['flags']} | "
+                     f"{r.get('settings', '')} |")
+    for name, ref in session["references"].items():
+        lines.append(f"| {name} | | | | | {ref['fid']:.1f} | {ref['bits']:.2f} | {ref.get('rarest', 0):.1%} | "
+                     f"{ref['d']:.4f} | | | | | |")
+    lines += ["", *ratios(rows), "", *checks(rows, session["references"]), "", *equal_steps(rows)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def ratios(rows):
+    """One line per budget: each kit config's digit-FID divided by the baseline's, and biggan's by cgan's."""
+    fid = {(r["config"], r["budget_s"]): r["fid"] for r in rows}
+    lines = []
+    for budget in sorted({b for _, b in fid}):
+        parts = [f"{c} / baseline = {fid[c, budget] / fid['baseline', budget]:.3f}"
+                 for c in ("kit-dcgan", "kit-cgan", "kit-biggan") if (c, budget) in fid and ("baseline", budget) in fid]
+        if ("kit-biggan", budget) in fid and ("kit-cgan", budget) in fid:
+            parts.append(f"kit-biggan / kit-cgan = {fid['kit-biggan', budget] / fid['kit-cgan', budget]:.3f}")
+        if parts:
+            lines.append(f"At {duration(budget)}, digit-FID ratios: {'; '.join(parts)}.  ")
+    return lines
+
+
+def checks(rows, refs):
+    """The issue's bar for each conditional row with a baseline at its budget, each item answered from the numbers."""
+    held = refs["ref: held-out real vs the rest"]["d"]
+    base = {r["budget_s"]: r["fid"] for r in rows if r["config"] == "baseline"}
+    lines = []
+    for r in rows:
+        if "cgan_acc" not in r or r["budget_s"] not in base:
+            continue
+        ratio = r["fid"] / base[r["budget_s"]]
+        items = [f"digit-FID {ratio:.3f} of the baseline's ({'met' if ratio <= 0.5 else 'NOT met'}: at most 0.5)",
+                 f"rarest digit {r['rarest']:.1%} ({'all ten drawn' if r['rarest'] > 0 else 'NOT all ten drawn'})",
+                 f"asked-for digit {r['cgan_acc']:.1%} ({'met' if r['cgan_acc'] >= 0.9 else 'NOT met'}: at least 90%)",
+                 f"d {r['d']:.4f} against held-out real digits' {held:.4f} "
+                 f"({'above' if r['d'] > held else 'NOT above'})"]
+        lines.append(f"Check, {r['config']} at {duration(r['budget_s'])}: {'; '.join(items)}.  ")
+    return lines
+
+
+def equal_steps(rows):
+    """Markdown table: each config's digit-FID at the step counts where the slowest config of each budget stopped.
+
+    Every snapshot of a config (from all its runs) is a candidate; the one nearest in steps is shown with its step.
+    """
+    curves = {}
+    for r in rows:
+        curves.setdefault(r["config"], []).extend((step, fid) for _, step, fid in r["curve"])
+    marks = sorted({min(r["steps"] for r in rows if r["budget_s"] == b) for b in {r["budget_s"] for r in rows}})
+    names = sorted(curves)
+    lines = ["## Equal steps", "",
+             "digit-FID of each config's snapshot nearest to the step count (the snapshot's step in brackets); the step",
+             "counts are where the config with the fewest steps stopped at each budget. Snapshots come from every run",
+             "of the config above (`--points` per run).", "",
+             "| steps | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for mark in marks:
+        cells = []
+        for name in names:
+            step, fid = min(curves[name], key=lambda p: (abs(p[0] - mark), p[0]))
+            cells.append(f"{fid:.1f} ({step})")
+        lines.append(f"| {mark} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_plots(records, folder):
+    """quality_fid_vs_time.png and quality_fid_vs_steps.png: digit-FID curves of the table's runs, log scales."""
+    from kit.plot import save_line_chart
+    rows = newest(records)
+    for axis, index, name in (("seconds", 0, "time"), ("steps", 1, "steps")):
+        series = {f"{r['config']} {duration(r['budget_s'])}": ([p[index] for p in r["curve"]], [p[2] for p in r["curve"]])
+                  for r in rows}
+        save_line_chart(series, folder / f"quality_fid_vs_{name}.png", xlabel=axis, ylabel="digit-FID",
+                        title=f"digit-FID against {axis} of training", log_x=axis == "steps", log_y=True)
+
+
+def duration(seconds):
+    """120 -> '2 min', 90 -> '90 s'."""
+    return f"{seconds / 60:g} min" if seconds % 60 == 0 else f"{seconds:g} s"
+
+
+def read_records(path):
+    """All records of results.jsonl ([] when missing)."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []

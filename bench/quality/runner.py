@@ -1,0 +1,179 @@
+"""One benchmark run per (config, budget): train it, score its snapshots, keep a record; and the command line."""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kit.config import parse_duration
+from kit.device import resolve_device
+
+from . import baseline
+from .classifier import evaluate, load_classifier, references
+from .data import SIZE, write_digit_sets
+from .report import write_plots, write_table, read_records
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "bench" / "out" / "quality"
+RESULTS = ROOT / "bench" / "results"
+KIT_TRAIN = [sys.executable, "-m", "kit", "train"]
+KIT_TAIL_IMAGES = 64      # --n-images of the benchmarked `kit train` runs: keeps the zip tail inside the budget small
+
+# name -> extra `kit train` flags (None: the notebook baseline); each variant changes one default
+CONFIGS = {
+    "kit-dcgan": ["--model", "dcgan"],
+    "baseline": None,
+    "kit-cgan": ["--model", "cgan"],
+    "kit-biggan": ["--model", "biggan"],
+    **{f"dcgan-loss-{loss}": ["--model", "dcgan", "--loss", loss]
+       for loss in ("hinge", "bce", "lsgan", "ralsgan", "wgan-gp")},
+    "dcgan-ema-0": ["--model", "dcgan", "--ema", "0"],
+    "dcgan-ema-0.999": ["--model", "dcgan", "--ema", "0.999"],
+    **{f"dcgan-aug-{name}": ["--model", "dcgan", "--augment", policy] for name, policy in
+       (("none", "none"), ("flip", "flip"), ("tc", "translation,color"), ("diffaug", "flip,translation,color"))},
+}
+DEFAULT_CONFIGS = ("kit-dcgan", "baseline", "kit-cgan", "kit-biggan")
+
+
+def run_kit(name, flags, cache, seconds, device, out, points):
+    """`python -m kit train` under the budget; each checkpoint it writes is kept (G weights only) as a snapshot."""
+    run_dir = out / "runs" / f"{name}-{seconds:g}s"
+    command = [*KIT_TRAIN, "--data", str(cache), "--out", str(run_dir), "--force",
+               "--budget", f"{seconds:g}s", "--device", device, "--n-images", str(KIT_TAIL_IMAGES),
+               "--checkpoint-every", f"{seconds / points:g}s", *flags]
+    print(" ".join(command[1:]), flush=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "last.pt").unlink(missing_ok=True)
+    snapshots, seen, start = [], None, time.perf_counter()
+    with open(run_dir / "train.log", "w") as log:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        while True:
+            done = process.poll() is not None
+            seen = keep_snapshot(run_dir / "last.pt", seen, time.perf_counter() - start, snapshots)
+            if done:
+                break
+            time.sleep(0.5)
+    wall = time.perf_counter() - start
+    if process.returncode:
+        raise SystemExit(f"kit train failed for {name}: see {run_dir / 'train.log'}")
+    final = snapshots[-1][1]
+    c = final["config"]
+    info = {"steps": final["step"], "images_seen": final["step"] * c["batch_size"], "seconds": wall,
+            "settings": f"width {c['g_width']}/{c['d_width']}, lr {c['lr_g']:g}/{c['lr_d']:g}, {c['loss']}, "
+                        f"batch {c['batch_size']}, EMA {c['ema']:g}, augment {c['augment']}, threads {c['threads']}"}
+    return info, [(t, state["step"], state) for t, state in snapshots]
+
+
+def keep_snapshot(path, seen, elapsed, snapshots):
+    """Append (elapsed, slim checkpoint) to snapshots when `path` changed since `seen` (its mtime); returns the mtime."""
+    try:
+        mtime = path.stat().st_mtime_ns
+        if mtime != seen:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+            keep = ("config", "G", "G_ema", "step", "classes", "label_counts", "image_shape")
+            snapshots.append((elapsed, {k: state.get(k) for k in keep}))
+        return mtime
+    except FileNotFoundError:   # not written yet, or replaced while we looked: the next poll sees it
+        return seen
+
+
+def kit_samples(state, n):
+    """n uint8 images from a kit checkpoint, sampled with its own settings, and the digits asked for (i mod 10).
+
+    A conditional model is asked for digit i mod 10 for image i; an unconditional one is asked for nothing (None).
+    """
+    from kit.sample import generate, load_generator
+    cfg = state["config"]
+    options = {k: cfg[k] for k in ("truncation", "standing_stats") if cfg.get(k)}
+    asked = np.arange(n) % 10 if load_generator(state, "cpu")[0].n_classes else None
+    images, _ = generate(state, n, seed=0, device="cpu", labels=asked, **options)
+    return images, asked
+
+
+def bench_one(name, flags, seconds, args, real, extractor, cache, folder):
+    """Train one config for one budget, score its snapshots; returns the result record (final = last snapshot)."""
+    device = str(resolve_device(args.device))
+    load_before = os.getloadavg()[0]
+    if flags is None:
+        times = [seconds * k / args.points for k in range(1, args.points)]
+        info, snapshots = baseline.train_baseline(folder, seconds, device, times)
+        info["settings"] = baseline.SETTINGS
+        samplers = [(t, step, lambda s=state: (baseline.baseline_samples(s, args.n_eval, device), None))
+                    for t, step, state in snapshots]
+        flags = [baseline.DESCRIPTION]
+    else:
+        info, snapshots = run_kit(name, flags, cache, seconds, args.device, args.out, args.points)
+        samplers = [(t, step, lambda s=state: kit_samples(s, args.n_eval)) for t, step, state in snapshots]
+    load_after = os.getloadavg()[0]
+    curve = []
+    for t, step, sampler in samplers:
+        images, asked = sampler()
+        final = evaluate(images, real, extractor, asked)
+        curve.append((round(t, 1), step, round(final["fid"], 3)))
+    from kit.plot import save_grid
+    save_grid(images[:100], args.results / f"quality_samples_{name}_{seconds:g}s.png", nrow=10)
+    record = {"config": name, "flags": " ".join(flags), "budget_s": seconds, **info, **final, "curve": curve,
+              "load": [round(load_before, 2), round(load_after, 2)], "device": device, "n_eval": args.n_eval}
+    print(json.dumps({k: v for k, v in record.items() if k != "curve"}), flush=True)
+    return record
+
+
+def machine():
+    """This machine in one line."""
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), platform.processor())
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return f"{os.cpu_count()}-core CPU ({cpu}){gpu}, torch {torch.__version__}, torch threads {torch.get_num_threads()}"
+
+
+def parse_args(argv):
+    """The command line of bench/quality.py."""
+    parser = argparse.ArgumentParser(description="Quality benchmark: kit train vs a notebook DCGAN on the UCI digits, "
+                                                 "scored in a digit classifier's features")
+    parser.add_argument("--budgets", default="2m,5m", help="comma list of durations, e.g. 2m,5m,20m")
+    parser.add_argument("--configs", default=",".join(DEFAULT_CONFIGS), help=f"comma list of {', '.join(CONFIGS)}")
+    parser.add_argument("--custom", action="append", default=[], metavar="LABEL=FLAGS",
+                        help="an extra config: a label and `kit train` flags, e.g. 'wide=--model dcgan --g-width 128'")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--n-eval", type=int, default=1000, help="generated images scored per snapshot")
+    parser.add_argument("--points", type=int, default=10, help="snapshots per run for the digit-FID curves")
+    parser.add_argument("--out", type=Path, default=OUT, help="scratch folder (data, classifier, runs, results.jsonl)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the table, plots and sample grids go")
+    parser.add_argument("--table", action="store_true", help="only rewrite the table and plots from past runs")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.environ.setdefault("DOGKIT_CACHE", str(args.out / "cache"))   # kit.metrics' real-statistics cache
+    configs = {name: CONFIGS.get(name, "?") for name in args.configs.split(",") if name}
+    configs.update({label: flags.split() for label, _, flags in (c.partition("=") for c in args.custom)})
+    unknown = [name for name, flags in configs.items() if flags == "?"]
+    if unknown:
+        raise SystemExit(f"error: config {unknown[0]} is not known: use one of {', '.join(CONFIGS)}, or --custom")
+    results_file = args.out / "results.jsonl"
+    if not args.table:
+        real, labels = write_digit_sets(args.out / "digits")
+        extractor, accuracy = load_classifier(real, labels, args.out / "digit_classifier.pt")
+        from kit.data.cache import prepare
+        cache = args.out / "digits.npz"
+        prepare(args.out / "digits" / "archive", out=cache, crop="square", size=SIZE, progress=False)
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        session = {"id": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
+                   "commit": commit.stdout.strip(), "accuracy": accuracy, "references": references(real, extractor)}
+        for seconds in (parse_duration(b) for b in args.budgets.split(",")):
+            for name, flags in configs.items():
+                record = bench_one(name, flags, seconds, args, real, extractor, cache, args.out / "digits" / "folder")
+                with open(results_file, "a") as f:
+                    f.write(json.dumps({"session": session, **record}) + "\n")
+    records = read_records(results_file)
+    if records:
+        write_table(records, args.results / "quality.md", KIT_TAIL_IMAGES)
+        write_plots(records, args.results)
+        print(f"wrote {args.results / 'quality.md'} and its plots")
