@@ -115,3 +115,31 @@ def test_baseline_trains_and_samples(digits):
     assert info["steps"] == 1 and info["images_seen"] == 64 and len(snapshots) == 1
     images = baseline.baseline_samples(snapshots[-1][2], 70, "cpu")
     assert images.shape == (70, 3, 64, 64) and images.dtype == torch.uint8 and images.float().std() > 0
+
+
+def record(config, budget, steps, fid, curve, **scores):
+    """A results.jsonl record as bench/quality's runner writes it (only the fields the report reads)."""
+    session = {"id": "2026-01-01 00:00 UTC", "machine": "test machine", "commit": "abc1234", "accuracy": 0.98,
+               "references": {"ref: held-out real vs the rest": {"fid": 37.0, "bits": 3.32, "rarest": 0.09, "d": 0.02}}}
+    return {"session": session, "config": config, "budget_s": budget, "steps": steps, "images_seen": 64 * steps,
+            "seconds": budget, "fid": fid, "bits": 3.3, "rarest": 0.08, "d": 0.03, "load": [1.0, 2.0], "flags": "",
+            "n_eval": 100, "curve": curve, **scores}
+
+
+def test_report_compares_at_equal_steps_from_snapshots_and_checks_the_bar(tmp_path):
+    from quality import report
+    records = [record("baseline", 120, 100, 6000.0, [(60, 50, 6100.0), (120, 100, 6000.0)]),
+               record("kit-cgan", 120, 1000, 60.0, [(12, 90, 900.0), (24, 210, 300.0), (120, 1000, 60.0)],
+                      cgan_acc=0.95),
+               record("kit-cgan", 300, 2500, 40.0, [(30, 240, 280.0), (300, 2500, 40.0)], cgan_acc=0.85),
+               record("baseline", 300, 250, 5000.0, [(300, 250, 5000.0)])]
+    lines = report.equal_steps(report.newest(records))
+    assert lines[-2:] == ["| 100 | 6000.0 (100) | 900.0 (90) |", "| 250 | 5000.0 (250) | 280.0 (240) |"]
+    checks = report.checks(report.newest(records), records[0]["session"]["references"])
+    assert len(checks) == 2 and "0.010 of the baseline's (met" in checks[0] and "95.0% (met" in checks[0]
+    assert "85.0% (NOT met" in checks[1] and "d 0.0300 against held-out real digits' 0.0200 (above)" in checks[1]
+    report.write_table(records + [record("kit-cgan", 120, 1100, 55.0, [(120, 1100, 55.0)], cgan_acc=0.9)],
+                       tmp_path / "q.md", 64)
+    table = (tmp_path / "q.md").read_text()
+    assert "| kit-cgan | 2 min | 1100 |" in table and "| kit-cgan | 2 min | 1000 |" not in table   # the newest run
+    assert "kit-cgan / baseline = 0.009" in table
