@@ -13,7 +13,7 @@ COMMANDS = {
     "sample": ("kit.sample", "write a grid of samples from a checkpoint"),
     "score": ("kit.metrics.score", "score images against real ones with the competition's MiFID"),
     "zip": ("kit.package", "write or check the 10,000-image submission zip"),
-    "kernel": ("kit.kernels", "build, push and follow the Kaggle kernels"),
+    "kernel": ("kit.kernel.build", "build, push and follow the Kaggle kernels"),
     "demo": ("kit.demo", "the whole job on built-in demo data"),
 }
 
