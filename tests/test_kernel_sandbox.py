@@ -108,6 +108,18 @@ def stage_lines(log: str) -> dict:
     return found
 
 
+def test_the_guard_sees_the_installed_kit_and_writes_outside(tmp_path, demo_dir):
+    """The sandbox's guard can fail: a script that writes outside and imports the repository's kit is caught."""
+    places = sandbox(tmp_path / "sandbox", demo_dir, "dcgan")
+    outside = tmp_path / "outside.txt"
+    (places["src"] / "script.py").write_text(
+        f"import sys\ntry:\n    import kit\nexcept ImportError:\n    print('no kit')\nopen({str(outside)!r}, 'w')\n"
+        f"sys.path.append({str(build.REPO)!r})\nimport kit.errors\n")
+    done, report = run_kernel(places, "1m", {}, 0)
+    assert done.returncode == 0 and done.stdout == "no kit\n", done.stderr
+    assert report[0].endswith(f"write {outside}") and any(f"read {build.REPO / 'kit'}" in r for r in report[1:])
+
+
 @pytest.mark.parametrize("procs", [1, 2])
 def test_dcgan_kernel_ends_with_a_valid_zip_in_the_sandbox(tmp_path, demo_dir, procs):
     places = sandbox(tmp_path, demo_dir, "dcgan")

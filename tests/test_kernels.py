@@ -14,6 +14,7 @@ from kit.__main__ import main as kit_main
 from kit.errors import UserError
 from kit.kernel import build as kernels
 from kit.kernel import runtime
+from kit.kernel.preflight import PYTHON_FLOOR, TORCH_FLOOR
 
 SHIPPED = kernels.KERNELS_DIR
 
@@ -201,3 +202,88 @@ def test_push_with_a_cli_that_has_no_accelerator_flag_or_does_not_start(no_crede
     assert kit_main(["kernel", "push", "dcgan", "--dir", str(built)]) == 0
     assert recorded(record)[-1] == ["kernels", "push", "-p", str(built / "dcgan")]
     assert "this kaggle CLI has no --accelerator" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- the oldest torch and Python kernel code runs on
+
+API_AT_FLOOR = Path(__file__).with_name("kernel_api_at_floor.txt")
+ROOTS = ("torch", "torchvision")
+# Absent from torch 2.3.1 (checked there); kernel code that reaches for them raises the floor
+NEWER_THAN_FLOOR = ("torch.backends.fp32_precision", "torch.backends.cuda.matmul.fp32_precision",
+                    "torch.backends.cudnn.fp32_precision", "torch.nn.RMSNorm", "torch.nn.functional.rms_norm",
+                    "torch.serialization.add_safe_globals", "torch.nn.Buffer", "torch.accelerator",
+                    "torch.compiler.set_stance", "torch.nn.attention.flex_attention")
+NEWER_THAN_PYTHON_FLOOR = {"pairwise": "3.10", "bit_count": "3.10", "stdlib_module_names": "3.10", "kw_only": "3.10",
+                           "tomllib": "3.11", "StrEnum": "3.11", "file_digest": "3.11", "cbrt": "3.11", "UTC": "3.11",
+                           "chdir": "3.11", "batched": "3.12", "override": "3.12"}
+
+
+def dotted(node):
+    """a.b.c for an attribute chain that starts at a name, else None."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    return ".".join([node.id] + parts[::-1]) if isinstance(node, ast.Name) else None
+
+
+def torch_api_uses(sources: dict) -> dict:
+    """Every torch.* / torchvision.* name the sources use, import aliases resolved -> the first file using it."""
+    uses = {}
+    for path, text in sources.items():
+        tree = ast.parse(text, path)
+        aliases = {root: root for root in ROOTS}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                aliases.update({a.asname: a.name for a in node.names if a.asname and a.name.startswith(ROOTS)})
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module.startswith(ROOTS):
+                for a in node.names:
+                    aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+                    uses.setdefault(f"{node.module}.{a.name}", path)
+        for node in ast.walk(tree):
+            name = dotted(node) if isinstance(node, ast.Attribute) else None
+            root, _, rest = (name or "").partition(".")
+            if root in aliases:
+                uses.setdefault(f"{aliases[root]}.{rest}", path)
+    return uses
+
+
+def test_the_api_scan_resolves_aliases():
+    source = ("import torch\nimport torch.multiprocessing as mp\nfrom torch import nn\n"
+              "from torch.nn import functional as F\n"
+              "x = F.relu(nn.Linear(1, 1)(torch.zeros(1)).sum())\nmp.spawn\nsomething.torch.cuda\n")
+    assert set(torch_api_uses({"m.py": source})) == {"torch.nn", "torch.nn.functional", "torch.nn.functional.relu",
+                                                     "torch.nn.Linear", "torch.zeros", "torch.multiprocessing.spawn"}
+
+
+def test_kernel_code_uses_only_torch_apis_checked_at_the_floor():
+    """Each torch/torchvision name kernel code uses was looked up in torch 2.3.1 and torchvision 0.18.1.
+
+    tests/kernel_api_at_floor.txt lists them; a name not there fails this test until it is checked in that
+    torch (or the floor, kit.kernel.preflight.TORCH_FLOOR, setup.cfg and the README, is raised).
+    """
+    checked = {line.split()[0] for line in API_AT_FLOOR.read_text().splitlines() if line and line[0] != "#"}
+    uses = torch_api_uses(kernels.inlined_modules())
+    newer = {api: path for api, path in uses.items() if api.startswith(NEWER_THAN_FLOOR)}
+    assert not newer, f"kernel code uses APIs newer than torch {TORCH_FLOOR}: {newer}"
+    unchecked = {api: path for api, path in uses.items() if api not in checked}
+    assert not unchecked, (f"kernel code uses {unchecked}, not yet looked up in torch {TORCH_FLOOR}: check they exist "
+                           f"there and add them to {API_AT_FLOOR.name}, or raise the floor")
+    assert not set(NEWER_THAN_FLOOR) & checked
+
+
+def test_kernel_code_is_python_3_9():
+    """The inlined sources parse as Python 3.9, evaluate no `X | Y` annotation and call no newer stdlib name."""
+    for path, text in kernels.inlined_modules().items():
+        tree = ast.parse(text, path, feature_version=PYTHON_FLOOR)
+        future = any(isinstance(n, ast.ImportFrom) and n.module == "__future__" for n in tree.body)
+        for node in ast.walk(tree):
+            annotation = getattr(node, "annotation", None) or getattr(node, "returns", None)
+            if annotation is not None and not future:
+                union = any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.BitOr) for n in ast.walk(annotation))
+                assert not union, f"{path}:{node.lineno}: an `X | Y` annotation needs Python 3.10"
+            words = {getattr(node, "attr", None), getattr(node, "id", None), getattr(node, "arg", None)}
+            if isinstance(node, ast.Import):
+                words |= {a.name.split(".")[0] for a in node.names}
+            newer = words & set(NEWER_THAN_PYTHON_FLOOR)
+            assert not newer, f"{path}:{node.lineno}: {newer} needs Python {NEWER_THAN_PYTHON_FLOOR[newer.pop()]}"

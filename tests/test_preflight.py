@@ -101,3 +101,11 @@ def test_a_t4_like_kernel_goes_on(tmp_path):
     done = run_script(tmp_path, {**BUILD, "gpus": [T4, T4]})
     assert done.returncode == 0, done.stdout + done.stderr
     assert "preflight: 2 × Tesla T4 (sm_75) run torch 2.8.0+cu128 (CUDA 12.8): 2 DDP processes" in done.stdout
+
+
+def test_a_torch_or_python_older_than_the_floor_stops():
+    old_torch = decide(Facts(**{**BUILD, "torch_version": "2.2.2+cu121"}, gpus=(T4,)))
+    assert not old_torch.go and "torch 2.2.2+cu121 is older than 2.3" in old_torch.message
+    old_python = decide(Facts(**BUILD, gpus=(T4,), python_version="3.8.18"))
+    assert not old_python.go and "Python 3.8.18 is older than 3.9" in old_python.message
+    assert decide(Facts(**{**BUILD, "torch_version": "2.3.1"}, gpus=(T4,), python_version="3.9.18")).go

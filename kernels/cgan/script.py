@@ -24,7 +24,7 @@ MANIFEST = {
     'kit/errors.py': 'd58493f52496815a4d2fa928a315a6f1f23a3fdc29b43073b21a7be5539429a5',
     'kit/files.py': '2e8107b672571fdb2e61a50de3e42279c0ba1ca1fc5a05222a2a503c12d7bd99',
     'kit/kernel/__init__.py': '830143a6408c2cd2ff8086108926339529a22e028a7a2830e3d628dcf71c178f',
-    'kit/kernel/preflight.py': '0dd46aa885ad069d9b3915cda23f92fc6cc2d9c556c1d06221af76b57eddd7d4',
+    'kit/kernel/preflight.py': '29db736151d53df2c27ed42a49f94dad5378f069bd8e9d4834102188eaa7e512',
     'kit/kernel/runtime.py': '3853bbd85016a2642f3aec52f035fd0e802a08f7a6c9eb25dc4359ea19b0a1dd',
     'kit/losses.py': '32b7f2ce58395ed5e7cde695587ebb6d9ea18caf24954254a4fc8b17d0db8487',
     'kit/models.py': '17786a85d2fc6330f25bc3fbf0f222e5a2c73d1561000c5bd31474b16f0bc258',
@@ -906,9 +906,13 @@ synchronised operation on each GPU, because a GPU can be visible and still have 
 """
 import json
 import os
+import platform
+import re
 from dataclasses import dataclass
 
 FIX_ACCELERATOR = "NvidiaTeslaT4"   # two T4s (sm_75), which every recent Kaggle torch build supports
+TORCH_FLOOR = (2, 3)     # the newest API kernel code calls is torch.amp.GradScaler(device), new in torch 2.3
+PYTHON_FLOOR = (3, 9)    # checked by tests/test_kernels.py: the inlined sources parse as Python 3.9
 FAKE_FACTS_ENV = "DOGKIT_PREFLIGHT_FACTS"   # JSON of Facts fields: decide as if on that hardware (tests)
 
 
@@ -923,6 +927,7 @@ class Facts:
     precision: str = "auto"       # the run's TrainConfig.precision
     procs: int = 0                # processes asked for ($DOGKIT_PROCS); 0: one per usable GPU, 1 on the CPU
     kernel: str = "NAME"          # the kernel's name, for the rebuild command in the fix
+    python_version: str = ""      # platform.python_version(); "" skips the check
 
 
 @dataclass(frozen=True)
@@ -968,11 +973,22 @@ def precision_words(precision: str, capability: tuple) -> str:
     return "fp16 autocast with a grad scaler (no bf16 before sm_80)"
 
 
+def version(text: str) -> tuple:
+    """"2.8.0+cu128" -> (2, 8); "3.12.1" -> (3, 12)."""
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:2])
+
+
 def decide(facts: Facts) -> Decision:
     """Go or stop with one line: a GPU this torch cannot run is named with its capability, the build and the fix."""
     build = f"torch {facts.torch_version} (CUDA {facts.cuda_build or 'none: a CPU-only build'})"
     fix = (f"rebuild with `python -m kit kernel build {facts.kernel} --accelerator {FIX_ACCELERATOR}` "
            f"(or NvidiaL4) and push again")
+    floors = (("torch", facts.torch_version, TORCH_FLOOR), ("Python", facts.python_version, PYTHON_FLOOR))
+    for name, found, floor in floors:
+        if found and version(found) < floor:
+            return Decision(False, "cpu", 0, f"preflight: {name} {found} is older than {'.'.join(map(str, floor))}, "
+                                             f"the oldest the kit runs on: run the kernel on Kaggle's latest image "
+                                             f"(\"docker_image_pinning_type\": \"latest\" in kernel-metadata.json)")
     device = facts.device
     if device == "cpu":
         procs = facts.procs or 1
@@ -1012,7 +1028,8 @@ def decide(facts: Facts) -> Decision:
 
 def read_facts(device="auto", precision="auto", procs=0, kernel="NAME") -> Facts:
     """The Facts of this machine as torch reports them, or of the hardware ${FAKE_FACTS_ENV} describes."""
-    asked = {"device": device, "precision": precision, "procs": procs, "kernel": kernel}
+    asked = {"device": device, "precision": precision, "procs": procs, "kernel": kernel,
+             "python_version": platform.python_version()}
     fake = os.environ.get(FAKE_FACTS_ENV)
     if fake:
         values = json.loads(fake)

@@ -6,9 +6,13 @@ synchronised operation on each GPU, because a GPU can be visible and still have 
 """
 import json
 import os
+import platform
+import re
 from dataclasses import dataclass
 
 FIX_ACCELERATOR = "NvidiaTeslaT4"   # two T4s (sm_75), which every recent Kaggle torch build supports
+TORCH_FLOOR = (2, 3)     # the newest API kernel code calls is torch.amp.GradScaler(device), new in torch 2.3
+PYTHON_FLOOR = (3, 9)    # checked by tests/test_kernels.py: the inlined sources parse as Python 3.9
 FAKE_FACTS_ENV = "DOGKIT_PREFLIGHT_FACTS"   # JSON of Facts fields: decide as if on that hardware (tests)
 
 
@@ -23,6 +27,7 @@ class Facts:
     precision: str = "auto"       # the run's TrainConfig.precision
     procs: int = 0                # processes asked for ($DOGKIT_PROCS); 0: one per usable GPU, 1 on the CPU
     kernel: str = "NAME"          # the kernel's name, for the rebuild command in the fix
+    python_version: str = ""      # platform.python_version(); "" skips the check
 
 
 @dataclass(frozen=True)
@@ -68,11 +73,22 @@ def precision_words(precision: str, capability: tuple) -> str:
     return "fp16 autocast with a grad scaler (no bf16 before sm_80)"
 
 
+def version(text: str) -> tuple:
+    """"2.8.0+cu128" -> (2, 8); "3.12.1" -> (3, 12)."""
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:2])
+
+
 def decide(facts: Facts) -> Decision:
     """Go or stop with one line: a GPU this torch cannot run is named with its capability, the build and the fix."""
     build = f"torch {facts.torch_version} (CUDA {facts.cuda_build or 'none: a CPU-only build'})"
     fix = (f"rebuild with `python -m kit kernel build {facts.kernel} --accelerator {FIX_ACCELERATOR}` "
            f"(or NvidiaL4) and push again")
+    floors = (("torch", facts.torch_version, TORCH_FLOOR), ("Python", facts.python_version, PYTHON_FLOOR))
+    for name, found, floor in floors:
+        if found and version(found) < floor:
+            return Decision(False, "cpu", 0, f"preflight: {name} {found} is older than {'.'.join(map(str, floor))}, "
+                                             f"the oldest the kit runs on: run the kernel on Kaggle's latest image "
+                                             f"(\"docker_image_pinning_type\": \"latest\" in kernel-metadata.json)")
     device = facts.device
     if device == "cpu":
         procs = facts.procs or 1
@@ -112,7 +128,8 @@ def decide(facts: Facts) -> Decision:
 
 def read_facts(device="auto", precision="auto", procs=0, kernel="NAME") -> Facts:
     """The Facts of this machine as torch reports them, or of the hardware ${FAKE_FACTS_ENV} describes."""
-    asked = {"device": device, "precision": precision, "procs": procs, "kernel": kernel}
+    asked = {"device": device, "precision": precision, "procs": procs, "kernel": kernel,
+             "python_version": platform.python_version()}
     fake = os.environ.get(FAKE_FACTS_ENV)
     if fake:
         values = json.loads(fake)
