@@ -209,3 +209,15 @@ def sleeping_rank(rank, world, port, cfg):
     """A rank that hangs (as one waiting forever on a collective would)."""
     time.sleep(600)
 
+
+
+def test_a_failed_run_in_one_process_is_one_line(monkeypatch, capsys):
+    from kit import train
+
+    def crash(cfg):
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing\nSearch for ...\n")
+
+    monkeypatch.setattr(train, "train", crash)
+    failure = runtime.train_here(TrainConfig())
+    assert failure == "RuntimeError: CUDA error: operation not permitted when stream is capturing"
+    assert "Traceback" in capsys.readouterr().err

@@ -25,7 +25,7 @@ MANIFEST = {
     'kit/files.py': '2e8107b672571fdb2e61a50de3e42279c0ba1ca1fc5a05222a2a503c12d7bd99',
     'kit/kernel/__init__.py': '830143a6408c2cd2ff8086108926339529a22e028a7a2830e3d628dcf71c178f',
     'kit/kernel/preflight.py': '29db736151d53df2c27ed42a49f94dad5378f069bd8e9d4834102188eaa7e512',
-    'kit/kernel/runtime.py': '3853bbd85016a2642f3aec52f035fd0e802a08f7a6c9eb25dc4359ea19b0a1dd',
+    'kit/kernel/runtime.py': '4f8895d8c26ad746122e3904a8ad757d2c9d0a268718fcdc437e8594fc92eadc',
     'kit/losses.py': '32b7f2ce58395ed5e7cde695587ebb6d9ea18caf24954254a4fc8b17d0db8487',
     'kit/models.py': '17786a85d2fc6330f25bc3fbf0f222e5a2c73d1561000c5bd31474b16f0bc258',
     'kit/package.py': '724ecf28649af459e728c23e6dcab6076c53600c464871726a064b6ae23a351b',
@@ -1227,8 +1227,9 @@ def run(kernel: dict, start: float, args) -> int:
     problems = check_zip(zip_path)
     for line in problems:
         log(f"check: problem: {line}")
-    log(f"check: {zip_path} {'REJECTED' if problems else 'passes'}; the kernel took {time.time() - start:.0f} s "
-        f"of its {budget:.0f} s budget")
+    early = f", but it holds step {step}'s images: training ended early (above)" if failure else ""
+    log(f"check: {zip_path} {'REJECTED' if problems else 'passes'}{early}; the kernel took "
+        f"{time.time() - start:.0f} s of its {budget:.0f} s budget")
     return 1 if problems else 0
 
 
@@ -1268,8 +1269,13 @@ def train_here(cfg) -> str:
         train(cfg)
     except Exception as e:   # noqa: BLE001 - whatever stopped it, the last checkpoint still becomes the zip
         traceback.print_exc()
-        return f"{type(e).__name__}: {e}"
+        return f"{type(e).__name__}: {first_line(e)}"
     return ""
+
+
+def first_line(error) -> str:
+    """The first line of an exception's message (CUDA errors run to five)."""
+    return (str(error).strip().splitlines() or [""])[0]
 
 
 def free_port() -> int:
@@ -1301,7 +1307,8 @@ def train_ranks(cfg, procs: int, deadline: float, target=run_rank) -> str:
                 return "the training processes ran past the budget and were stopped"
     except Exception as e:   # noqa: BLE001 - ProcessRaisedException / ProcessExitedException: the others are stopped
         print(e, file=sys.stderr, flush=True)
-        return str(e).strip().splitlines()[0]
+        lines = [line for line in str(e).splitlines() if line.strip()]
+        return " ".join(dict.fromkeys(lines[:1] + lines[-1:]))   # "process 1 terminated ..." and the error's end
     return ""
 
 

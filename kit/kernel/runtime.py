@@ -165,8 +165,9 @@ def run(kernel: dict, start: float, args) -> int:
     problems = check_zip(zip_path)
     for line in problems:
         log(f"check: problem: {line}")
-    log(f"check: {zip_path} {'REJECTED' if problems else 'passes'}; the kernel took {time.time() - start:.0f} s "
-        f"of its {budget:.0f} s budget")
+    early = f", but it holds step {step}'s images: training ended early (above)" if failure else ""
+    log(f"check: {zip_path} {'REJECTED' if problems else 'passes'}{early}; the kernel took "
+        f"{time.time() - start:.0f} s of its {budget:.0f} s budget")
     return 1 if problems else 0
 
 
@@ -206,8 +207,13 @@ def train_here(cfg) -> str:
         train(cfg)
     except Exception as e:   # noqa: BLE001 - whatever stopped it, the last checkpoint still becomes the zip
         traceback.print_exc()
-        return f"{type(e).__name__}: {e}"
+        return f"{type(e).__name__}: {first_line(e)}"
     return ""
+
+
+def first_line(error) -> str:
+    """The first line of an exception's message (CUDA errors run to five)."""
+    return (str(error).strip().splitlines() or [""])[0]
 
 
 def free_port() -> int:
@@ -239,7 +245,8 @@ def train_ranks(cfg, procs: int, deadline: float, target=run_rank) -> str:
                 return "the training processes ran past the budget and were stopped"
     except Exception as e:   # noqa: BLE001 - ProcessRaisedException / ProcessExitedException: the others are stopped
         print(e, file=sys.stderr, flush=True)
-        return str(e).strip().splitlines()[0]
+        lines = [line for line in str(e).splitlines() if line.strip()]
+        return " ".join(dict.fromkeys(lines[:1] + lines[-1:]))   # "process 1 terminated ..." and the error's end
     return ""
 
 
