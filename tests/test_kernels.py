@@ -287,3 +287,16 @@ def test_kernel_code_is_python_3_9():
                 words |= {a.name.split(".")[0] for a in node.names}
             newer = words & set(NEWER_THAN_PYTHON_FLOOR)
             assert not newer, f"{path}:{node.lineno}: {newer} needs Python {NEWER_THAN_PYTHON_FLOOR[newer.pop()]}"
+
+
+def test_relative_imports_are_followed(tmp_path, monkeypatch):
+    package = tmp_path / "kit" / "models"
+    package.mkdir(parents=True)
+    (tmp_path / "kit" / "__init__.py").write_text("")
+    (tmp_path / "kit" / "errors.py").write_text("")
+    (package / "__init__.py").write_text("from .dcgan import G\nfrom . import biggan\n")
+    (package / "dcgan.py").write_text("from ..errors import UserError\n")
+    (package / "biggan.py").write_text("")
+    monkeypatch.setattr(kernels, "REPO", tmp_path)
+    assert kernels.kit_imports(package / "__init__.py") == {"kit.models", "kit.models.dcgan", "kit.models.biggan"}
+    assert kernels.kit_imports(package / "dcgan.py") == {"kit.errors"}

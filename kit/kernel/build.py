@@ -96,14 +96,17 @@ def module_file(name: str):
 
 
 def kit_imports(path: Path) -> set:
-    """Every kit module that a source file imports, at any depth of its code."""
+    """Every kit module that a source file imports (relative imports too), at any depth of its code."""
+    package = path.relative_to(REPO).with_suffix("").parts[:-1]   # kit/models/dcgan.py and kit/models/__init__.py
     names = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) + 1 - node.level] if node.level else ()
+            module = ".".join(base + tuple((node.module or "").split(".") if node.module else ()))
+            names.add(module)
+            names.update(f"{module}.{a.name}" for a in node.names)
     return {n for n in names if n.split(".")[0] == "kit" and module_file(n)}
 
 
