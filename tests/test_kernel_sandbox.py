@@ -6,12 +6,14 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import threading
 import time
 import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 
 from kit import checkpoint
 from kit.kernel import build, runtime
@@ -221,3 +223,23 @@ def test_a_failed_run_in_one_process_is_one_line(monkeypatch, capsys):
     failure = runtime.train_here(TrainConfig())
     assert failure == "RuntimeError: CUDA error: operation not permitted when stream is capturing"
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_processes_that_die_before_training_are_replaced_by_one(tmp_path, demo_dir, monkeypatch, capsys):
+    """As an old torch's DDP or a broken NCCL would: the ranks die at once, and one process trains instead."""
+    places = sandbox(tmp_path, demo_dir, "dcgan")
+    monkeypatch.chdir(places["working"])
+    monkeypatch.setattr(tempfile, "tempdir", str(places["tmp"]))
+    monkeypatch.setattr(runtime, "train_ranks", lambda cfg, procs, deadline: "process 1 terminated with exit code 3")
+    train = {"device": "cpu", "g_width": 8, "d_width": 8, "batch_size": 16, "max_steps": 3, "threads": 1}
+    args = runtime.parse_arguments(["--kaggle-root", str(places["kaggle"]), "--budget", "3m", "--procs", "2",
+                                    "--train", json.dumps(train)])
+    threads = torch.get_num_threads()
+    try:
+        assert runtime.run({"name": "dcgan", "accelerator": "NvidiaTeslaT4", "train": {}}, time.time(), args) == 0
+    finally:
+        torch.set_num_threads(threads)
+    stages = stage_lines(capsys.readouterr().out)
+    assert stages["train"][1].startswith("the 2 processes ended before a trained checkpoint (process 1 terminated")
+    assert not any("ended early" in line for line in stages["train"]) and " passes;" in stages["check"][-1]
+    assert checkpoint.load(places["tmp"] / "run" / "last.pt")["step"] == 3

@@ -24,8 +24,8 @@ MANIFEST = {
     'kit/errors.py': 'd58493f52496815a4d2fa928a315a6f1f23a3fdc29b43073b21a7be5539429a5',
     'kit/files.py': '2e8107b672571fdb2e61a50de3e42279c0ba1ca1fc5a05222a2a503c12d7bd99',
     'kit/kernel/__init__.py': '830143a6408c2cd2ff8086108926339529a22e028a7a2830e3d628dcf71c178f',
-    'kit/kernel/preflight.py': '29db736151d53df2c27ed42a49f94dad5378f069bd8e9d4834102188eaa7e512',
-    'kit/kernel/runtime.py': '4f8895d8c26ad746122e3904a8ad757d2c9d0a268718fcdc437e8594fc92eadc',
+    'kit/kernel/preflight.py': 'ec66052e61da741138a329f9c59e2ad3eb9fba6f1292d659368dcd1d11c69542',
+    'kit/kernel/runtime.py': 'd2737fd4df6acbf71981fe71636c7866c32db43be6c0a0c755717dc1dc6dbcf1',
     'kit/losses.py': '32b7f2ce58395ed5e7cde695587ebb6d9ea18caf24954254a4fc8b17d0db8487',
     'kit/models.py': '17786a85d2fc6330f25bc3fbf0f222e5a2c73d1561000c5bd31474b16f0bc258',
     'kit/package.py': '724ecf28649af459e728c23e6dcab6076c53600c464871726a064b6ae23a351b',
@@ -941,11 +941,9 @@ class Decision:
 
 
 def runs_on(arch: str, capability: tuple) -> bool:
-    """Whether code compiled for `arch` runs on a GPU of this capability.
-
-    sm_XY (machine code) runs on the same major version at minor Y or later; sm_XYa only on XY itself; compute_XY
-    (PTX, compiled by the driver at load) on XY and every later capability.
-    """
+    """Whether code compiled for `arch` runs on a GPU of this capability."""
+    # sm_XY (machine code) runs on the same major version from minor Y on; sm_XYa on XY alone; compute_XY (PTX,
+    # compiled by the driver at load) on XY and every later capability
     kind, _, version = arch.partition("_")
     specific = version.endswith("a")
     digits = version.rstrip("af")
@@ -1066,6 +1064,7 @@ The generated kernels/NAME/script.py writes the inlined kit/ to a temporary fold
 talks to Kaggle's API: building and pushing live in kit.kernel.build, which never ships inside a kernel.
 """
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -1210,9 +1209,7 @@ def run(kernel: dict, start: float, args) -> int:
     cache_path = prepare(Path(args.kaggle_root) / "input", work, log)
     cfg = run_config(options, decision, work, budget - (time.time() - start) - CHECK_RESERVE_S, log)
     last = Path(cfg.out) / "last.pt"
-    shutil.rmtree(cfg.out, ignore_errors=True)   # a checkpoint left from another run must not become the zip
-    failure = (train_here(cfg) if decision.procs == 1 else
-               train_ranks(cfg, decision.procs, start + budget - CHECK_RESERVE_S))
+    failure = train_stage(cfg, decision.procs, start + budget - CHECK_RESERVE_S, log)
     zip_path = Path(cfg.zip)
     if failure:
         log(f"train: ended early: {failure}")
@@ -1260,6 +1257,27 @@ def run_config(options: dict, decision, work: Path, seconds: float, log):
         f"D {shown.lr_d:g} in every process (DDP averages the gradients), {seconds:.0f} s left for training and "
         f"the {cfg.n_images} final images")
     return cfg
+
+
+def train_stage(cfg, procs: int, deadline: float, log) -> str:
+    """Train; "" when it finished, else why it stopped. Ranks dead before a trained checkpoint: one process retries."""
+    shutil.rmtree(cfg.out, ignore_errors=True)   # a checkpoint left from another run must not become the zip
+    if procs == 1:
+        return train_here(cfg)
+    failure = train_ranks(cfg, procs, deadline)
+    if not failure or checkpoint_step(Path(cfg.out) / "last.pt") > 0:
+        return failure
+    left = deadline - time.time()   # an old torch's DDP or an untested NCCL must not cost the whole run
+    log(f"train: the {procs} processes ended before a trained checkpoint ({failure}); training again in 1 process "
+        f"for the {left:.0f} s left")
+    shutil.rmtree(cfg.out, ignore_errors=True)
+    return train_here(dataclasses.replace(cfg, budget=f"{left:.1f}"))
+
+
+def checkpoint_step(last: Path) -> int:
+    """The step of the checkpoint `last`; 0 when there is none."""
+    from kit import checkpoint
+    return checkpoint.load(last)["step"] if last.is_file() else 0
 
 
 def train_here(cfg) -> str:

@@ -41,11 +41,9 @@ class Decision:
 
 
 def runs_on(arch: str, capability: tuple) -> bool:
-    """Whether code compiled for `arch` runs on a GPU of this capability.
-
-    sm_XY (machine code) runs on the same major version at minor Y or later; sm_XYa only on XY itself; compute_XY
-    (PTX, compiled by the driver at load) on XY and every later capability.
-    """
+    """Whether code compiled for `arch` runs on a GPU of this capability."""
+    # sm_XY (machine code) runs on the same major version from minor Y on; sm_XYa on XY alone; compute_XY (PTX,
+    # compiled by the driver at load) on XY and every later capability
     kind, _, version = arch.partition("_")
     specific = version.endswith("a")
     digits = version.rstrip("af")

@@ -4,6 +4,7 @@ The generated kernels/NAME/script.py writes the inlined kit/ to a temporary fold
 talks to Kaggle's API: building and pushing live in kit.kernel.build, which never ships inside a kernel.
 """
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -148,9 +149,7 @@ def run(kernel: dict, start: float, args) -> int:
     cache_path = prepare(Path(args.kaggle_root) / "input", work, log)
     cfg = run_config(options, decision, work, budget - (time.time() - start) - CHECK_RESERVE_S, log)
     last = Path(cfg.out) / "last.pt"
-    shutil.rmtree(cfg.out, ignore_errors=True)   # a checkpoint left from another run must not become the zip
-    failure = (train_here(cfg) if decision.procs == 1 else
-               train_ranks(cfg, decision.procs, start + budget - CHECK_RESERVE_S))
+    failure = train_stage(cfg, decision.procs, start + budget - CHECK_RESERVE_S, log)
     zip_path = Path(cfg.zip)
     if failure:
         log(f"train: ended early: {failure}")
@@ -198,6 +197,27 @@ def run_config(options: dict, decision, work: Path, seconds: float, log):
         f"D {shown.lr_d:g} in every process (DDP averages the gradients), {seconds:.0f} s left for training and "
         f"the {cfg.n_images} final images")
     return cfg
+
+
+def train_stage(cfg, procs: int, deadline: float, log) -> str:
+    """Train; "" when it finished, else why it stopped. Ranks dead before a trained checkpoint: one process retries."""
+    shutil.rmtree(cfg.out, ignore_errors=True)   # a checkpoint left from another run must not become the zip
+    if procs == 1:
+        return train_here(cfg)
+    failure = train_ranks(cfg, procs, deadline)
+    if not failure or checkpoint_step(Path(cfg.out) / "last.pt") > 0:
+        return failure
+    left = deadline - time.time()   # an old torch's DDP or an untested NCCL must not cost the whole run
+    log(f"train: the {procs} processes ended before a trained checkpoint ({failure}); training again in 1 process "
+        f"for the {left:.0f} s left")
+    shutil.rmtree(cfg.out, ignore_errors=True)
+    return train_here(dataclasses.replace(cfg, budget=f"{left:.1f}"))
+
+
+def checkpoint_step(last: Path) -> int:
+    """The step of the checkpoint `last`; 0 when there is none."""
+    from kit import checkpoint
+    return checkpoint.load(last)["step"] if last.is_file() else 0
 
 
 def train_here(cfg) -> str:
