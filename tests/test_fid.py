@@ -116,3 +116,27 @@ def test_agrees_with_torchmetrics_where_definitions_meet():
     unswapped.update(torch.from_numpy(real).double(), real=True)
     unswapped.update(torch.from_numpy(gen).double(), real=False)
     assert float(unswapped.compute()) != pytest.approx(score, rel=1e-3)   # the definitions do differ
+
+
+def test_identical_feature_sets_give_d_exactly_zero_and_a_huge_positive_mifid():
+    real = features(200, 64, 6, shift=0.2)
+    fid, d, d_thr, score = kit_scores(real.copy(), real, threshold=0.1)
+    assert d == 0.0 and d_thr == 0.0                # exactly, not merely close: no negative round-off
+    assert score == fid / 1e-15 and score > 0
+    negated = F.nearest_real(torch.from_numpy(-real), torch.from_numpy(real))[0]
+    assert (negated == 0).all()                     # 1 - |cos|: a sign flip is a copy too
+
+
+def test_distances_are_never_negative_on_scaled_copies():
+    real = torch.from_numpy(features(300, 32, 7, shift=0.1)).double()
+    scales = torch.logspace(-3, 3, len(real), dtype=torch.float64)[:, None]
+    dist = F.nearest_real(real * scales, real)[0]   # cos = 1 up to round-off for every row
+    assert dist.min() >= 0 and dist.max() < 1e-15
+
+
+def test_one_near_copy_gives_a_small_positive_d():
+    real = features(100, 32, 8)
+    gen = real[:1] + features(1, 32, 9) * 0.01
+    d = F.memorisation_distance(F.nearest_real(torch.from_numpy(gen), torch.from_numpy(real))[0])
+    assert 0 < d < 1e-3
+    assert d == pytest.approx(reference_distance(gen.astype(np.float64), real.astype(np.float64)), rel=1e-6)

@@ -30,7 +30,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, sqrt_sigma2=None) -> float:
 
 
 def nearest_real(gen, real, chunk=1024, candidates=4):
-    """For each generated row whose sum is not 0: min over real rows (sum not 0) of 1 - |cos|, and where.
+    """For each generated row whose sum is not 0: min over real rows (sum not 0) of 1 - |cos| (>= 0), and where.
 
     Searches in float32 a chunk of generated rows at a time (the N×M matrix never exists whole), then
     recomputes the best `candidates` pairs in float64, so the result is the float64 value up to float32 near-ties.
@@ -49,15 +49,19 @@ def nearest_real(gen, real, chunk=1024, candidates=4):
         for start in range(0, len(g64), chunk):
             g = g64[start:start + chunk]
             top = (g.float() @ r32.T).abs_().topk(k, dim=1).indices
-            cos = torch.einsum("nd,nkd->nk", g, r64[top]).abs()
-            best, which = cos.max(1)
-            distances.append(1.0 - best)
+            best, which = one_minus_abs_cos(g[:, None, :], r64[top]).min(1)
+            distances.append(best)
             nearest.append(top.gather(1, which[:, None]).squeeze(1))
     finally:
         torch.set_float32_matmul_precision(precision)
     if not distances:
         return torch.empty(0, dtype=torch.float64), gen_index, real_index[:0]
     return torch.cat(distances), gen_index, real_index[torch.cat(nearest)]
+
+
+def one_minus_abs_cos(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """1 - |cos| of unit rows as min(|u - v|², |u + v|²) / 2: never below 0, exactly 0 for equal rows."""
+    return torch.minimum((u - v).square().sum(-1), (u + v).square().sum(-1)) / 2
 
 
 def unit_rows(x: torch.Tensor) -> torch.Tensor:
