@@ -31,7 +31,7 @@ def score(zip_path, data, n, weights, device):
     import numpy as np
     from kit.data.cache import Dataset, load_or_prepare
     from kit.metrics.score import score_images
-    from kit.package import read_images
+    from kit.images import read_images
     real = load_or_prepare(data, crop="whole")
     keep = np.linspace(0, len(real) - 1, min(n, len(real))).round().astype(int)
     real = Dataset(real.images[keep], real.labels[keep], real.classes, [real.sources[i] for i in keep])

@@ -109,8 +109,6 @@ def broken_cases(src, tmp):
         "rgba": (rezip(src, tmp / "rgba.zip", replace={"3.png": png(rgba)}), "images in mode RGBA, not RGB (1): 3.png"),
         "gray": (rezip(src, tmp / "gray.zip", replace={"3.png": png(img[:, :, 0].copy())}),
                  "images in mode L, not RGB (1): 3.png"),
-        "duplicate": (rezip(src, tmp / "dup.zip", replace={"5.png": good4}),
-                      "images identical to an earlier one (1): 5.png (= 4.png)"),
         "folder": (rezip(src, tmp / "dir.zip", drop={"19.png"}, add={"extra/": None}), "folders inside the zip"),
         "file_in_folder": (rezip(src, tmp / "sub.zip", drop={"19.png"}, add={"imgs/19.png": png(img)}),
                            "files inside a folder (images must sit at the zip's top level) (1): imgs/19.png"),
@@ -131,6 +129,34 @@ def test_check_finds_each_broken_zip(tmp_path, small_zip):
         assert any(expected in line for line in problems), (case, problems)
     problems = check_zip(tmp_path / "dir.zip", n_images=20)
     assert len(problems) == 2 and "holds 20 files" not in " ".join(problems)  # a folder entry is not a file
+
+
+def test_repeated_images_pass_the_check_with_a_warning_and_fail_only_when_strict(tmp_path, small_zip):
+    """Kaggle accepts repeats (they only cost score): exit 0 with the count; --strict makes them fatal."""
+    from kit.package import inspect_zip
+    src = small_zip[0]
+    good4 = zipfile.ZipFile(src).read("4.png")
+    dup = rezip(src, tmp_path / "dup.zip", replace={"5.png": good4, "6.png": good4})
+    problems, warnings = inspect_zip(dup, n_images=20)
+    assert problems == [] and check_zip(dup, n_images=20) == []
+    assert warnings == ["images identical to an earlier one (legal, but they only lower the score) (2): "
+                        "5.png (= 4.png), 6.png (= 4.png)"]
+    assert check_zip(dup, n_images=20, strict=True) == warnings
+    broken = rezip(src, tmp_path / "dup_and_size.zip", replace={"5.png": good4, "3.png": png(noise(1)[0][:, :32, :32]
+                                                                                              .transpose(1, 2, 0).copy())})
+    assert any("32×32" in line for line in check_zip(broken, n_images=20))   # repeats never hide a real problem
+
+
+def test_make_zip_check_warns_on_repeats_and_strict_rejects(tmp_path):
+    """`make_zip --check` on 10,000 valid images with repeats: exit 0 and a loud warning naming how many repeat."""
+    images = np.repeat(noise(100, seed=5), 100, axis=0)          # 10,000 images, each one 100 times
+    out = write_zip(images, tmp_path / "images.zip", progress=False)
+    loose = make_zip("--check", out, cwd=tmp_path)
+    assert loose.returncode == 0, loose.stdout
+    assert "WARNING: images identical to an earlier one" in loose.stdout and "(9,900)" in loose.stdout
+    assert "OK, would be accepted" in loose.stdout and "problem:" not in loose.stdout
+    strict = make_zip("--check", out, "--strict", cwd=tmp_path)
+    assert strict.returncode == 1 and "problem: images identical to an earlier one" in strict.stdout
 
 
 def test_read_images_strict_skips_lenient_converts(tmp_path):

@@ -100,14 +100,14 @@ def write_report(folder: Path, result, images, real_images, nearest, gen_index, 
 
 
 def load_generated(path, n, lenient, device):
-    """uint8 images from a zip or folder (kit.package.read_images), or n generated in memory from a checkpoint."""
+    """uint8 images from a zip or folder (kit.images.read_images), or n generated in memory from a checkpoint."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path} does not exist: pass images.zip, a folder of PNGs or a checkpoint")
     if not (path.is_dir() or path.suffix.lower() == ".zip"):
         from kit.sample import generate
         return generate(path, n, device=device)[0].numpy()
-    from kit.package import read_images
+    from kit.images import read_images
     images, problems = read_images(path, lenient=lenient)
     if len(images) == 0:
         raise UserError(f"{path} holds no readable images ({'; '.join(problems) or 'empty'}): "
