@@ -25,7 +25,7 @@ def test_features_match_pytorch_fid_get_activations(inception_weights, tmp_path)
         model = inception.InceptionV3([3]).eval()
     expected = get_activations(files, model, batch_size=3, dims=2048, device="cpu", num_workers=0)
 
-    extractor = features.InceptionFeatures(inception_weights, device="cpu", batch_size=2)
+    extractor = features.InceptionFeatures(inception_weights, device="cpu", batch_size=2, resize="pytorch-fid")
     got = extractor(images)
     assert got.shape == (3, 2048) and got.dtype == np.float32
     assert extractor.dim == 2048 and extractor.name == "inception-pool3"

@@ -1,8 +1,10 @@
-"""Feature extractors for scoring: uint8 images N×C×H×W -> float32 N×D, with a name and a weights fingerprint."""
+"""Feature extractors, the scorer's seam: uint8 images N×C×H×W -> float32 N×D, with a name, a dim and a weights
+fingerprint. Two leaderboard networks: the public one's FID Inception (pool3, 2048-d) and the private one's
+NASNet-A Large (final_layer/Mean, 4032-d); each resizes as the organisers did unless told otherwise."""
+import glob
 import hashlib
 import os
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import torch
@@ -10,11 +12,16 @@ from tqdm import tqdm
 
 from kit.device import resolve_device
 from kit.errors import UserError
+from kit.metrics.resize import tf1_resize_bilinear
 
+RESIZES = ("organisers", "pytorch-fid")   # TF1 legacy bilinear as the competition's scorer, or pytorch-fid's
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"   # pytorch-fid's port of the TF FID Inception
 WEIGHTS_HELP = (f"pass --inception-weights FILE or set DOGKIT_INCEPTION_WEIGHTS to pytorch-fid's {FID_WEIGHTS_NAME} "
                 "(in a Kaggle kernel: attach it as a dataset), or run once with internet to download it into "
                 "the torch hub cache")
+NASNET_HELP = ("pass --nasnet-weights FILE or set DOGKIT_NASNET_WEIGHTS to timm's nasnetalarge.tf_in1k weights "
+               "(on a machine with internet: python -c \"import timm; timm.create_model('nasnetalarge', "
+               "pretrained=True)\" puts them in timm's cache; in a Kaggle kernel: attach the file as a dataset)")
 
 
 def find_inception_weights(weights=None) -> Path:
@@ -40,36 +47,74 @@ def download_inception_weights(path: Path) -> None:
     torch.hub.download_url_to_file(FID_WEIGHTS_URL, str(path), progress=True)
 
 
-def load_fid_inception(path: Path) -> torch.nn.Module:
-    """pytorch-fid's InceptionV3 (pool3, resize to 299, [0,1] -> [-1,1]) holding the weights from `path`."""
-    from pytorch_fid import inception
+def find_nasnet_weights(weights=None) -> Path:
+    """NASNet-A Large weights: the given path, $DOGKIT_NASNET_WEIGHTS, or timm's caches (Hugging Face or torch hub)."""
+    path = weights or os.environ.get("DOGKIT_NASNET_WEIGHTS")
+    if path:
+        if not Path(path).is_file():
+            raise UserError(f"NASNet weights {path} not found: {NASNET_HELP}")
+        return Path(path)
+    hf_home = os.environ.get("HF_HOME", str(Path.home() / ".cache" / "huggingface"))
+    patterns = [str(Path(hf_home) / "hub" / "models--timm--nasnetalarge.tf_in1k" / "snapshots" / "*" / "model.*"),
+                str(Path(torch.hub.get_dir()) / "checkpoints" / "nasnetalarge-*.pth")]
+    found = sorted(f for pattern in patterns for f in glob.glob(pattern))
+    if not found:
+        raise UserError(f"no NASNet-A Large weights: {NASNET_HELP}")
+    return Path(found[0])
+
+
+def load_state_dict(path: Path, help_text: str) -> dict:
+    """A state dict from a torch or safetensors file; anything else is one line naming the file."""
     try:
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        if Path(path).suffix == ".safetensors":
+            from safetensors.torch import load_file
+            state_dict = load_file(str(path))
+        else:
+            state_dict = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise UserError(f"{path} is not a torch weights file ({type(e).__name__}): {WEIGHTS_HELP}") from None
+        raise UserError(f"{path} is not a weights file ({type(e).__name__}): {help_text}") from None
     if not isinstance(state_dict, dict):
-        raise UserError(f"{path} holds a {type(state_dict).__name__}, not a state dict: {WEIGHTS_HELP}")
-    try:   # pytorch-fid always fetches its weights by URL; hand it ours instead
-        with mock.patch.object(inception, "load_state_dict_from_url", lambda *args, **kwargs: state_dict):
-            return inception.InceptionV3([inception.InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).eval()
+        raise UserError(f"{path} holds a {type(state_dict).__name__}, not a state dict: {help_text}")
+    return state_dict
+
+
+def load_into(model: torch.nn.Module, path: Path, help_text: str, what: str) -> torch.nn.Module:
+    """model with the state dict from `path` (strict), in eval mode; a mismatch is one line."""
+    try:
+        model.load_state_dict(load_state_dict(path, help_text))
     except RuntimeError as e:
         problem = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
-        raise UserError(f"{path} does not match pytorch-fid's FID Inception ({problem[:200]}): {WEIGHTS_HELP}") from None
+        raise UserError(f"{path} does not match {what} ({problem[:200]}): {help_text}") from None
+    return model.eval()
+
+
+def fid_inception_net() -> torch.nn.Module:
+    """pytorch-fid's FID Inception structure (torchvision's Inception3 with the TF graph's blocks), untrained."""
+    import torchvision
+    from pytorch_fid import inception as fid
+    net = torchvision.models.inception_v3(num_classes=1008, aux_logits=False, weights=None, init_weights=False)
+    for name, block in (("Mixed_5b", fid.FIDInceptionA(192, pool_features=32)),
+                        ("Mixed_5c", fid.FIDInceptionA(256, pool_features=64)),
+                        ("Mixed_5d", fid.FIDInceptionA(288, pool_features=64)),
+                        ("Mixed_6b", fid.FIDInceptionC(768, channels_7x7=128)),
+                        ("Mixed_6c", fid.FIDInceptionC(768, channels_7x7=160)),
+                        ("Mixed_6d", fid.FIDInceptionC(768, channels_7x7=160)),
+                        ("Mixed_6e", fid.FIDInceptionC(768, channels_7x7=192)),
+                        ("Mixed_7b", fid.FIDInceptionE_1(1280)), ("Mixed_7c", fid.FIDInceptionE_2(2048))):
+        setattr(net, name, block)
+    return net
 
 
 def random_inception_state_dict(seed=0) -> dict:
-    """A randomly initialised FID-Inception state dict (for tests and timing), built without pytorch-fid's download:
-    torchvision's Inception3 has the same parameter names and shapes; He-initialised so activations stay moderate."""
-    import torchvision
-    from pytorch_fid import inception
+    """A randomly initialised FID-Inception state dict (for tests and timing), He-initialised so activations stay
+    moderate; it has the keys and shapes of pytorch-fid's weights file."""
     generator = torch.Generator().manual_seed(seed)
-    donor = torchvision.models.inception_v3(num_classes=1008, aux_logits=False, weights=None, init_weights=False)
-    for module in donor.modules():
+    net = fid_inception_net()
+    for module in net.modules():
         if isinstance(module, torch.nn.Conv2d):
             fan_in = module.weight[0].numel()
             module.weight.data = torch.randn(module.weight.shape, generator=generator) * (2 / fan_in) ** 0.5
-    with mock.patch.object(inception, "load_state_dict_from_url", lambda *args, **kwargs: donor.state_dict()):
-        return inception.fid_inception_v3().state_dict()
+    return net.state_dict()
 
 
 def file_digest(path, size=16) -> str:
@@ -81,27 +126,77 @@ def file_digest(path, size=16) -> str:
     return digest.hexdigest()
 
 
-class InceptionFeatures:
-    """FID Inception pool3 features (2048-d) of uint8 images, batched on the GPU when there is one."""
-    name = "inception-pool3"
-    dim = 2048
+def check_resize(resize: str) -> str:
+    """The resize name, or one line listing the known ones."""
+    if resize not in RESIZES:
+        raise UserError(f"--resize {resize} is not known: use {' or '.join(RESIZES)}")
+    return resize
 
-    def __init__(self, weights=None, device="auto", batch_size=None, progress=False):
-        path = find_inception_weights(weights)
+
+class Extractor:
+    """Batches uint8 images through `self.embed` (float images in [0, 1] on the device -> N×D) on one device."""
+    name, dim = "", 0
+
+    def __init__(self, path: Path, resize: str, device, batch_size, progress):
+        self.resize = check_resize(resize)
         self.device = resolve_device(device)
-        self.model = load_fid_inception(path).to(self.device)
-        self.batch_size = batch_size or (500 if self.device.type == "cuda" else 50)
         self.progress = progress
-        self.fingerprint = f"{self.name}-{file_digest(path)}"
+        self.batch_size = batch_size
+        self.fingerprint = f"{self.name}-{self.resize}-{file_digest(path)}"
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def resized(self, x: torch.Tensor, size: int) -> torch.Tensor:
+        """x resized to size×size: the organisers' TF1 bilinear, or torch's (pytorch-fid's choice)."""
+        if self.resize == "organisers":
+            return tf1_resize_bilinear(x, size)
+        return torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
 
     @torch.no_grad()
     def __call__(self, images) -> np.ndarray:
-        """uint8 N×C×H×W (numpy or torch, 1 or 3 channels) -> float32 N×2048 numpy."""
+        """uint8 N×C×H×W (numpy or torch, 1 or 3 channels) -> float32 N×dim numpy."""
         images = torch.as_tensor(images)
         out = np.empty((len(images), self.dim), np.float32)
         for start in tqdm(range(0, len(images), self.batch_size), desc=self.name, unit="batch",
                           disable=not self.progress, leave=False):
             x = images[start:start + self.batch_size].to(self.device, non_blocking=True)
             x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-            out[start:start + len(x)] = self.model(x.float() / 255)[0].flatten(1).cpu().numpy()
+            out[start:start + len(x)] = self.embed(x.float() / 255).flatten(1).cpu().numpy()
         return out
+
+
+class InceptionFeatures(Extractor):
+    """The public leaderboard's network: FID Inception pool3 (2048-d) at 299×299, input scaled to [-1, 1]."""
+    name, dim = "inception-pool3", 2048
+
+    def __init__(self, weights=None, device="auto", batch_size=None, progress=False, resize="organisers"):
+        path = find_inception_weights(weights)
+        super().__init__(path, resize, device, batch_size, progress)
+        net = load_into(fid_inception_net(), path, WEIGHTS_HELP, "pytorch-fid's FID Inception")
+        self.layers = torch.nn.Sequential(
+            net.Conv2d_1a_3x3, net.Conv2d_2a_3x3, net.Conv2d_2b_3x3, torch.nn.MaxPool2d(3, 2),
+            net.Conv2d_3b_1x1, net.Conv2d_4a_3x3, torch.nn.MaxPool2d(3, 2),
+            net.Mixed_5b, net.Mixed_5c, net.Mixed_5d, net.Mixed_6a, net.Mixed_6b, net.Mixed_6c, net.Mixed_6d,
+            net.Mixed_6e, net.Mixed_7a, net.Mixed_7b, net.Mixed_7c, torch.nn.AdaptiveAvgPool2d(1)).to(self.device)
+        self.batch_size = batch_size or (500 if self.device.type == "cuda" else 50)
+
+    def embed(self, x):
+        return self.layers(2 * self.resized(x, 299) - 1)
+
+
+class NASNetFeatures(Extractor):
+    """The private leaderboard's network: NASNet-A Large, the mean over space of the last cell's ReLU (4032-d,
+    TF-slim's final_layer/Mean) at 331×331, input scaled to [-1, 1]; timm's port of the TF-slim weights."""
+    name, dim = "nasnet-final-mean", 4032
+
+    def __init__(self, weights=None, device="auto", batch_size=None, progress=False, resize="organisers"):
+        import timm
+        path = find_nasnet_weights(weights)
+        super().__init__(path, resize, device, batch_size, progress)
+        net = timm.create_model("nasnetalarge", pretrained=False, num_classes=1000)
+        self.net = load_into(net, path, NASNET_HELP, "timm's nasnetalarge").to(self.device)
+        self.batch_size = batch_size or (200 if self.device.type == "cuda" else 8)
+
+    def embed(self, x):
+        return self.net.forward_features(2 * self.resized(x, 331) - 1).mean((2, 3))
