@@ -140,3 +140,16 @@ def test_one_near_copy_gives_a_small_positive_d():
     d = F.memorisation_distance(F.nearest_real(torch.from_numpy(gen), torch.from_numpy(real))[0])
     assert 0 < d < 1e-3
     assert d == pytest.approx(reference_distance(gen.astype(np.float64), real.astype(np.float64)), rel=1e-6)
+
+
+def test_private_threshold_penalises_what_the_public_one_lets_pass():
+    """A d between 0.1 and 0.25: no penalty at the public threshold, d itself at the private one (numpy reference)."""
+    real = features(300, 64, 10)
+    gen = real[:200] + features(200, 64, 11) * 0.6            # loose copies: d lands between the thresholds
+    g64, r64 = gen.astype(np.float64), real.astype(np.float64)
+    public, private = kit_scores(gen, real, threshold=0.1), kit_scores(gen, real, threshold=0.25)
+    d = reference_distance(g64, r64)
+    assert 0.1 <= d < 0.25 and public[1] == pytest.approx(d, rel=1e-9)
+    assert public[2] == 1.0 and private[2] == pytest.approx(d, rel=1e-9)
+    assert public[3] == pytest.approx(reference_mifid(g64, r64, 0.1), rel=1e-7)
+    assert private[3] == pytest.approx(reference_mifid(g64, r64, 0.25), rel=1e-7)

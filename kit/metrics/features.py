@@ -134,7 +134,7 @@ def check_resize(resize: str) -> str:
 
 
 class Extractor:
-    """Batches uint8 images through `self.embed` (float images in [0, 1] on the device -> N×D) on one device."""
+    """Batches uint8 images through `network_input` and `network` on one device."""
     name, dim = "", 0
 
     def __init__(self, path: Path, resize: str, device, batch_size, progress):
@@ -144,14 +144,23 @@ class Extractor:
         self.batch_size = batch_size
         self.fingerprint = f"{self.name}-{self.resize}-{file_digest(path)}"
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
+    sizes = ()   # the organisers' resizes, in order; the last is the network's input size
+
+    def network(self, x: torch.Tensor) -> torch.Tensor:
+        """Features of N×3×S×S float images in [-1, 1] at the network's input size S."""
         raise NotImplementedError
 
-    def resized(self, x: torch.Tensor, size: int) -> torch.Tensor:
-        """x resized to size×size: the organisers' TF1 bilinear, or torch's (pytorch-fid's choice)."""
+    def network_input(self, x: torch.Tensor) -> torch.Tensor:
+        """N×C×H×W uint8 of any size -> the network's input: resized as the organisers (each of `sizes` in turn,
+        TF1 bilinear) or as pytorch-fid (one torch bilinear resize), scaled to [-1, 1]."""
+        x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+        x = x.float() / 255
         if self.resize == "organisers":
-            return tf1_resize_bilinear(x, size)
-        return torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+            for size in self.sizes:
+                x = tf1_resize_bilinear(x, size)
+        else:
+            x = torch.nn.functional.interpolate(x, size=(self.sizes[-1],) * 2, mode="bilinear", align_corners=False)
+        return 2 * x - 1
 
     @torch.no_grad()
     def __call__(self, images) -> np.ndarray:
@@ -160,15 +169,29 @@ class Extractor:
         out = np.empty((len(images), self.dim), np.float32)
         for start in tqdm(range(0, len(images), self.batch_size), desc=self.name, unit="batch",
                           disable=not self.progress, leave=False):
-            x = images[start:start + self.batch_size].to(self.device, non_blocking=True)
-            x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-            out[start:start + len(x)] = self.embed(x.float() / 255).flatten(1).cpu().numpy()
+            x = self.network_input(images[start:start + self.batch_size].to(self.device, non_blocking=True))
+            out[start:start + len(x)] = self.network(x).flatten(1).cpu().numpy()
         return out
+
+    @torch.no_grad()
+    def of_originals(self, arrays, total: int) -> np.ndarray:
+        """Features of H×W×3 uint8 arrays of any (mixed) sizes, each resized on its own, batched after."""
+        rows, batch = [], []
+        for array in tqdm(arrays, total=total, desc=f"{self.name} (real)", unit="img", disable=not self.progress,
+                          leave=False):
+            image = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].to(self.device)
+            batch.append(self.network_input(image))
+            if len(batch) == self.batch_size:
+                rows.append(self.network(torch.cat(batch)).flatten(1).cpu().numpy())
+                batch = []
+        if batch:
+            rows.append(self.network(torch.cat(batch)).flatten(1).cpu().numpy())
+        return np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, self.dim), np.float32)
 
 
 class InceptionFeatures(Extractor):
     """The public leaderboard's network: FID Inception pool3 (2048-d) at 299×299, input scaled to [-1, 1]."""
-    name, dim = "inception-pool3", 2048
+    name, dim, sizes = "inception-pool3", 2048, (64, 299)   # the scorer fed 64×64 images; the graph resized to 299
 
     def __init__(self, weights=None, device="auto", batch_size=None, progress=False, resize="organisers"):
         path = find_inception_weights(weights)
@@ -181,14 +204,14 @@ class InceptionFeatures(Extractor):
             net.Mixed_6e, net.Mixed_7a, net.Mixed_7b, net.Mixed_7c, torch.nn.AdaptiveAvgPool2d(1)).to(self.device)
         self.batch_size = batch_size or (500 if self.device.type == "cuda" else 50)
 
-    def embed(self, x):
-        return self.layers(2 * self.resized(x, 299) - 1)
+    def network(self, x):
+        return self.layers(x)
 
 
 class NASNetFeatures(Extractor):
     """The private leaderboard's network: NASNet-A Large, the mean over space of the last cell's ReLU (4032-d,
     TF-slim's final_layer/Mean) at 331×331, input scaled to [-1, 1]; timm's port of the TF-slim weights."""
-    name, dim = "nasnet-final-mean", 4032
+    name, dim, sizes = "nasnet-final-mean", 4032, (331,)    # every image straight to 331, real ones from full size
 
     def __init__(self, weights=None, device="auto", batch_size=None, progress=False, resize="organisers"):
         import timm
@@ -198,5 +221,5 @@ class NASNetFeatures(Extractor):
         self.net = load_into(net, path, NASNET_HELP, "timm's nasnetalarge").to(self.device)
         self.batch_size = batch_size or (200 if self.device.type == "cuda" else 8)
 
-    def embed(self, x):
-        return self.net.forward_features(2 * self.resized(x, 331) - 1).mean((2, 3))
+    def network(self, x):
+        return self.net.forward_features(x).mean((2, 3))

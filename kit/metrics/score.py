@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kit.data.cache import Dataset, default_dir
+from kit.data.cache import Dataset, default_dir, is_cache
 from kit.errors import UserError
 from kit.files import atomic_path, refuse_overwrite
 from kit.metrics import fid as F
 from kit.device import resolve_device
-from kit.metrics.features import InceptionFeatures
+from kit.metrics.features import RESIZES, InceptionFeatures, NASNetFeatures, find_nasnet_weights
+from kit.metrics.originals import decode, original_images
 
 N_NEAREST_SHOWN = 32
 
@@ -36,21 +37,45 @@ def content_key(images: np.ndarray, extractor) -> str:
     return digest.hexdigest()
 
 
-def real_statistics(images: np.ndarray, extractor, device) -> dict:
-    """mu, sigma, sqrt(sigma) and raw features of the real images: computed once, then read from the cache."""
-    path = default_dir() / f"real-{extractor.name}-{content_key(images, extractor)}.npz"
+def compute_statistics(features) -> dict:
+    """mu, sigma, sqrt(sigma) and the features themselves, as numpy arrays."""
+    features = torch.as_tensor(features)
+    mu, sigma = F.statistics(features)
+    stats = {"mu": mu, "sigma": sigma, "sqrt_sigma": F.sqrt_psd(sigma), "features": features}
+    return {key: value.cpu().numpy() for key, value in stats.items()}
+
+
+def cached_statistics(key: str, extractor, compute) -> dict:
+    """The statistics stored under `key` for this extractor, or compute() them once and store them."""
+    path = default_dir() / f"real-{extractor.name}-{key}.npz"
     try:
         with np.load(path) as z:
-            stats = {key: z[key] for key in ("mu", "sigma", "sqrt_sigma", "features")}
+            return {key: z[key] for key in ("mu", "sigma", "sqrt_sigma", "features")}
     except Exception:   # not there yet, or a broken file: compute it again
-        features = torch.as_tensor(extractor(images)).to(device)
-        mu, sigma = F.statistics(features)
-        stats = {"mu": mu, "sigma": sigma, "sqrt_sigma": F.sqrt_psd(sigma), "features": features}
-        stats = {key: value.cpu().numpy() for key, value in stats.items()}
+        stats = compute_statistics(compute())
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, **stats)
-    return {key: torch.from_numpy(value).to(device) for key, value in stats.items()}
+        return stats
+
+
+def real_statistics(real, extractor, device) -> tuple:
+    """(statistics on the device, real uint8 images or None, count) of the real set, computed once, then cached.
+
+    With the organisers' resize and a path that is not a cache, every real image is read whole at its own size
+    and resized as their scorer did (never through a 64-px cache); otherwise the images of open_real(real).
+    """
+    if getattr(extractor, "resize", "") == "organisers" and not isinstance(real, Dataset) and not is_cache(real):
+        fingerprint, records = original_images(real)
+        key = hashlib.blake2b(f"{fingerprint}|{extractor.fingerprint}".encode(), digest_size=16).hexdigest()
+        stats = cached_statistics(key, extractor,
+                                  lambda: extractor.of_originals(filter(lambda a: a is not None, map(decode, records)),
+                                                                 len(records)))
+        images = None
+    else:
+        images = open_real(real).images
+        stats = cached_statistics(content_key(images, extractor), extractor, lambda: extractor(images))
+    return {key: torch.from_numpy(value).to(device) for key, value in stats.items()}, images, len(stats["features"])
 
 
 def score_images(images, real, extractor=None, threshold=0.1, device="auto", report=None, force=False) -> dict:
@@ -67,20 +92,20 @@ def score_images(images, real, extractor=None, threshold=0.1, device="auto", rep
     if len(images) < 2:
         raise UserError(f"{len(images)} generated image(s): FID needs at least 2")
     extractor = extractor or InceptionFeatures(device=device)
-    dataset = open_real(real)
-    stats = real_statistics(dataset.images, extractor, device)
+    stats, real_images, n_real = real_statistics(real, extractor, device)
     gen = torch.as_tensor(extractor(images)).to(device)
     fid = F.frechet_distance(*F.statistics(gen), stats["mu"], stats["sigma"], stats["sqrt_sigma"])
     nearest, gen_index, real_index = F.nearest_real(gen, stats["features"])
     d = F.memorisation_distance(nearest)
     d_thr = F.thresholded(d, threshold)
     result = {"fid": fid, "distance": d, "distance_thresholded": d_thr, "mifid": F.mifid(fid, d_thr),
-              "threshold": threshold, "n_generated": len(images), "n_real": len(dataset.images),
+              "threshold": threshold, "n_generated": len(images), "n_real": n_real,
               "n_generated_zero_features": len(images) - len(gen_index),
               "n_real_zero_features": int((stats["features"].double().sum(1) == 0).sum()),
               "extractor": extractor.name, "seconds": round(time.perf_counter() - start, 3)}
     if report:
-        write_report(Path(report), result, images, dataset.images, nearest, gen_index, real_index)
+        real_images = open_real(real).images if real_images is None else real_images
+        write_report(Path(report), result, images, real_images, nearest, gen_index, real_index)
     return result
 
 
@@ -121,18 +146,51 @@ def load_generated(path, n, lenient, device):
     return images
 
 
-def format_table(result) -> str:
-    """The scores as a readable aligned table."""
-    rows = [("FID", f"{result['fid']:.4f}"),
-            ("distance d", f"{result['distance']:.4f}   mean over generated of min 1-|cos| to a real image"),
-            ("d thresholded", f"{result['distance_thresholded']:.4f}   d if d < {result['threshold']:g}, else 1"),
-            ("MiFID", f"{result['mifid']:.4f}   FID / (d_thr + 1e-15)"),
-            ("generated images", f"{result['n_generated']:,}   ({result['n_generated_zero_features']:,} "
-                                 "with all-zero features, left out of d)"),
-            ("real images", f"{result['n_real']:,}   ({result['n_real_zero_features']:,} with all-zero features)"),
-            ("features", result["extractor"]),
-            ("time", f"{result['seconds']:.1f} s")]
-    return "\n".join(f"{name:<18}{value}" for name, value in rows)
+LEADERBOARDS = {"public": (InceptionFeatures, 0.1), "private": (NASNetFeatures, 0.25)}   # network, threshold
+MARGIN_WARNING = 0.02   # a d this close above its threshold is one unlucky zip away from the penalty
+
+
+def margin_words(d: float, threshold: float) -> str:
+    """d − threshold in words: below (penalised), close above, or clear."""
+    margin = d - threshold
+    if not math.isfinite(margin) or margin < 0:
+        return f"{margin:+.4f}  BELOW the threshold: MiFID divides the FID by d"
+    if margin < MARGIN_WARNING:
+        return f"{margin:+.4f}  within {MARGIN_WARNING} of the threshold: at risk"
+    return f"{margin:+.4f}  clear"
+
+
+def format_table(results: dict) -> str:
+    """The scores of each leaderboard ({name: result}) side by side as an aligned table."""
+    names = list(results)
+    rows = [("", names),
+            ("features", [r["extractor"] for r in results.values()]),
+            ("FID", [f"{r['fid']:.4f}" for r in results.values()]),
+            ("distance d", [f"{r['distance']:.4f}" for r in results.values()]),
+            ("threshold", [f"{r['threshold']:g}" for r in results.values()]),
+            ("d thresholded", [f"{r['distance_thresholded']:.4f}" for r in results.values()]),
+            ("MiFID", [f"{r['mifid']:.4f}" for r in results.values()]),
+            ("generated images", [f"{r['n_generated']:,} ({r['n_generated_zero_features']:,} zero)"
+                                  for r in results.values()]),
+            ("real images", [f"{r['n_real']:,} ({r['n_real_zero_features']:,} zero)" for r in results.values()]),
+            ("time", [f"{r['seconds']:.1f} s" for r in results.values()])]
+    lines = [f"{name:<18}" + "".join(f"{value:<26}" for value in values) for name, values in rows]
+    lines.append("")
+    lines += [f"margin d - thr, {name}: {margin_words(r['distance'], r['threshold'])}" for name, r in results.items()]
+    lines.append("d = mean over generated of min 1-|cos| to a real image; d_thr = d if d < threshold else 1; "
+                 "MiFID = FID / (d_thr + 1e-15)")
+    return "\n".join(lines)
+
+
+def pick_leaderboards(choice: str, nasnet_weights) -> tuple:
+    """(leaderboard names, note): `both` when NASNet weights are at hand unless one was asked for."""
+    if choice:
+        return (["public", "private"] if choice == "both" else [choice]), ""
+    try:
+        find_nasnet_weights(nasnet_weights)
+        return ["public", "private"], ""
+    except UserError as e:
+        return ["public"], f"note: private leaderboard skipped: {e}"
 
 
 def add_arguments(parser):
@@ -140,15 +198,23 @@ def add_arguments(parser):
     parser.add_argument("generated", metavar="GENERATED", help="images.zip, a folder of images, or a checkpoint")
     parser.add_argument("--real", required=True,
                         help="real images: the competition archives, a folder, or a prepared cache (.npz)")
+    parser.add_argument("--leaderboard", choices=("public", "private", "both"), default="",
+                        help="public (FID Inception, d threshold 0.1), private (NASNet-A Large, 0.25; what ranked), "
+                             "or both (default when the NASNet weights are at hand, else public)")
     parser.add_argument("--inception-weights", metavar="FILE",
                         help="pytorch-fid's FID Inception weights (default: $DOGKIT_INCEPTION_WEIGHTS, "
                              "then the torch hub cache)")
-    parser.add_argument("--threshold", type=float, default=0.1,
-                        help="memorisation threshold on d (0.1: public Inception; the private NASNet used 0.25)")
+    parser.add_argument("--nasnet-weights", metavar="FILE",
+                        help="timm's nasnetalarge weights (default: $DOGKIT_NASNET_WEIGHTS, then timm's cache)")
+    parser.add_argument("--resize", choices=RESIZES, default="organisers",
+                        help="organisers: TF1 legacy bilinear, real images from full size, as the leaderboards "
+                             "(default); pytorch-fid: its torch resize, real images through a 64-px cache")
+    parser.add_argument("--threshold", type=float, default=0.0,
+                        help="override the memorisation threshold on d (default: 0.1 public, 0.25 private)")
     parser.add_argument("--n", type=int, default=10000,
                         help="images to generate from a checkpoint / expected in a zip or folder (default 10000)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    parser.add_argument("--report", metavar="DIR", help="also write DIR/score.json and DIR/nearest.png")
+    parser.add_argument("--report", metavar="DIR", help="also write score.json and nearest.png (per leaderboard)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing report")
     parser.add_argument("--lenient", action="store_true",
                         help="warn about bad images (count, size, mode, format, corrupt) and score what is readable")
@@ -156,13 +222,24 @@ def add_arguments(parser):
 
 
 def main(args) -> int:
-    """Read or generate the images, score them, print the table or JSON."""
-    if not math.isfinite(args.threshold) or args.threshold <= 0:
-        raise UserError(f"--threshold {args.threshold} must be a positive number (0.1 for the public leaderboard)")
+    """Read or generate the images, score them on each leaderboard, print the table or JSON."""
+    if args.threshold and (not math.isfinite(args.threshold) or args.threshold <= 0):
+        raise UserError(f"--threshold {args.threshold} must be a positive number (0.1 public, 0.25 private)")
+    names, note = pick_leaderboards(args.leaderboard, args.nasnet_weights)
     images = load_generated(args.generated, args.n, args.lenient, args.device)
-    extractor = InceptionFeatures(args.inception_weights, args.device, progress=sys.stderr.isatty())
-    with contextlib.redirect_stdout(sys.stderr):    # what preparing the real set says stays off stdout (--json)
-        real = open_real(args.real)
-    result = score_images(images, real, extractor, args.threshold, args.device, args.report, args.force)
-    print(json.dumps(result) if args.json else format_table(result))
+    weights = {"public": args.inception_weights, "private": args.nasnet_weights}
+    results = {}
+    for name in names:
+        network, threshold = LEADERBOARDS[name]
+        extractor = network(weights[name], args.device, progress=sys.stderr.isatty(), resize=args.resize)
+        report = args.report and (Path(args.report) / name if len(names) > 1 else args.report)
+        with contextlib.redirect_stdout(sys.stderr):    # what preparing the real set says stays off stdout (--json)
+            results[name] = score_images(images, args.real, extractor, args.threshold or threshold, args.device,
+                                         report, args.force)
+    if note:
+        print(note, file=sys.stderr)
+    if args.json:
+        print(json.dumps(results if len(names) > 1 else results[names[0]]))
+    else:
+        print(format_table(results))
     return 0
