@@ -116,3 +116,16 @@ def test_private_score_cli_matches_the_independent_reference(nasnet, tmp_path, c
     assert kit_main(args[:-1] + ["--leaderboard", "both", "--inception-weights", str(inception_weights)]) == 0
     table = capsys.readouterr().out
     assert "public" in table and "private" in table and "margin d - thr, private:" in table
+
+
+def test_guard_warns_on_both_leaderboards(nasnet, tmp_path, capsys, monkeypatch, inception_weights):
+    """make_zip --real on the real images themselves: d = 0 below 0.1 (public) and 0.25 (private), both shouted."""
+    monkeypatch.setenv("DOGKIT_CACHE", str(tmp_path / "cache"))
+    real = write_pngs(tmp_path / "real", np.random.default_rng(3).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8))
+    status = kit_main(["zip", "--from-dir", str(real), "--real", str(real), "--device", "cpu", "--out",
+                       str(tmp_path / "a.zip"), "--inception-weights", str(inception_weights),
+                       "--nasnet-weights", str(nasnet[0])])
+    out = capsys.readouterr().out
+    assert status == 1                                   # 3 images: the zip itself is rejected, the guard still ran
+    assert "d = 0.0000 < 0.1 on 3 images (public leaderboard)" in out
+    assert "d = 0.0000 < 0.25 on 3 images (private leaderboard)" in out

@@ -1,24 +1,29 @@
-"""The memorisation guard of `make_zip --real`: estimate d on a sample of the images and warn loudly below the threshold."""
+"""The memorisation guard of `make_zip --real`: estimate d on a sample of the images on each leaderboard's network
+whose weights are at hand, and warn loudly below that leaderboard's threshold."""
 from kit.errors import UserError
 
-PUBLIC_THRESHOLD = 0.1   # the public leaderboard's memorisation threshold (FID Inception features)
 
-
-def memorisation_guard(images, real, weights=None, device="auto", n=1000, threshold=PUBLIC_THRESHOLD):
-    """d of the first n images against the real ones, printed, with a loud warning below `threshold`; None if skipped."""
-    try:
-        from kit.metrics.features import InceptionFeatures
-        from kit.metrics.score import score_images
-        extractor = InceptionFeatures(weights=weights, device=device)
-    except (UserError, ImportError) as e:
-        print(f"memorisation guard skipped: {e}")
-        return None
-    report = score_images(images[:n], real, extractor=extractor, threshold=threshold, device=device)
-    d, shown = report["distance"], min(n, len(images))
-    if d < threshold:
-        bar = "!" * 72
-        print(f"{bar}\nWARNING: memorisation distance d = {d:.4f} < {threshold:g} on {shown:,} images: these images "
-              f"are too close to the training data and MiFID will divide the FID by d.\n{bar}")
-    else:
-        print(f"memorisation guard: d = {d:.4f} on {shown:,} images (penalty starts below {threshold:g})")
-    return d
+def memorisation_guard(images, real, weights=None, device="auto", n=1000, threshold=0.0) -> dict:
+    """{leaderboard: d} of the first n images against the real ones, printed, with a loud warning below each
+    leaderboard's threshold (or `threshold` when given); a network without weights is skipped and said so."""
+    from kit.metrics.score import LEADERBOARDS, score_images
+    weights = weights or {}
+    shown, found = min(n, len(images)), {}
+    for name, (network, default_threshold) in LEADERBOARDS.items():
+        limit = threshold or default_threshold
+        try:
+            extractor = network(weights.get(name), device)
+        except (UserError, ImportError) as e:
+            print(f"memorisation guard skipped: {e} ({name} leaderboard)")
+            continue
+        d = score_images(images[:n], real, extractor=extractor, threshold=limit, device=device)["distance"]
+        found[name] = d
+        if d < limit:
+            bar = "!" * 72
+            print(f"{bar}\nWARNING: memorisation distance d = {d:.4f} < {limit:g} on {shown:,} images ({name} "
+                  f"leaderboard): these images are too close to the training data and MiFID will divide the FID by d."
+                  f"\n{bar}")
+        else:
+            print(f"memorisation guard ({name}): d = {d:.4f} on {shown:,} images, margin {d - limit:+.4f} "
+                  f"(penalty starts below {limit:g})")
+    return found
