@@ -1,13 +1,19 @@
-"""GAN losses, a pair each: d_loss(real_logits, fake_logits), g_loss(real_logits, fake_logits); gradient penalty."""
+"""GAN losses, each declared with what its step needs: D and G terms of (real_logits, fake_logits), whether G's term
+reads D(real), a gradient penalty or weight clipping, the optimiser and the critic steps it wants."""
+import functools
+from dataclasses import dataclass
+from typing import Callable
+
 import torch
 from torch.nn import functional as F
 
 from kit.errors import UserError
 
 
-def bce_d(real, fake):
-    """Non-saturating GAN, discriminator: -log sigmoid(real) - log(1 - sigmoid(fake))."""
-    return F.softplus(-real).mean() + F.softplus(fake).mean()
+def bce_d(real, fake, real_label=1.0):
+    """Non-saturating GAN, discriminator: BCE with target real_label on real (1, or 0.8 smoothed) and 0 on fake."""
+    smoothing = (1 - real_label) * F.softplus(real).mean() if real_label != 1.0 else 0.0
+    return real_label * F.softplus(-real).mean() + smoothing + F.softplus(fake).mean()
 
 
 def bce_g(real, fake):
@@ -26,7 +32,7 @@ def lsgan_g(real, fake):
 
 
 def wgan_d(real, fake):
-    """Wasserstein critic: fake - real (add the gradient penalty)."""
+    """Wasserstein critic: fake - real (with a gradient penalty, or with weight clipping)."""
     return fake.mean() - real.mean()
 
 
@@ -55,16 +61,42 @@ def ralsgan_g(real, fake):
     return ralsgan_d(fake, real)
 
 
-LOSSES = {"bce": (bce_d, bce_g), "lsgan": (lsgan_d, lsgan_g), "wgan-gp": (wgan_d, wgan_g),
-          "hinge": (hinge_d, hinge_g), "ralsgan": (ralsgan_d, ralsgan_g)}
-G_NEEDS_REAL = {"ralsgan"}  # losses whose generator term reads D(real)
+@dataclass(frozen=True)
+class Loss:
+    """A loss and what the training step must do for it."""
+    name: str
+    d: Callable                      # d(real_logits, fake_logits) -> D's loss
+    g: Callable                      # g(real_logits, fake_logits) -> G's loss
+    g_needs_real: bool = False       # G's term reads D(real) (relativistic losses)
+    gradient_penalty: bool = False   # add cfg.gp_weight × WGAN-GP's penalty to D's loss
+    clip: bool = False               # clip D's weights to [-cfg.clip, cfg.clip] after each D step (WGAN)
+    optimizer: str = "adam"          # adam | rmsprop (WGAN: momentum-free, as Arjovsky et al.)
+    n_critic: int = 1                # D steps per G step when --n-critic is left at 0
+    batch_norm_in_d: bool = True     # False: a critic whose gradient or Lipschitz bound batch norm would spoil
 
 
-def get(name):
-    """The (d_loss, g_loss) pair called `name`."""
+LOSSES = {loss.name: loss for loss in (
+    Loss("bce", bce_d, bce_g),
+    Loss("lsgan", lsgan_d, lsgan_g),
+    Loss("wgan-gp", wgan_d, wgan_g, gradient_penalty=True, batch_norm_in_d=False),
+    Loss("wgan", wgan_d, wgan_g, clip=True, optimizer="rmsprop", n_critic=5, batch_norm_in_d=False),
+    Loss("hinge", hinge_d, hinge_g),
+    Loss("ralsgan", ralsgan_d, ralsgan_g, g_needs_real=True),
+)}
+
+
+def get(name, real_label=1.0) -> Loss:
+    """The loss called `name`; real_label < 1 smooths bce's real target (only bce has one)."""
     if name not in LOSSES:
         raise UserError(f"--loss {name} is not known: use one of {', '.join(LOSSES)}")
-    return LOSSES[name]
+    if not 0 < real_label <= 1:
+        raise UserError(f"--real-label {real_label} must be in (0, 1]: 1 is plain bce, 0.8 the usual smoothing")
+    loss = LOSSES[name]
+    if real_label != 1.0:
+        if name != "bce":
+            raise UserError(f"--real-label {real_label} applies to --loss bce only, not {name}")
+        loss = Loss(name, functools.partial(bce_d, real_label=real_label), bce_g)
+    return loss
 
 
 def gradient_penalty(D, real, fake, y=None, scale=1.0):

@@ -43,14 +43,14 @@ def test_ralsgan_by_hand():
 def test_losses_pull_the_right_way():
     """From undecided logits (all 0), raising the fake ones lowers every G loss, raising the real ones every D loss."""
     zero = torch.zeros(4)
-    for d_loss, g_loss in losses.LOSSES.values():
-        assert g_loss(zero, zero + 0.5) < g_loss(zero, zero)
-        assert d_loss(zero + 0.5, zero) < d_loss(zero, zero)
+    for loss in losses.LOSSES.values():
+        assert loss.g(zero, zero + 0.5) < loss.g(zero, zero)
+        assert loss.d(zero + 0.5, zero) < loss.d(zero, zero)
 
 
 def test_unknown_loss_is_a_user_error():
     with pytest.raises(UserError, match="--loss"):
-        losses.get("wgan")
+        losses.get("wgan-lp")
 
 
 def test_gradient_penalty_linear_critic():
@@ -77,3 +77,25 @@ def test_gradient_penalty_reaches_the_critic():
     gp = losses.gradient_penalty(lambda x, y=None: D(x).view(-1), torch.randn(5, 3, 2, 2), torch.randn(5, 3, 2, 2))
     gp.backward()
     assert D[1].weight.grad is not None and D[1].weight.grad.abs().sum() > 0
+
+
+def test_bce_real_label_smoothing_by_hand():
+    """Target 0.8 on real: 0.8·(-log σ(r)) + 0.2·(-log(1 - σ(r))) + (-log(1 - σ(f)))."""
+    r, f = torch.tensor([0.0, math.log(3)]), torch.tensor([0.0])
+    smoothed = losses.get("bce", real_label=0.8)
+    expected = (0.8 * (math.log(2) + math.log(4 / 3)) + 0.2 * (math.log(2) + math.log(4))) / 2 + math.log(2)
+    assert smoothed.d(r, f).item() == pytest.approx(expected)
+    assert smoothed.g(r, f).item() == pytest.approx(losses.bce_g(r, f).item())      # G's term is unchanged
+    assert losses.get("bce").d(r, f).item() == pytest.approx(losses.bce_d(r, f).item())
+    with pytest.raises(UserError, match="--real-label 0.8 applies to --loss bce only"):
+        losses.get("hinge", real_label=0.8)
+    with pytest.raises(UserError, match="must be in"):
+        losses.get("bce", real_label=1.5)
+
+
+def test_losses_declare_what_their_step_needs():
+    wgan, gp, ral = losses.get("wgan"), losses.get("wgan-gp"), losses.get("ralsgan")
+    assert (wgan.clip, wgan.optimizer, wgan.n_critic, wgan.gradient_penalty) == (True, "rmsprop", 5, False)
+    assert (gp.gradient_penalty, gp.clip, gp.optimizer) == (True, False, "adam")
+    assert ral.g_needs_real and not losses.get("hinge").g_needs_real
+    assert not wgan.batch_norm_in_d and losses.get("bce").batch_norm_in_d
