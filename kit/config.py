@@ -13,20 +13,25 @@ class TrainConfig:
     """Training options; the CLI flags are generated from these fields (`--lr-g` for lr_g)."""
     data: str = ""                 # prepared cache (.npz), or any layout `kit prepare` reads
     out: str = "runs/dcgan"        # run folder: checkpoints, samples, metrics, images.zip
-    model: str = "dcgan"           # dcgan | cgan | mlp
-    loss: str = "bce"              # bce | lsgan | wgan-gp | hinge | ralsgan
+    model: str = "dcgan"           # dcgan | cgan | mlp | biggan
+    loss: str = ""                 # bce | lsgan | wgan-gp | wgan | hinge | ralsgan; "": the model's, see MODEL_DEFAULTS
     budget: str = "8h30m"          # hard wall-clock limit, tail (10k images + zip) included
     batch_size: int = 64
     lr_g: float = 0.0              # 0: by device, see DEVICE_DEFAULTS
     lr_d: float = 0.0              # 0: by device
-    beta1: float = 0.5
-    beta2: float = 0.999
+    beta1: float = -1.0            # Adam betas; -1: the model's
+    beta2: float = -1.0
     z_dim: int = 128
     g_width: int = 0               # channels of G's last hidden layer; 0: by device
     d_width: int = 0               # channels of D's first layer; 0: by device
-    spectral_norm: bool = False    # spectral norm on D
-    n_critic: int = 1              # D steps per G step
+    spectral_norm: bool = False    # spectral norm on D (biggan has it on every G and D weight anyway)
+    shared_dim: int = 128          # biggan: size of the breed embedding shared by G's blocks
+    attn_g: int = 32               # biggan: resolution of G's self-attention block (0: none)
+    attn_d: int = 32               # biggan: resolution of D's self-attention block (0: none)
+    n_critic: int = 0              # D steps per G step; 0: the loss's (5 for wgan, else 1)
     gp_weight: float = 10.0        # gradient penalty weight (wgan-gp)
+    real_label: float = 1.0        # bce: D's target for real images (0.8: one-sided label smoothing, as 3rd place)
+    clip: float = 0.01             # wgan: D's weights are clipped to [-clip, clip] after each D step
     ema: float = 0.999             # EMA decay of G's weights; 0 turns EMA off
     augment: str = "translation,color"  # comma list of: flip, translation, color, cutout (or none)
     precision: str = "auto"        # auto | fp32 | fp16 | bf16
@@ -42,24 +47,35 @@ class TrainConfig:
     n_images: int = 10000          # images written to the zip at the end
     zip: str = ""                  # where the final zip goes; default OUT/images.zip
     truncation: float = 0.0        # truncated sampling for the final zip; 0 is off
+    standing_stats: int = 0        # final zip: re-collect G's batch-norm statistics over this many batches first
+    class_balance: bool = False    # final zip: draw breeds evenly instead of by training frequency
     crop: str = "square"           # square | box | whole (when DATA must be prepared first)
     resume: bool = False           # continue from OUT/last.pt
     max_steps: int = 0             # stop after this many G steps; 0 is no limit
     force: bool = False            # allow writing into a run folder that is not ours to resume
 
 
-# Values for the fields left at 0, by device type. CPU: chosen by bench/quality.py on real digits (see README).
-# GPU: the DCGAN paper's width and learning rate; no GPU has measured them here yet.
-DEVICE_DEFAULTS = {
-    "cpu": {"g_width": 16, "d_width": 16, "lr_g": 1e-3, "lr_d": 1e-3},
-    "cuda": {"g_width": 64, "d_width": 64, "lr_g": 2e-4, "lr_d": 2e-4},
+# Values for the fields left unset (0, "" or -1), by model and device type. dcgan/cgan/mlp, CPU: chosen by
+# bench/quality on real digits (README); GPU: the DCGAN paper's. biggan, GPU: the 5th place's (hinge, Adam betas (0,
+# 0.999), lr 1e-4 / 4e-4, G width 32, D width 64); CPU: chosen by bench/quality (README). No GPU has measured them here.
+DCGAN_DEFAULTS = {"cpu": {"g_width": 16, "d_width": 16, "lr_g": 1e-3, "lr_d": 1e-3, "loss": "bce", "beta1": 0.5,
+                          "beta2": 0.999},
+                  "cuda": {"g_width": 64, "d_width": 64, "lr_g": 2e-4, "lr_d": 2e-4, "loss": "bce", "beta1": 0.5,
+                           "beta2": 0.999}}
+MODEL_DEFAULTS = {
+    "dcgan": DCGAN_DEFAULTS, "cgan": DCGAN_DEFAULTS, "mlp": DCGAN_DEFAULTS,
+    "biggan": {"cpu": {"g_width": 8, "d_width": 8, "lr_g": 2e-4, "lr_d": 8e-4, "loss": "hinge", "beta1": 0.0,
+                       "beta2": 0.999},
+               "cuda": {"g_width": 32, "d_width": 64, "lr_g": 1e-4, "lr_d": 4e-4, "loss": "hinge", "beta1": 0.0,
+                        "beta2": 0.999}},
 }
+UNSET = {"loss": "", "beta1": -1.0, "beta2": -1.0}   # what "unset" is for these fields; 0 for every other
 
 
 def for_device(cfg: TrainConfig, device_type: str) -> TrainConfig:
-    """cfg with each field left at 0 that DEVICE_DEFAULTS names filled in for this device type."""
-    table = DEVICE_DEFAULTS["cuda" if device_type == "cuda" else "cpu"]
-    return dataclasses.replace(cfg, **{k: v for k, v in table.items() if not getattr(cfg, k)})
+    """cfg with each field left unset that MODEL_DEFAULTS names filled in for its model and this device type."""
+    table = MODEL_DEFAULTS.get(cfg.model, DCGAN_DEFAULTS)["cuda" if device_type == "cuda" else "cpu"]
+    return dataclasses.replace(cfg, **{k: v for k, v in table.items() if getattr(cfg, k) == UNSET.get(k, 0)})
 
 
 def parse_duration(text: str) -> float:

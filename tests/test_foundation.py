@@ -91,7 +91,17 @@ def test_device_defaults_fill_only_fields_left_at_zero():
     cfg = config.TrainConfig(d_width=24)
     for device_type in ("cpu", "cuda"):
         resolved = config.for_device(cfg, device_type)
-        table = config.DEVICE_DEFAULTS[device_type]
+        table = config.MODEL_DEFAULTS["dcgan"][device_type]
         assert (resolved.g_width, resolved.lr_g, resolved.lr_d) == (table["g_width"], table["lr_g"], table["lr_d"])
         assert resolved.d_width == 24 and resolved.batch_size == cfg.batch_size
     assert config.for_device(cfg, "mps") == config.for_device(cfg, "cpu")
+
+
+def test_model_defaults_fill_loss_and_betas_per_model_and_keep_what_was_given():
+    dcgan = config.for_device(config.TrainConfig(), "cpu")
+    assert (dcgan.loss, dcgan.beta1, dcgan.beta2, dcgan.g_width) == ("bce", 0.5, 0.999, 16)
+    biggan = config.for_device(config.TrainConfig(model="biggan"), "cuda")
+    assert (biggan.loss, biggan.beta1, biggan.lr_g, biggan.lr_d, biggan.g_width, biggan.d_width) == \
+        ("hinge", 0.0, 1e-4, 4e-4, 32, 64)
+    given = config.for_device(config.TrainConfig(loss="lsgan", beta1=0.0, lr_g=3e-4), "cpu")
+    assert (given.loss, given.beta1, given.lr_g) == ("lsgan", 0.0, 3e-4)      # an explicit 0 beta stays 0
