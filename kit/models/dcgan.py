@@ -1,13 +1,9 @@
-"""The generators and discriminators: DCGAN, breed-conditioned DCGAN (projection D), fully connected MLP."""
+"""DCGAN-class networks: DCGAN, breed-conditioned DCGAN (conditional BN in G, projection D), fully connected MLP."""
 import math
 
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as sn
-
-from kit.errors import UserError
-
-MODELS = ("dcgan", "cgan", "mlp")
 
 
 class CondBatchNorm(nn.Module):
@@ -117,22 +113,3 @@ def dcgan_init(module):
         elif isinstance(m, nn.BatchNorm2d) and m.affine:
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
-
-
-def build(cfg, image_shape, n_classes=0):
-    """The (G, D) pair `cfg.model` names for images of shape (C, H, W); D has no BN with wgan-gp or spectral norm."""
-    channels, size, _ = image_shape
-    if size not in (32, 64) or image_shape[1] != image_shape[2]:
-        raise UserError(f"images of shape {tuple(image_shape)} are not supported: prepare the data as 32×32 or 64×64")
-    if cfg.model == "mlp":
-        return (MLPGenerator(cfg.z_dim, channels, size, cfg.g_width),
-                MLPDiscriminator(channels, size, cfg.d_width, cfg.spectral_norm))
-    if cfg.model not in MODELS:
-        raise UserError(f"--model {cfg.model} is not known: use one of {', '.join(MODELS)}")
-    n = n_classes if cfg.model == "cgan" else 0
-    G = Generator(cfg.z_dim, channels, size, cfg.g_width, n)
-    D = Discriminator(channels, size, cfg.d_width, n, batch_norm=not cfg.spectral_norm and cfg.loss != "wgan-gp",
-                      spectral=cfg.spectral_norm)
-    dcgan_init(G)
-    dcgan_init(D)
-    return G, D
