@@ -1,0 +1,221 @@
+"""The training step as an object: models, optimisers, grad scalers and EMA of one run, with state, restore and
+rollback. What a step does comes from the model family and the loss, never from `if cfg.loss == ...`."""
+import copy
+import random
+
+import numpy as np
+import torch
+
+from kit import losses, models
+from kit.data import augment
+
+
+def to_cpu(obj):
+    """A deep copy of nested dicts/lists of tensors with every tensor copied to the CPU."""
+    if torch.is_tensor(obj):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_cpu(v) for v in obj)
+    return copy.deepcopy(obj)
+
+
+def rng_state():
+    """Every random generator the loop reads: torch CPU and CUDA, numpy, python."""
+    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def set_rng_state(state):
+    """Restore what rng_state() returned."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+@torch.no_grad()
+def ema_update(ema, model, weight):
+    """ema ← ema + weight·(model - ema) for parameters and floating-point buffers; other buffers are copied."""
+    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), weight)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.lerp_(b, weight) if e.is_floating_point() else e.copy_(b)
+
+
+class GraphedStep:
+    """Runs `step` eagerly on a side stream for a few calls, then captures it once and replays the CUDA graph."""
+
+    def __init__(self, step, warmup=3):
+        self.step, self.warmup, self.calls, self.graph = step, warmup, 0, None
+
+    def __call__(self):
+        if self.graph is None and self.calls < self.warmup:
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                self.step()
+            torch.cuda.current_stream().wait_stream(stream)
+            self.calls += 1
+            return
+        if self.graph is None:
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.step()
+        self.graph.replay()
+
+    def reset(self):
+        """Forget the graph (after optimiser states were replaced): warm up and capture again."""
+        self.calls, self.graph = 0, None
+
+
+def optimiser(kind, parameters, lr, betas, capturable):
+    """Adam with the config's betas, or RMSprop (WGAN with clipping wants no momentum)."""
+    if kind == "rmsprop":
+        return torch.optim.RMSprop(parameters, lr, capturable=capturable)
+    return torch.optim.Adam(parameters, lr, betas, capturable=capturable)
+
+
+class Trainer:
+    """One run's G, D, EMA of G, optimisers and scalers on a device, and the step: n_critic D steps, one G step."""
+
+    def __init__(self, cfg, images, labels, n_classes, device, dtype, use_graph, rank=0, world=1):
+        self.cfg, self.device, self.dtype, self.use_graph = cfg, device, dtype, use_graph
+        self.images, self.labels = images, labels                # uint8 N×C×H×W and labels, resident on the device
+        self.loss = losses.get(cfg.loss, cfg.real_label)
+        self.n_critic = cfg.n_critic or self.loss.n_critic
+        self.conditional = models.family(cfg.model).conditional and n_classes > 1
+        self.augmentations = augment.parse(cfg.augment)
+        self.memory_format = (torch.channels_last if cfg.channels_last and device.type == "cuda"
+                              else torch.contiguous_format)
+        torch.manual_seed(cfg.seed)   # the same initial weights on every rank (G_ema is copied before DDP syncs)
+        G, D = models.build(cfg, tuple(images.shape[1:]), n_classes)
+        torch.manual_seed(cfg.seed + rank)   # different batches and noise on every rank
+        np.random.seed(cfg.seed + rank)
+        random.seed(cfg.seed + rank)
+        self.G = G.to(device, memory_format=self.memory_format)
+        self.D = D.to(device, memory_format=self.memory_format)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if cfg.ema else None
+        betas = (cfg.beta1, cfg.beta2)
+        self.opt_G = optimiser(self.loss.optimizer, self.G.parameters(), cfg.lr_g, betas, use_graph)
+        self.opt_D = optimiser(self.loss.optimizer, self.D.parameters(), cfg.lr_d, betas, use_graph)
+        self.scalers = {k: torch.amp.GradScaler(device.type, enabled=dtype is torch.float16) for k in "GD"}
+        self.step_count = 0
+        self.nan_at_step = 0                           # tests: make the losses NaN once at this step
+        self.acc = torch.zeros(2, device=device)       # summed D and G losses since the last check
+        self.ema_weight = torch.zeros((), device=device)
+        Gc, self.Dc = (torch.compile(self.G), torch.compile(self.D)) if cfg.compile else (self.G, self.D)
+        self.G_train, self.D_train = Gc, self.Dc
+        if world > 1:
+            ids = [device] if device.type == "cuda" else None
+            self.G_train = torch.nn.parallel.DistributedDataParallel(Gc, device_ids=ids)
+            self.D_train = torch.nn.parallel.DistributedDataParallel(self.Dc, device_ids=ids)
+        self.run_step = GraphedStep(self.one_step) if use_graph else self.one_step
+
+    def optimisers(self):
+        """(G's, D's)."""
+        return self.opt_G, self.opt_D
+
+    def state(self) -> dict:
+        """Models, EMA, optimisers, scalers, step and RNG (references to live tensors)."""
+        return {"G": self.G.state_dict(), "D": self.D.state_dict(),
+                "G_ema": self.G_ema.state_dict() if self.G_ema else None,
+                "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
+                "scaler": {k: s.state_dict() for k, s in self.scalers.items()}, "step": self.step_count,
+                "rng": rng_state()}
+
+    def restore(self, saved) -> int:
+        """Load models, EMA, optimisers and scalers from a checkpoint dict; returns its step."""
+        self.G.load_state_dict(saved["G"])
+        self.D.load_state_dict(saved["D"])
+        if self.G_ema:
+            self.G_ema.load_state_dict(saved["G_ema"] or saved["G"])
+        for opt, key in ((self.opt_G, "opt_G"), (self.opt_D, "opt_D")):
+            opt.load_state_dict(saved[key])
+            for group in opt.param_groups:
+                group["capturable"] = self.use_graph   # the saved run may have used another device or mode
+        for k, s in self.scalers.items():
+            s.load_state_dict(saved["scaler"][k])
+        self.step_count = saved["step"]
+        return self.step_count
+
+    def rollback(self, good, rollbacks) -> int:
+        """Back to `good` (a CPU state) with learning rates × 0.5^rollbacks; returns the step it went back to."""
+        step = self.restore(to_cpu(good))     # a copy: optimisers may alias what they load
+        for opt in self.optimisers():
+            for group in opt.param_groups:
+                group["lr"] *= 0.5 ** rollbacks
+        if self.use_graph:
+            self.run_step.reset()
+        return step
+
+    def autocast(self):
+        """Mixed precision as chosen (bf16 or fp16), off for fp32."""
+        return torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None,
+                              cache_enabled=not self.use_graph)
+
+    def augmented(self, x):
+        """x through every per-batch augmentation, in order."""
+        for fn in self.augmentations:
+            x = fn(x)
+        return x
+
+    def real_batch(self):
+        """A random batch of real images in [-1, 1] and their labels (None unless conditional)."""
+        idx = torch.randint(len(self.images), (self.cfg.batch_size,), device=self.device)
+        x = self.images[idx].float().div_(127.5).sub_(1).contiguous(memory_format=self.memory_format)
+        return x, self.labels[idx] if self.conditional else None
+
+    def optimiser_step(self, key, opt, loss):
+        """Backward through the scaler, step, update the scale."""
+        opt.zero_grad(set_to_none=True)
+        self.scalers[key].scale(loss).backward()
+        self.scalers[key].step(opt)
+        self.scalers[key].update()
+
+    def one_step(self):
+        """n_critic D steps then one G step; no host syncs (CUDA-graph safe)."""
+        cfg, batch = self.cfg, self.cfg.batch_size
+        for i in range(self.n_critic):
+            real, y = self.real_batch()
+            z = torch.randn(batch, cfg.z_dim, device=self.device)
+            with self.autocast():
+                with torch.set_grad_enabled(i == self.n_critic - 1):
+                    fake = self.G_train(z, y)
+                real_aug, fake_aug = self.augmented(real), self.augmented(fake.detach())
+                loss_d = self.loss.d(self.D_train(real_aug, y).float(), self.D_train(fake_aug, y).float())
+                if self.loss.gradient_penalty:
+                    scale = self.scalers["D"].get_scale() if self.scalers["D"].is_enabled() else 1.0
+                    loss_d = loss_d + cfg.gp_weight * losses.gradient_penalty(self.D_train, real_aug, fake_aug, y,
+                                                                              scale)
+            self.optimiser_step("D", self.opt_D, loss_d)
+            if self.loss.clip:
+                with torch.no_grad():
+                    for parameter in self.D.parameters():
+                        parameter.clamp_(-cfg.clip, cfg.clip)
+        self.D.requires_grad_(False)   # the G step reads D without DDP and without D gradients
+        with self.autocast():
+            real_logits = self.Dc(real_aug, y).float() if self.loss.g_needs_real else None
+            loss_g = self.loss.g(real_logits, self.Dc(self.augmented(fake), y).float())
+        self.optimiser_step("G", self.opt_G, loss_g)
+        self.D.requires_grad_(True)
+        if self.G_ema:
+            ema_update(self.G_ema, self.G, self.ema_weight)
+        self.acc.add_(torch.stack([loss_d.detach(), loss_g.detach()]))
+
+    def step(self):
+        """One training step (through the CUDA graph when captured)."""
+        if self.G_ema:
+            self.ema_weight.fill_(1 - min(self.cfg.ema, (1 + self.step_count) / (10 + self.step_count)))
+        self.run_step()
+        self.step_count += 1
+        if self.nan_at_step and self.step_count >= self.nan_at_step:
+            self.acc.fill_(float("nan"))
+            self.nan_at_step = 0
+
+    def take_losses(self):
+        """The summed D and G losses since the last call (a device tensor of 2), and reset them."""
+        summed = self.acc.clone()
+        self.acc.zero_()
+        return summed
