@@ -1,4 +1,5 @@
 """Generate images from a checkpoint (EMA weights) and write them as one PNG grid."""
+import argparse
 import math
 
 import numpy as np
@@ -55,19 +56,64 @@ def pick_labels(state, n, labels, generator):
     return labels
 
 
+def balanced_labels(n_classes, n, generator):
+    """n labels covering the classes evenly (counts differ by at most one), shuffled."""
+    labels = torch.arange(n) % n_classes
+    return labels[torch.randperm(n, generator=generator)]
+
+
 @torch.no_grad()
-def generate(checkpoint, n, seed=0, truncation=0.0, device="auto", labels=None):
-    """n images (uint8 N×C×H×W on the CPU) and their labels (None unless conditional) from a checkpoint."""
+def collect_standing_stats(G, batches, batch_size, labels_for, generator, device):
+    """Re-estimate G's batch-norm running statistics as the average over `batches` generated batches (BigGAN's
+    standing statistics): reset, cumulative momentum, forward in training mode, then back to eval. Weights unchanged."""
+    norms = [m for m in G.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+    G.train()
+    for _ in range(batches):
+        z = torch.randn(batch_size, G.z_dim, generator=generator).to(device)
+        y = labels_for(batch_size)
+        G(z, None if y is None else y.to(device))
+    return G.eval()
+
+
+@torch.no_grad()
+def generate(checkpoint, n, seed=0, truncation=0.0, device="auto", labels=None, standing_stats=0,
+             class_balance=False):
+    """n images (uint8 N×C×H×W on the CPU) and their labels (None unless conditional) from a checkpoint.
+
+    standing_stats: re-collect G's batch-norm statistics over that many generated batches first;
+    class_balance: draw breeds evenly instead of with the training frequencies.
+    """
     device = resolve_device(device)
     G, state = load_generator(checkpoint, device)
     if labels is not None and not G.n_classes:
         raise UserError("this checkpoint's model is not breed-conditioned: leave out --breed")
     generator = torch.Generator().manual_seed(seed)
+    conditional = G.n_classes > 1 or labels is not None
+
+    def labels_for(k):
+        if not conditional:
+            return None
+        if class_balance and labels is None:
+            return balanced_labels(G.n_classes, k, generator)
+        return pick_labels(state, k, labels, generator)
+
+    if standing_stats:
+        collect_standing_stats(G, standing_stats, min(CHUNK, 256), labels_for, generator, device)
     z = truncated_noise(n, G.z_dim, truncation, generator)
-    y = pick_labels(state, n, labels, generator) if G.n_classes else None
+    y = labels_for(n)
     images = [to_uint8(G(z[i:i + CHUNK].to(device), None if y is None else y[i:i + CHUNK].to(device)))
               for i in range(0, n, CHUNK)]
     return torch.cat(images) if images else torch.zeros(0, *state["image_shape"], dtype=torch.uint8), y
+
+
+def sampling_options(state, standing_stats=None, class_balance=None) -> dict:
+    """standing_stats and class_balance as given, else as the run that wrote the checkpoint chose them."""
+    config = state.get("config", {})
+    return {"standing_stats": config.get("standing_stats", 0) if standing_stats is None else standing_stats,
+            "class_balance": config.get("class_balance", False) if class_balance is None else class_balance}
 
 
 def add_arguments(parser):
@@ -78,6 +124,10 @@ def add_arguments(parser):
     parser.add_argument("--breed", default=None, help="breed index or name (conditional models)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--truncation", type=float, default=0.0, help="redraw noise entries with |z| above it; 0: off")
+    parser.add_argument("--standing-stats", type=int, default=None, metavar="N",
+                        help="re-collect G's batch-norm statistics over N generated batches (default: the run's)")
+    parser.add_argument("--class-balance", action=argparse.BooleanOptionalAction, default=None,
+                        help="draw breeds evenly instead of by training frequency (default: the run's)")
     parser.add_argument("--nrow", type=int, default=0, help="images per grid row (default: about square)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--force", action="store_true", help="overwrite --out")
@@ -86,6 +136,8 @@ def add_arguments(parser):
 def main(args):
     """Write a grid of --n samples."""
     refuse_overwrite(args.out, args.force)
-    images, _ = generate(args.checkpoint, args.n, args.seed, args.truncation, args.device, args.breed)
+    state = ckpt.load(args.checkpoint)
+    images, _ = generate(state, args.n, args.seed, args.truncation, args.device, args.breed,
+                         **sampling_options(state, args.standing_stats, args.class_balance))
     save_grid(images, args.out, args.nrow or math.ceil(math.sqrt(args.n)))
     print(f"wrote {len(images)} samples to {args.out}")
