@@ -65,12 +65,14 @@ def balanced_labels(n_classes, n, generator):
 @torch.no_grad()
 def collect_standing_stats(G, batches, batch_size, labels_for, generator, device):
     """Re-estimate G's batch-norm running statistics as the average over `batches` generated batches (BigGAN's
-    standing statistics): reset, cumulative momentum, forward in training mode, then back to eval. Weights unchanged."""
+    standing statistics): reset, cumulative momentum, batch norm alone in training mode (spectral norm's power
+    iteration must not move), then back to eval. Weights unchanged."""
     norms = [m for m in G.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    G.eval()
     for norm in norms:
         norm.reset_running_stats()
         norm.momentum = None
-    G.train()
+        norm.train()
     for _ in range(batches):
         z = torch.randn(batch_size, G.z_dim, generator=generator).to(device)
         y = labels_for(batch_size)

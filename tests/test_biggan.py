@@ -1,0 +1,102 @@
+"""BigGAN: shapes, spectral norm on every weight, orthogonal init, attention, standing statistics, balanced breeds,
+and the trainer's promises (learns, resumes exactly, rolls back, keeps its budget) for --model biggan."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from kit import checkpoint, models
+from kit.config import TrainConfig
+from kit.models import biggan
+from kit.sample import balanced_labels, collect_standing_stats, generate
+from kit.train import train
+
+
+def tiny(**changes):
+    """A BigGAN config small enough for a CPU test."""
+    return TrainConfig(**{**dict(model="biggan", g_width=4, d_width=4, z_dim=20, shared_dim=8, loss="hinge"),
+                          **changes})
+
+
+@pytest.mark.parametrize("size,channels,n_classes", [(32, 3, 5), (64, 3, 5), (32, 1, 1), (64, 1, 1)])
+def test_shapes(size, channels, n_classes):
+    G, D = models.build(tiny(), (channels, size, size), n_classes)
+    z = torch.randn(3, 20)
+    y = torch.randint(0, n_classes, (3,))
+    x = G(z, y)
+    assert x.shape == (3, channels, size, size) and x.abs().max() <= 1
+    assert D(x, y).shape == (3,)
+    assert G(z).shape == x.shape and D(x).shape == (3,)       # unconditional: no labels needed
+
+
+def test_spectral_norm_on_every_weight_and_orthogonal_init():
+    G, D = models.build(tiny(), (3, 64, 64), 5)
+    layers = [m for net in (G, D) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear, nn.Embedding))]
+    sn = [m for m in layers if hasattr(m, "parametrizations") and "weight" in m.parametrizations]
+    assert len(layers) > 30
+    assert set(map(id, sn)) >= {id(m) for m in layers if m is not G.shared}   # G's shared embedding feeds SN'd linears
+    for m in sn:
+        w = m.parametrizations.weight.original.detach().flatten(1)
+        rows, cols = w.shape
+        gram = w @ w.T if rows <= cols else w.T @ w
+        torch.testing.assert_close(gram, torch.eye(min(rows, cols)), atol=1e-4, rtol=0)
+
+
+def test_attention_is_the_identity_at_init_and_placed_by_resolution():
+    attention = biggan.SelfAttention(16)
+    x = torch.randn(2, 16, 8, 8)
+    assert attention(x).shape == x.shape and torch.equal(attention(x), x)      # gamma starts at 0
+    with torch.no_grad():
+        attention.gamma.fill_(1.0)
+    assert not torch.equal(attention(x), x)
+    G, D = models.build(tiny(attn_g=32, attn_d=16), (3, 64, 64), 2)
+    assert len(G.attention) == 1 and len(D.attention) == 1
+    assert D.attention["1"].theta.in_channels == 8                               # D's 16×16 stage: width 4 × 2
+    _, D_none = models.build(tiny(attn_d=0), (3, 64, 64), 2)
+    assert len(D_none.attention) == 0
+
+
+def test_hierarchical_latent_reaches_every_block():
+    G, _ = models.build(tiny(), (3, 64, 64), 3)
+    assert sum(G.chunks) == 20 and len(G.chunks) == len(G.blocks) + 1
+    G.eval()
+    z, y = torch.randn(2, 20), torch.tensor([0, 1])
+    base = G(z, y)
+    last = z.clone()
+    last[:, -G.chunks[-1]:] += 1.0                                                # only the last block's chunk
+    assert not torch.allclose(G(last, y), base)
+    assert not torch.allclose(G(z, torch.tensor([2, 2])), base)                   # the breed matters too
+
+
+def test_standing_stats_change_batch_norm_buffers_and_no_weights():
+    G, _ = models.build(tiny(), (3, 32, 32), 3)
+    weights = {k: v.clone() for k, v in G.state_dict().items() if "running" not in k and "num_batches" not in k}
+    before = G.out_bn.running_var.clone()
+    generator = torch.Generator().manual_seed(0)
+    collect_standing_stats(G, 3, 8, lambda k: torch.randint(0, 3, (k,), generator=generator), generator, "cpu")
+    assert not torch.allclose(G.out_bn.running_var, before) and not G.training
+    assert all(torch.equal(v, G.state_dict()[k]) for k, v in weights.items())
+
+
+def test_class_balanced_labels_are_even_to_within_one():
+    for n_classes, n in ((120, 10000), (7, 50), (3, 2)):
+        counts = np.bincount(balanced_labels(n_classes, n, torch.Generator().manual_seed(1)).numpy(),
+                             minlength=n_classes)
+        assert counts.sum() == n and counts.max() - counts.min() <= 1
+
+
+def test_biggan_trains_resumes_exactly_and_samples(demo_cache, tmp_path):
+    from test_train import config
+    changes = dict(model="biggan", g_width=4, d_width=4, z_dim=20, shared_dim=8, batch_size=8, loss="hinge",
+                   lr_g=1e-3, lr_d=1e-3, beta1=0.0, beta2=0.999, augment="none", standing_stats=2, class_balance=True)
+    whole = checkpoint.load(train(config(tmp_path / "whole", demo_cache, max_steps=9, log_every=3, **changes)))
+    train(config(tmp_path / "split", demo_cache, max_steps=5, **changes))
+    split = checkpoint.load(train(config(tmp_path / "split", demo_cache, max_steps=9, resume=True, **changes)))
+    for key in ("G", "D", "G_ema"):
+        for name, tensor in whole[key].items():
+            assert torch.equal(tensor, split[key][name]), (key, name)
+    rows = [line for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines() if "loss_d" in line]
+    assert len(rows) == 3
+    images, labels = generate(tmp_path / "whole" / "last.pt", 6, standing_stats=2, class_balance=True)
+    assert images.shape == (6, 3, 64, 64) and images.dtype == torch.uint8 and images.float().std() > 0
+    assert np.bincount(labels.numpy()).max() - np.bincount(labels.numpy(), minlength=6).min() <= 1
