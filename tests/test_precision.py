@@ -1,0 +1,80 @@
+"""fp16 with a grad scaler (the T4 path) on the CPU, and the progress lines a kernel's log gets."""
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from kit import checkpoint
+from kit.config import for_device
+from kit.data import cache
+from kit.progress import Progress
+from kit.train import train
+from kit.trainer import Trainer
+from test_train import config, metrics
+
+
+@pytest.fixture(scope="module")
+def demo_small(demo_cache, tmp_path_factory):
+    """The demo at 32×32."""
+    ds = cache.load(demo_cache)
+    n, c, h, w = ds.images.shape
+    small = ds.images.reshape(n, c, h // 2, 2, w // 2, 2).mean((3, 5)).round().astype(np.uint8)
+    path = tmp_path_factory.mktemp("fp16") / "demo32.npz"
+    cache.save(cache.Dataset(small, ds.labels, ds.classes, ds.sources, ds.fingerprint + "-32"), path)
+    return path
+
+
+def test_fp16_on_cpu_trains_and_the_losses_move(demo_small, tmp_path):
+    last = train(config(tmp_path / "run", demo_small, precision="fp16", max_steps=30, log_every=10))
+    rows = [r for r in metrics(tmp_path / "run") if "loss_d" in r]
+    start = metrics(tmp_path / "run")[0]
+    assert start["precision"] == "float16" and len(rows) == 3
+    assert all(np.isfinite([r["loss_d"], r["loss_g"]]).all() for r in rows)
+    assert rows[0]["loss_d"] != rows[-1]["loss_d"] and rows[0]["loss_g"] != rows[-1]["loss_g"]
+    state = checkpoint.load(last)
+    assert state["scaler"]["D"]["scale"] > 0 and state["config"]["precision"] == "fp16"
+
+
+def test_an_overflow_skips_the_step_and_lowers_the_scale(demo_small):
+    ds = cache.load(demo_small)
+    cfg = for_device(config("unused", demo_small, precision="fp16"), "cpu")
+    trainer = Trainer(cfg, torch.from_numpy(ds.images), torch.from_numpy(ds.labels), len(ds.classes),
+                      torch.device("cpu"), torch.float16, use_graph=False)
+    before = [p.detach().clone() for p in trainer.D.parameters()]
+    scale = trainer.scalers["D"].get_scale()
+    with trainer.autocast():
+        loss = trainer.D(trainer.real_batch()[0]).float().mean() * float("inf")
+    trainer.optimiser_step("D", trainer.opt_D, loss)
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.D.parameters()))    # the step was skipped
+    assert trainer.scalers["D"].get_scale() == scale / 2
+    with trainer.autocast():
+        loss = trainer.D(trainer.real_batch()[0]).float().mean()
+    trainer.optimiser_step("D", trainer.opt_D, loss)
+    assert not all(torch.equal(a, b) for a, b in zip(before, trainer.D.parameters()))   # a finite one is taken
+
+
+def test_fp16_resume_restores_the_scaler_exactly(demo_small, tmp_path):
+    changes = dict(precision="fp16", augment="none")
+    whole = checkpoint.load(train(config(tmp_path / "whole", demo_small, max_steps=8, **changes)))
+    train(config(tmp_path / "split", demo_small, max_steps=4, **changes))
+    split = checkpoint.load(train(config(tmp_path / "split", demo_small, max_steps=8, resume=True, **changes)))
+    assert whole["scaler"] == split["scaler"]
+    for name, tensor in whole["G"].items():
+        assert torch.equal(tensor, split["G"][name]), name
+
+
+def test_a_log_file_gets_one_progress_line_per_interval_and_no_bar():
+    stream = io.StringIO()                               # not a terminal: a kernel's log
+    progress = Progress(total=100, initial=0, stream=stream, interval=0.0)
+    progress.update(10, d=1.25, g=0.5, img_s=321.0, left=3725)
+    progress.update(10)
+    progress.close()
+    lines = stream.getvalue().splitlines()
+    assert lines == ["step 10/100  loss D 1.2500  G 0.5000  321 images/s  budget left 1:02:05",
+                     "step 20/100  loss D 1.2500  G 0.5000  321 images/s  budget left 1:02:05"]
+    quiet = io.StringIO()
+    slow = Progress(total=None, initial=0, stream=quiet, interval=3600.0)
+    for _ in range(50):
+        slow.update(1, d=1.0, g=1.0, img_s=1.0, left=1)
+    assert quiet.getvalue() == "" and "\r" not in stream.getvalue()   # at most one line an interval, never a redraw
