@@ -75,7 +75,8 @@ def test_draft_decoding_matches_a_full_decode(demo, demo_images):
     reference = np.asarray(demo_images[name].resize((64, 64), Image.LANCZOS, box=region)).transpose(2, 0, 1)
     record = Record(name, (str(demo["images"]), f"all-dogs/{name}"), 0,
                     (str(demo["annotations"]), "Annotation/n02085620-Chihuahua/n02085620_0"))
-    ours, labels, problems, ok, boxed = crops.crop_record(record, "square", 64, "RGB", {"chihuahua": 0})
+    ours, labels, _, problems, ok, boxed, _ = crops.crop_record(record, crops.Options("square", 64), "RGB",
+                                                                {"chihuahua": 0})
     assert ok and boxed and not problems and labels == [0] and ours[0].shape == (3, 64, 64)
     assert np.abs(ours[0].astype(float) - reference).mean() < 4
 

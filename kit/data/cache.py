@@ -79,10 +79,10 @@ def default_dir() -> Path:
     return Path(os.environ.get("DOGKIT_CACHE") or Path.home() / ".cache" / "dogkit")
 
 
-def fingerprint(layout, crop: str, size: int) -> str:
+def fingerprint(layout, crop: str, size: int, options: crops.Options = crops.Options()) -> str:
     """Hash of the source files' names, sizes and mtimes plus the options (no file is read)."""
     payload = {"files": readers.source_files(layout), "layout": layout.kind, "crop": crop, "size": size,
-               "cache": CACHE_VERSION, "crops": crops.VERSION}
+               "cache": CACHE_VERSION, "crops": crops.VERSION, **options.changes()}
     return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:16]
 
 
@@ -95,7 +95,18 @@ def stored(path) -> tuple:
         return "", {}
 
 
-def prepare(data, out=None, crop="square", size=64, workers=None, force=False, progress=True) -> Dataset:
+def check_options(variants, min_box, max_aspect) -> None:
+    """One line for a variant count, box size or aspect limit out of range."""
+    if variants < 1:
+        raise UserError(f"--variants {variants} must be at least 1 (1: one crop per dog box, as before)")
+    if min_box < 0:
+        raise UserError(f"--min-box {min_box} must be 0 (off) or a side in pixels, e.g. 64")
+    if max_aspect and max_aspect < 1:
+        raise UserError(f"--max-aspect {max_aspect} must be 0 (off) or at least 1 (long side / short side), e.g. 2.5")
+
+
+def prepare(data, out=None, crop="square", size=64, workers=None, force=False, progress=True, variants=1, seed=0,
+            min_box=0, max_aspect=0.0) -> Dataset:
     """Read any layout, crop every box in parallel and write the cache.
 
     Nothing is done when `out` holds a cache of the same sources and options; a cache of the same data path and
@@ -105,10 +116,12 @@ def prepare(data, out=None, crop="square", size=64, workers=None, force=False, p
         raise UserError(f"--crop {crop} is not known: use one of {', '.join(crops.CROPS)}")
     if not 8 <= size <= 1024:
         raise UserError(f"--size {size} is out of range: use 8 to 1024 (the competition uses 64)")
+    check_options(variants, min_box, max_aspect)
     if is_cache(data):
         raise UserError(f"{data} is already a prepared cache: pass it to train or score as it is")
+    options = crops.Options(crop, size, variants, seed, min_box, max_aspect)
     layout = readers.locate(data)
-    fp = fingerprint(layout, crop, size)
+    fp = fingerprint(layout, crop, size, options)
     out = Path(out) if out else default_dir() / f"{layout.kind}-{crop}{size}-{fp}.npz"
     if out.suffix != ".npz":
         raise UserError(f"--out {out} must end in .npz")
@@ -119,7 +132,8 @@ def prepare(data, out=None, crop="square", size=64, workers=None, force=False, p
             if progress:
                 print(f"{out} is up to date (same sources and options): nothing to do")
             return load(out)
-        if (old.get("data"), old.get("crop"), old.get("size")) != (data, crop, size):
+        if (old.get("data"), old.get("crop"), old.get("size"), old.get("options", {})) != (data, crop, size,
+                                                                                        options.changes()):
             if old_fingerprint:
                 raise UserError(f"{out} was prepared from other sources or options: pass --force to replace it, "
                                 "or choose another --out")
@@ -128,10 +142,10 @@ def prepare(data, out=None, crop="square", size=64, workers=None, force=False, p
             print(f"{data} changed since {out} was prepared: preparing it again")
     start = time.time()
     source = readers.read(layout)
-    result = crop_all(source, crop, size, workers, progress)
+    result = crop_all(source, options, workers, progress)
     report = {"data": data, "layout": layout.kind, "crop": crop, "size": size, "channels": source.channels,
-              "images_read": result.images_read, "samples": len(result.labels),
-              "no_annotation": result.no_annotation,
+              "options": options.changes(), "images_read": result.images_read, "samples": len(result.labels),
+              "no_annotation": result.no_annotation, "boxes_dropped": result.filtered,
               "breeds": {name: int(n) for name, n in zip(source.classes, np.bincount(result.labels,
                                                                                      minlength=len(source.classes)))},
               "skipped": source.skipped + result.skipped, "notes": source.notes,
@@ -148,11 +162,11 @@ def prepare(data, out=None, crop="square", size=64, workers=None, force=False, p
     return dataset
 
 
-def crop_all(source, crop: str, size: int, workers=None, progress=True, chunk=64) -> crops.Crops:
+def crop_all(source, options: crops.Options, workers=None, progress=True, chunk=64) -> crops.Crops:
     """Crop every record, in a pool of processes (one per core by default) when there is more than one chunk."""
     workers = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
     chunks = [source.records[i:i + chunk] for i in range(0, len(source.records), chunk)]
-    work = functools.partial(crops.crop_records, crop=crop, size=size, channels=source.channels,
+    work = functools.partial(crops.crop_records, options=options, channels=source.channels,
                              breeds=source.breed_index())
     results = []
     with tqdm(total=len(source.records), unit="img", desc="prepare", disable=None if progress else True,
@@ -169,7 +183,7 @@ def crop_all(source, crop: str, size: int, workers=None, progress=True, chunk=64
                 results.append(work(records))
                 bar.update(len(records))
             readers.close_archives()
-    merged = crops.Crops(np.zeros((0, source.channels, size, size), np.uint8), [], [])
+    merged = crops.Crops(np.zeros((0, source.channels, options.size, options.size), np.uint8), [], [])
     merged.images = np.concatenate([merged.images] + [r.images for r in results])
     for r in results:
         merged.labels += r.labels
@@ -177,6 +191,8 @@ def crop_all(source, crop: str, size: int, workers=None, progress=True, chunk=64
         merged.skipped += r.skipped
         merged.images_read += r.images_read
         merged.no_annotation += r.no_annotation
+        for flag, count in r.filtered.items():
+            merged.filtered[flag] = merged.filtered.get(flag, 0) + count
     return merged
 
 
@@ -185,6 +201,9 @@ def summary(report: dict, out) -> str:
     lines = [f"prepared {report['samples']} samples ({len(report['breeds'])} classes, {report['crop']} crops "
              f"{report['channels']}x{report['size']}x{report['size']}) from {report['images_read']} images "
              f"in {report['seconds']:.1f} s -> {out}"]
+    if report.get("boxes_dropped"):
+        lines.append("boxes dropped: " + ", ".join(f"{n} by --{flag.replace('_', '-')}"
+                                                   for flag, n in report["boxes_dropped"].items()))
     if report["no_annotation"]:
         how = ": cropped as a centre square" if report["crop"] != "whole" else ""
         lines.append(f"{report['no_annotation']} images had no usable box{how}")
@@ -194,9 +213,10 @@ def summary(report: dict, out) -> str:
     return "\n".join(lines + [f"note: {note}" for note in report["notes"]])
 
 
-def load_or_prepare(path, crop="square", size=64) -> Dataset:
-    """Load a .npz cache (a broken one is a UserError); prepare anything else first (or load its fresh cache)."""
-    return load(path) if Path(path).suffix == ".npz" else prepare(path, crop=crop, size=size)
+def load_or_prepare(path, crop="square", size=64, **options) -> Dataset:
+    """Load a .npz cache (a broken one is a UserError); prepare anything else first (or load its fresh cache);
+    options: those of prepare (variants, seed, min_box, max_aspect)."""
+    return load(path) if Path(path).suffix == ".npz" else prepare(path, crop=crop, size=size, **options)
 
 
 def write_report(report: dict, path, force=False) -> None:
@@ -222,13 +242,23 @@ def add_arguments(parser) -> None:
     parser.add_argument("--crop", choices=crops.CROPS, default="square",
                         help="square around each box (default), the tight box, or the whole image")
     parser.add_argument("--size", type=int, default=64, help="crop side in pixels (default 64)")
+    parser.add_argument("--variants", type=int, default=1, metavar="K",
+                        help="crops per dog box: the first as --crop makes it, the others random box-safe zooms, "
+                             f"shifts and turns of up to {crops.ROTATE_DEGREES} degrees (albumentations); default 1")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random variants (same seed, same cache)")
+    parser.add_argument("--min-box", type=int, default=0, metavar="PX",
+                        help="drop dog boxes whose shorter side is under PX pixels (5th place: 64); 0 is off")
+    parser.add_argument("--max-aspect", type=float, default=0.0, metavar="R",
+                        help="drop dog boxes longer than R times their width or height (1st place dropped extreme "
+                             "ones); 0 is off")
     parser.add_argument("--workers", type=int, default=None, help="decoding processes (default: one per core)")
     parser.add_argument("--force", action="store_true", help="replace an --out made from other sources or options")
 
 
 def main(args) -> int:
     """Prepare the cache, write the report, print the summary."""
-    dataset = prepare(args.data, args.out, args.crop, args.size, args.workers, args.force)
+    dataset = prepare(args.data, args.out, args.crop, args.size, args.workers, args.force, variants=args.variants,
+                      seed=args.seed, min_box=args.min_box, max_aspect=args.max_aspect)
     if args.report:
         write_report(dataset.report, args.report, args.force)
     return 0

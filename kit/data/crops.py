@@ -1,6 +1,8 @@
-"""Crops: one record -> size×size uint8 crops (square around each box, the tight box, or the whole image)."""
+"""Crops: one record -> size×size uint8 crops (square around each box, the tight box, or the whole image), plus
+random box-safe variants (zoom, shift, a few degrees of rotation) made with albumentations, and box filters."""
 import io
 import math
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -10,6 +12,24 @@ from kit.data.readers import name_key, parse_voc, read_bytes
 
 CROPS = ("square", "box", "whole")
 VERSION = 1          # bump when the crops change, so prepared caches are made again
+ROTATE_DEGREES = 5   # variants turn by at most this much either way
+ZOOM_OUT = 1.3       # a variant's square side is up to this many times the box's long side
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to cut: the crop kind and size, K crops per box (the first as `crop` makes it, the rest random), the seed
+    of the random ones, and the box filters (0 is off): shorter side under min_box px, long/short above max_aspect."""
+    crop: str = "square"
+    size: int = 64
+    variants: int = 1
+    seed: int = 0
+    min_box: int = 0
+    max_aspect: float = 0.0
+
+    def changes(self) -> dict:
+        """The options that differ from the defaults (what a cache fingerprint must add)."""
+        return {k: v for k, v in vars(self).items() if k not in ("crop", "size") and v != getattr(Options, k)}
 
 
 @dataclass
@@ -21,6 +41,7 @@ class Crops:
     skipped: list = field(default_factory=list)     # {"file", "reason"}
     images_read: int = 0
     no_annotation: int = 0             # images cropped without a usable box (centre square)
+    filtered: dict = field(default_factory=dict)    # boxes dropped by --min-box / --max-aspect, by flag
 
 
 def usable_boxes(boxes: list, width: int, height: int) -> tuple:
@@ -45,6 +66,52 @@ def square_around(box: tuple, width: int, height: int) -> tuple:
     left = min(max((x0 + x1 - side) / 2, 0), width - side)
     top = min(max((y0 + y1 - side) / 2, 0), height - side)
     return left, top, left + side, top + side
+
+
+def box_filter(boxes: list, options: Options) -> tuple:
+    """(kept boxes, [(flag, reason)] of those dropped) by --min-box and --max-aspect."""
+    kept, dropped = [], []
+    for i, box in enumerate(boxes):
+        w, h = box[2] - box[0], box[3] - box[1]
+        if options.min_box and min(w, h) < options.min_box:
+            dropped.append(("min_box", f"box {i + 1} is {w:g}x{h:g} px, under --min-box {options.min_box}"))
+        elif options.max_aspect and max(w / h, h / w) > options.max_aspect:
+            dropped.append(("max_aspect", f"box {i + 1} has aspect {max(w / h, h / w):.2f}, over --max-aspect "
+                                          f"{options.max_aspect:g}"))
+        else:
+            kept.append(box)
+    return kept, dropped
+
+
+def random_square(box: tuple, width: int, height: int, rng) -> tuple:
+    """A random square holding the whole box (side from the box's long side to ZOOM_OUT times it), inside the image."""
+    x0, y0, x1, y1 = box[:4]
+    long_side = max(x1 - x0, y1 - y0)
+    smallest = min(width, height)
+    side = min(smallest, long_side * rng.uniform(1.0, ZOOM_OUT))
+    if side < long_side:                      # the box is wider than the image is tall (or the reverse)
+        return square_around(box, width, height)
+    left = rng.uniform(max(0, x1 - side), min(x0, width - side))
+    top = rng.uniform(max(0, y1 - side), min(y0, height - side))
+    return left, top, left + side, top + side
+
+
+def variant(pixels: np.ndarray, box: tuple, size: int, seed: int) -> np.ndarray:
+    """One random box-safe crop of H×W(×C) pixels: a random square around the box, turned by a few degrees, size×size."""
+    import albumentations as A
+    import cv2
+    rng = np.random.default_rng(seed)
+    left, top, right, bottom = (int(round(v)) for v in random_square(box, pixels.shape[1], pixels.shape[0], rng))
+    transform = A.Compose([A.Crop(left, top, max(right, left + 1), max(bottom, top + 1)),
+                           A.Rotate(limit=(-ROTATE_DEGREES, ROTATE_DEGREES), border_mode=cv2.BORDER_REFLECT_101,
+                                    p=1.0),
+                           A.Resize(size, size, interpolation=cv2.INTER_AREA)], seed=seed)
+    return transform(image=pixels)["image"]
+
+
+def variant_seed(options: Options, name: str, box_index: int, k: int) -> int:
+    """A seed of its own for each record, box and variant: the same whatever worker cuts it."""
+    return zlib.crc32(f"{options.seed}|{name}|{box_index}|{k}".encode())
 
 
 def regions(boxes: list, width: int, height: int, crop: str) -> list:
@@ -78,9 +145,10 @@ def decoded(img: Image.Image, mode: str) -> Image.Image:
     return img if img.mode == mode else img.convert(mode)
 
 
-def crop_record(record, crop: str, size: int, mode: str, breeds: dict) -> tuple:
-    """-> (crops C×size×size, labels, problems {"file","reason"}, read ok, used a box)."""
-    problems, boxes = [], []
+def crop_record(record, options: Options, mode: str, breeds: dict) -> tuple:
+    """-> (crops C×size×size, labels, sources, problems {"file","reason"}, read ok, used a box, dropped boxes by flag)."""
+    problems, boxes, dropped = [], [], []
+    size = options.size
     if record.annotation:
         try:
             boxes, notes = parse_voc(read_bytes(record.annotation))
@@ -92,33 +160,50 @@ def crop_record(record, crop: str, size: int, mode: str, breeds: dict) -> tuple:
         width, height = img.size
         boxes, notes = usable_boxes(boxes, width, height)
         problems += [{"file": record.annotation[1], "reason": note} for note in notes]
-        areas = regions(boxes, width, height, crop)
+        had_boxes = bool(boxes)
+        boxes, dropped = box_filter(boxes, options) if options.crop != "whole" else (boxes, [])
+        problems += [{"file": record.annotation[1], "reason": reason} for _, reason in dropped]
+        if had_boxes and not boxes:
+            return [], [], [], problems, True, True, [flag for flag, _ in dropped]
+        areas = regions(boxes, width, height, options.crop)
         smallest = min(min(x1 - x0, y1 - y0) for x0, y0, x1, y1 in areas)
         img.draft("RGB", (math.ceil(width * size / smallest), math.ceil(height * size / smallest)))  # JPEG: DCT scaling
         img = decoded(img, mode)
     except Exception as e:
         reason = str(e) if isinstance(e, ValueError) else f"unreadable image ({type(e).__name__}: {e})"
-        return [], [], problems + [{"file": record.name, "reason": reason.splitlines()[0]}], False, False
+        return [], [], [], problems + [{"file": record.name, "reason": reason.splitlines()[0]}], False, False, []
     sx, sy = img.width / width, img.height / height
     crops = [np.asarray(img.resize((size, size), Image.LANCZOS, box=(x0 * sx, y0 * sy, x1 * sx, y1 * sy),
                                    reducing_gap=3.0)) for x0, y0, x1, y1 in areas]
+    labels = ([breeds.get(name_key(box[4]), record.label) for box in boxes] or [record.label])[:len(crops)]
+    sources = [record.name] * len(crops)
+    if options.variants > 1 and options.crop != "whole":
+        pixels = np.asarray(img)
+        for i, (x0, y0, x1, y1) in enumerate(box[:4] for box in boxes or [(0, 0, width, height)]):
+            for k in range(1, options.variants):
+                crops.append(variant(pixels, (x0 * sx, y0 * sy, x1 * sx, y1 * sy), size,
+                                     variant_seed(options, record.name, i, k)))
+                labels.append(labels[i])
+                sources.append(f"{record.name}#{k}")
     crops = [c[None] if c.ndim == 2 else c.transpose(2, 0, 1) for c in crops]
-    labels = [breeds.get(name_key(box[4]), record.label) for box in boxes] or [record.label]
-    return crops, labels[:len(crops)], problems, True, bool(boxes)
+    return crops, labels, sources, problems, True, bool(boxes), [flag for flag, _ in dropped]
 
 
-def crop_records(records: list, crop: str, size: int, channels: int, breeds: dict) -> Crops:
+def crop_records(records: list, options: Options, channels: int, breeds: dict) -> Crops:
     """Crop a chunk of records (what one worker process does)."""
-    out = Crops(np.zeros((0, channels, size, size), np.uint8), [], [])
+    out = Crops(np.zeros((0, channels, options.size, options.size), np.uint8), [], [])
     images = []
     for record in records:
-        crops, labels, problems, ok, boxed = crop_record(record, crop, size, "L" if channels == 1 else "RGB", breeds)
+        crops, labels, sources, problems, ok, boxed, dropped = crop_record(record, options,
+                                                                           "L" if channels == 1 else "RGB", breeds)
         images += crops
         out.labels += labels
-        out.sources += [record.name] * len(crops)
+        out.sources += sources
         out.skipped += problems
         out.images_read += ok
         out.no_annotation += ok and not boxed
+        for flag in dropped:
+            out.filtered[flag] = out.filtered.get(flag, 0) + 1
     if images:
         out.images = np.stack(images)
     return out
