@@ -12,6 +12,7 @@ from tqdm import tqdm
 from kit.errors import UserError
 from kit.files import atomic_path, refuse_overwrite
 from kit.images import PNG_MAGIC, read_images, read_members, summarise, workers
+from kit.sample import add_sampling_arguments
 
 N_IMAGES = 10000
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed member timestamps: the same images give the same zip bytes
@@ -99,6 +100,7 @@ def add_arguments(parser):
     parser.add_argument("--n", type=int, default=N_IMAGES, help="images to generate (default 10000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--truncation", type=float, default=0.0, help="truncated sampling; 0 is off")
+    add_sampling_arguments(parser)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--real", help="real data (cache or archive) for the memorisation guard")
     parser.add_argument("--inception-weights", help="FID Inception weights file (default: the torch hub cache)")
@@ -128,8 +130,11 @@ def main(args) -> int:
         return 1 if problems else 0
     refuse_overwrite(args.out, args.force)
     if args.checkpoint:
-        from kit.sample import generate
-        images, _ = generate(args.checkpoint, args.n, seed=args.seed, truncation=args.truncation, device=args.device)
+        from kit.checkpoint import load
+        from kit.sample import generate, sampling_options
+        state = load(args.checkpoint)
+        images, _ = generate(state, args.n, seed=args.seed, truncation=args.truncation, device=args.device,
+                             **sampling_options(state, args.standing_stats, args.class_balance))
     else:
         if not Path(args.from_dir).is_dir():
             raise UserError(f"--from-dir {args.from_dir} is not a folder: pass the folder holding your images")

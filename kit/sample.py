@@ -118,6 +118,14 @@ def sampling_options(state, standing_stats=None, class_balance=None) -> dict:
             "class_balance": config.get("class_balance", False) if class_balance is None else class_balance}
 
 
+def add_sampling_arguments(parser):
+    """--standing-stats and --class-balance, for `kit sample` and `kit zip`."""
+    parser.add_argument("--standing-stats", type=int, default=None, metavar="N",
+                        help="re-collect G's batch-norm statistics over N generated batches (default: the run's)")
+    parser.add_argument("--class-balance", action=argparse.BooleanOptionalAction, default=None,
+                        help="draw breeds evenly instead of by training frequency (default: the run's)")
+
+
 def add_arguments(parser):
     """Flags of `kit sample`."""
     parser.add_argument("--checkpoint", required=True, help="last.pt of a run")
@@ -126,10 +134,7 @@ def add_arguments(parser):
     parser.add_argument("--breed", default=None, help="breed index or name (conditional models)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--truncation", type=float, default=0.0, help="redraw noise entries with |z| above it; 0: off")
-    parser.add_argument("--standing-stats", type=int, default=None, metavar="N",
-                        help="re-collect G's batch-norm statistics over N generated batches (default: the run's)")
-    parser.add_argument("--class-balance", action=argparse.BooleanOptionalAction, default=None,
-                        help="draw breeds evenly instead of by training frequency (default: the run's)")
+    add_sampling_arguments(parser)
     parser.add_argument("--nrow", type=int, default=0, help="images per grid row (default: about square)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--force", action="store_true", help="overwrite --out")

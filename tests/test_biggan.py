@@ -100,3 +100,11 @@ def test_biggan_trains_resumes_exactly_and_samples(demo_cache, tmp_path):
     images, labels = generate(tmp_path / "whole" / "last.pt", 6, standing_stats=2, class_balance=True)
     assert images.shape == (6, 3, 64, 64) and images.dtype == torch.uint8 and images.float().std() > 0
     assert np.bincount(labels.numpy()).max() - np.bincount(labels.numpy(), minlength=6).min() <= 1
+
+
+def test_sampling_options_come_from_the_run_unless_given():
+    from kit.sample import sampling_options
+    state = {"config": {"standing_stats": 50, "class_balance": True}}
+    assert sampling_options(state) == {"standing_stats": 50, "class_balance": True}
+    assert sampling_options(state, 0, False) == {"standing_stats": 0, "class_balance": False}
+    assert sampling_options({"config": {}}) == {"standing_stats": 0, "class_balance": False}   # older checkpoints
