@@ -24,13 +24,19 @@ NASNET_HELP = ("pass --nasnet-weights FILE or set DOGKIT_NASNET_WEIGHTS to timm'
                "pretrained=True)\" puts them in timm's cache; in a Kaggle kernel: attach the file as a dataset)")
 
 
+def given_weights(weights, env: str, what: str, help_text: str):
+    """The weights file named by the flag or the environment variable (which must exist), or None."""
+    path = weights or os.environ.get(env)
+    if path and not Path(path).is_file():
+        raise UserError(f"{what} weights {path} not found: {help_text}")
+    return Path(path) if path else None
+
+
 def find_inception_weights(weights=None) -> Path:
     """The FID Inception weights: the given path, $DOGKIT_INCEPTION_WEIGHTS, pytorch-fid's hub cache, or a download."""
-    path = weights or os.environ.get("DOGKIT_INCEPTION_WEIGHTS")
-    if path:
-        if not Path(path).is_file():
-            raise UserError(f"Inception weights {path} not found: {WEIGHTS_HELP}")
-        return Path(path)
+    given = given_weights(weights, "DOGKIT_INCEPTION_WEIGHTS", "Inception", WEIGHTS_HELP)
+    if given:
+        return given
     cached = Path(torch.hub.get_dir()) / "checkpoints" / FID_WEIGHTS_NAME
     if not cached.is_file():
         try:
@@ -49,11 +55,9 @@ def download_inception_weights(path: Path) -> None:
 
 def find_nasnet_weights(weights=None) -> Path:
     """NASNet-A Large weights: the given path, $DOGKIT_NASNET_WEIGHTS, or timm's caches (Hugging Face or torch hub)."""
-    path = weights or os.environ.get("DOGKIT_NASNET_WEIGHTS")
-    if path:
-        if not Path(path).is_file():
-            raise UserError(f"NASNet weights {path} not found: {NASNET_HELP}")
-        return Path(path)
+    given = given_weights(weights, "DOGKIT_NASNET_WEIGHTS", "NASNet", NASNET_HELP)
+    if given:
+        return given
     hf_home = os.environ.get("HF_HOME", str(Path.home() / ".cache" / "huggingface"))
     patterns = [str(Path(hf_home) / "hub" / "models--timm--nasnetalarge.tf_in1k" / "snapshots" / "*" / "model.*"),
                 str(Path(torch.hub.get_dir()) / "checkpoints" / "nasnetalarge-*.pth")]
