@@ -17,13 +17,13 @@ class TrainConfig:
     loss: str = ""                 # bce | lsgan | wgan-gp | wgan | hinge | ralsgan; "": the model's, see MODEL_DEFAULTS
     budget: str = "8h30m"          # hard wall-clock limit, tail (10k images + zip) included
     batch_size: int = 64
-    lr_g: float = 0.0              # 0: by device, see DEVICE_DEFAULTS
-    lr_d: float = 0.0              # 0: by device
+    lr_g: float = 0.0              # 0: by model and device, see MODEL_DEFAULTS
+    lr_d: float = 0.0              # 0: by model and device
     beta1: float = -1.0            # Adam betas; -1: the model's
     beta2: float = -1.0
     z_dim: int = 128
-    g_width: int = 0               # channels of G's last hidden layer; 0: by device
-    d_width: int = 0               # channels of D's first layer; 0: by device
+    g_width: int = 0               # channels of G's last hidden layer; 0: by model and device
+    d_width: int = 0               # channels of D's first layer; 0: by model and device
     spectral_norm: bool = False    # spectral norm on D (biggan has it on every G and D weight anyway)
     shared_dim: int = 128          # biggan: size of the breed embedding shared by G's blocks
     attn_g: int = 32               # biggan: resolution of G's self-attention block (0: none)

@@ -99,3 +99,26 @@ def test_losses_declare_what_their_step_needs():
     assert (gp.gradient_penalty, gp.clip, gp.optimizer) == (True, False, "adam")
     assert ral.g_needs_real and not losses.get("hinge").g_needs_real
     assert not wgan.batch_norm_in_d and losses.get("bce").batch_norm_in_d
+
+
+def wgan_trainer(**changes):
+    """A tiny DCGAN Trainer with --loss wgan on 16 random 32×32 images."""
+    from kit.config import TrainConfig, for_device
+    from kit.trainer import Trainer
+    options = dict(model="dcgan", loss="wgan", g_width=4, d_width=4, z_dim=8, batch_size=4, ema=0, augment="none")
+    cfg = for_device(TrainConfig(**{**options, **changes}), "cpu")
+    images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
+    return Trainer(cfg, images, torch.zeros(16, dtype=torch.long), 1, torch.device("cpu"), None, use_graph=False)
+
+
+def test_wgan_step_clips_every_critic_weight_with_rmsprop_and_five_critic_steps():
+    trainer = wgan_trainer(clip=0.005)
+    assert isinstance(trainer.opt_D, torch.optim.RMSprop) and isinstance(trainer.opt_G, torch.optim.RMSprop)
+    assert trainer.n_critic == 5 and wgan_trainer(n_critic=2).n_critic == 2      # --n-critic still wins
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in trainer.D.modules())
+    before = max(p.abs().max().item() for p in trainer.D.parameters())
+    assert before > 0.005                                # the initial weights do go past the bound
+    trainer.step()
+    assert all(p.abs().max().item() <= 0.005 for p in trainer.D.parameters())
+    assert any(p.abs().max().item() == pytest.approx(0.005) for p in trainer.D.parameters())
+    assert isinstance(wgan_trainer(loss="bce").opt_D, torch.optim.Adam)

@@ -25,8 +25,11 @@ def demo_small(demo_cache, tmp_path_factory):
     return path
 
 
-def test_fp16_on_cpu_trains_and_the_losses_move(demo_small, tmp_path):
-    last = train(config(tmp_path / "run", demo_small, precision="fp16", max_steps=30, log_every=10))
+def test_fp16_on_cpu_trains_and_the_losses_move(demo_small, tmp_path, capsys):
+    last = train(config(tmp_path / "run", demo_small, precision="fp16", max_steps=30, log_every=10, lr_d=4e-4))
+    first = capsys.readouterr().out.splitlines()[0]     # one start line: device, precision, processes, batch, lrs
+    assert first == ("training dcgan (bce) on cpu, float16, 1 process(es); batch 32 per process (32 in all); "
+                     "lr G 0.0005 D 0.0004; 1 D step(s) per G step")
     rows = [r for r in metrics(tmp_path / "run") if "loss_d" in r]
     start = metrics(tmp_path / "run")[0]
     assert start["precision"] == "float16" and len(rows) == 3
