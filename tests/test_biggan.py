@@ -1,5 +1,7 @@
 """BigGAN: shapes, spectral norm on every weight, orthogonal init, attention, standing statistics, balanced breeds,
 and the trainer's promises (learns, resumes exactly, rolls back, keeps its budget) for --model biggan."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -40,6 +42,19 @@ def test_spectral_norm_on_every_weight_and_orthogonal_init():
         rows, cols = w.shape
         gram = w @ w.T if rows <= cols else w.T @ w
         torch.testing.assert_close(gram, torch.eye(min(rows, cols)), atol=1e-4, rtol=0)
+
+
+def test_power_iteration_updates_u_in_place_only_in_training():
+    """CUDA-graph safety: spectral norm's u and v keep their storage (a captured graph replays into it)."""
+    _, D = models.build(tiny(), (3, 32, 32), 2)
+    norm = D.blocks[1].conv1.parametrizations.weight[0]
+    address, before = norm._u.data_ptr(), norm._u.clone()
+    D.eval()
+    D(torch.randn(2, 3, 32, 32))
+    assert torch.equal(norm._u, before)
+    D.train()
+    D(torch.randn(2, 3, 32, 32))
+    assert norm._u.data_ptr() == address and not torch.equal(norm._u, before)
 
 
 def test_attention_is_the_identity_at_init_and_placed_by_resolution():
@@ -95,8 +110,9 @@ def test_biggan_trains_resumes_exactly_and_samples(demo_cache, tmp_path):
     for key in ("G", "D", "G_ema"):
         for name, tensor in whole[key].items():
             assert torch.equal(tensor, split[key][name]), (key, name)
-    rows = [line for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines() if "loss_d" in line]
-    assert len(rows) == 3
+    rows = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+    losses = np.array([(r["loss_d"], r["loss_g"]) for r in rows if "loss_d" in r])
+    assert losses.shape == (3, 2) and np.isfinite(losses).all() and (losses.std(0) > 0).all()   # finite, moving
     images, labels = generate(tmp_path / "whole" / "last.pt", 6, standing_stats=2, class_balance=True)
     assert images.shape == (6, 3, 64, 64) and images.dtype == torch.uint8 and images.float().std() > 0
     assert np.bincount(labels.numpy()).max() - np.bincount(labels.numpy(), minlength=6).min() <= 1

@@ -99,3 +99,15 @@ def test_bad_inputs_are_user_errors():
         with pytest.raises(UserError, match="--device cpu"):
             resolve_device("cuda")
     assert resolve_device("cpu") == torch.device("cpu")
+
+
+def test_families_say_what_each_model_needs():
+    assert models.MODELS == ("dcgan", "cgan", "mlp", "biggan")
+    assert [models.family(m).conditional for m in models.MODELS] == [False, True, False, True]
+    assert [models.family(m).standing_stats for m in models.MODELS] == [False, False, False, True]
+    with pytest.raises(AttributeError):
+        models.family("dcgan").conditional = True                     # frozen
+    with pytest.raises(UserError, match="biggan"):
+        models.family("stylegan")
+    G, _ = models.build(TrainConfig(model="dcgan", g_width=4, d_width=4), (3, 32, 32), 5)
+    assert G.n_classes == 0                                           # an unconditional family ignores the breeds

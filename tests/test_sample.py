@@ -8,7 +8,7 @@ from kit import checkpoint, models, plot
 from kit.__main__ import main as kit_main
 from kit.config import TrainConfig, asdict
 from kit.errors import UserError
-from kit.sample import generate, to_uint8, truncated_noise
+from kit.sample import generate, sampling_options, to_uint8, truncated_noise
 
 CLASSES = ["pug", "beagle", "corgi", "husky"]
 
@@ -74,6 +74,35 @@ def test_sample_cli_writes_a_grid_and_refuses_to_overwrite(tmp_path, capsys):
     assert kit_main(argv) == 2
     assert "--force" in capsys.readouterr().err
     assert kit_main(["sample", "--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path / "g.png")]) == 2
+
+
+def test_class_balance_draws_breeds_the_run_never_saw(tmp_path):
+    make_checkpoint(tmp_path / "last.pt", label_counts=(0, 0, 10, 30))
+    _, by_frequency = generate(tmp_path / "last.pt", 40, seed=1)
+    _, balanced = generate(tmp_path / "last.pt", 42, seed=1, class_balance=True)
+    assert set(by_frequency.tolist()) <= {2, 3}
+    assert sorted(np.bincount(balanced.numpy(), minlength=4).tolist()) == [10, 10, 11, 11]
+    _, again = generate(tmp_path / "last.pt", 42, seed=1, class_balance=True)
+    _, other = generate(tmp_path / "last.pt", 42, seed=2, class_balance=True)
+    assert torch.equal(balanced, again) and not torch.equal(balanced, other)    # shuffled with the seed
+
+
+def test_sampling_options_default_to_the_run_and_flags_override():
+    assert sampling_options({"config": {}}) == {"standing_stats": 0, "class_balance": False}   # older checkpoints
+    run = {"config": {"standing_stats": 8, "class_balance": True}}
+    assert sampling_options(run) == {"standing_stats": 8, "class_balance": True}
+    assert sampling_options(run, 0, False) == {"standing_stats": 0, "class_balance": False}
+
+
+def test_sample_cli_standing_stats_and_class_balance(tmp_path):
+    make_checkpoint(tmp_path / "last.pt", model="biggan")
+    base = ["sample", "--checkpoint", str(tmp_path / "last.pt"), "--n", "8", "--class-balance"]
+    assert kit_main([*base, "--out", str(tmp_path / "plain.png")]) == 0
+    assert kit_main([*base, "--out", str(tmp_path / "stats.png"), "--standing-stats", "2"]) == 0
+    images, _ = generate(tmp_path / "last.pt", 8, standing_stats=2, class_balance=True)
+    plot.save_grid(images, tmp_path / "expected.png", 3)
+    read = {name: np.asarray(Image.open(tmp_path / f"{name}.png")) for name in ("plain", "stats", "expected")}
+    assert np.array_equal(read["stats"], read["expected"]) and not np.array_equal(read["plain"], read["stats"])
 
 
 def test_save_grid_places_every_image(tmp_path):
