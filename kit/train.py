@@ -228,17 +228,7 @@ def train(cfg: TrainConfig) -> Path:
                 d_sum, g_sum, stop, save_now = synced(trainer.take_losses(), stop, budget.checkpoint_due(now), world)
                 if not (math.isfinite(d_sum) and math.isfinite(g_sum)):
                     rollbacks += 1
-                    if rollbacks > MAX_ROLLBACKS:
-                        raise UserError(f"training diverged: {MAX_ROLLBACKS} rollbacks in a row after NaN/inf losses; "
-                                        "lower --lr-g/--lr-d or try another --loss")
-                    bad_step, step = trainer.step_count, trainer.rollback(good, rollbacks)
-                    opt_G, opt_D = trainer.optimisers()
-                    message = (f"NaN/inf loss near step {bad_step}: rolled back to step {step}, "
-                               f"learning rates ×{0.5 ** rollbacks:g} (now G {opt_G.param_groups[0]['lr']:.2e}, "
-                               f"D {opt_D.param_groups[0]['lr']:.2e})")
-                    if main:
-                        tqdm.write(message)
-                    log({"event": "rollback", "step": step, "bad_step": bad_step, "message": message})
+                    step = roll_back(trainer, good, rollbacks, log, main)
                     progress.restart_at(step)
                     window.update(n=0, d=0.0, g=0.0, t=time.monotonic(), step=step)
                     since_check = 0
@@ -287,6 +277,21 @@ def train(cfg: TrainConfig) -> Path:
     if world > 1:
         torch.distributed.destroy_process_group()
     return last
+
+
+def roll_back(trainer, good, rollbacks, log, main):
+    """After NaN/inf losses: back to the `good` state with learning rates × 0.5^rollbacks, said and logged; its step."""
+    if rollbacks > MAX_ROLLBACKS:
+        raise UserError(f"training diverged: {MAX_ROLLBACKS} rollbacks in a row after NaN/inf losses; "
+                        "lower --lr-g/--lr-d or try another --loss")
+    bad_step, step = trainer.step_count, trainer.rollback(good, rollbacks)
+    opt_G, opt_D = trainer.optimisers()
+    message = (f"NaN/inf loss near step {bad_step}: rolled back to step {step}, learning rates ×{0.5 ** rollbacks:g} "
+               f"(now G {opt_G.param_groups[0]['lr']:.2e}, D {opt_D.param_groups[0]['lr']:.2e})")
+    if main:
+        tqdm.write(message)
+    log({"event": "rollback", "step": step, "bad_step": bad_step, "message": message})
+    return step
 
 
 def loss_row(window, trainer, elapsed, now, world):
