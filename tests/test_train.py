@@ -139,7 +139,8 @@ def test_nan_rolls_back_to_the_last_good_state_with_lower_lrs(demo32, tmp_path, 
 
 
 @pytest.mark.parametrize("changes", [dict(loss="bce"), dict(loss="lsgan"), dict(loss="ralsgan", spectral_norm=True),
-                                     dict(loss="wgan-gp", n_critic=2), dict(model="mlp", loss="hinge")])
+                                     dict(loss="wgan-gp", n_critic=2), dict(model="mlp", loss="hinge"),
+                                     dict(loss="wgan", n_critic=2), dict(loss="bce", real_label=0.8)])
 def test_every_loss_and_model_trains(changes, demo32, grey32, tmp_path):
     data = grey32 if changes.get("model") == "mlp" else demo32
     last = train(config(tmp_path / "run", data, max_steps=6, log_every=3, **changes))
@@ -147,6 +148,21 @@ def test_every_loss_and_model_trains(changes, demo32, grey32, tmp_path):
     assert len(rows) == 2 and all(np.isfinite([r["loss_d"], r["loss_g"]]).all() for r in rows)
     images, _ = generate(last, 5)
     assert images.shape == ((5, 1, 32, 32) if data == grey32 else (5, 3, 32, 32))
+
+
+def test_a_checkpoint_from_before_the_new_fields_resumes(demo32, tmp_path):
+    """Fields a run saved before they existed take their defaults; model-dependent ones the model's."""
+    last = train(config(tmp_path / "run", demo32, max_steps=2))
+    state = checkpoint.load(last)
+    for name in ("real_label", "clip", "standing_stats", "class_balance", "beta1", "beta2"):
+        del state["config"][name]
+    checkpoint.save(last, state)
+    resumed = checkpoint.load(train(config(tmp_path / "run", demo32, max_steps=3, resume=True)))
+    assert resumed["step"] == 3
+    assert {k: resumed["config"][k] for k in ("real_label", "clip", "standing_stats", "class_balance", "beta1",
+                                              "beta2", "loss")} == dict(real_label=1.0, clip=0.01, standing_stats=0,
+                                                                        class_balance=False, beta1=0.5, beta2=0.999,
+                                                                        loss="bce")
 
 
 def test_run_folder_rules(demo32, tmp_path):
