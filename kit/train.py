@@ -209,7 +209,8 @@ def train(cfg: TrainConfig) -> Path:
 
     precision = str(dtype or "fp32").replace("torch.", "")
     log({"event": "start", "step": trainer.step_count, "resumed": bool(resumed), "world_size": world,
-         "device": str(device), "precision": precision, "cuda_graph": use_graph, "tail_reserved_s": round(budget.tail, 1)})
+         "device": str(device), "precision": precision, "cuda_graph": use_graph,
+         "tail_reserved_s": round(budget.tail, 1)})
     if main:
         tqdm.write(f"training {cfg.model} ({cfg.loss}) on {device}, {precision}, {world} process(es); batch "
                    f"{cfg.batch_size} per process ({cfg.batch_size * world} in all); lr G {cfg.lr_g:g} D {cfg.lr_d:g}; "
@@ -280,7 +281,7 @@ def train(cfg: TrainConfig) -> Path:
 
 
 def roll_back(trainer, good, rollbacks, log, main):
-    """After NaN/inf losses: back to the `good` state with learning rates × 0.5^rollbacks, said and logged; its step."""
+    """After NaN/inf losses: back to the `good` state, learning rates × 0.5^rollbacks, said and logged; its step."""
     if rollbacks > MAX_ROLLBACKS:
         raise UserError(f"training diverged: {MAX_ROLLBACKS} rollbacks in a row after NaN/inf losses; "
                         "lower --lr-g/--lr-d or try another --loss")
