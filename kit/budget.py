@@ -44,6 +44,10 @@ class Budget:
         """Whether --checkpoint-every has passed since the last checkpoint."""
         return now - self.last_checkpoint >= self.checkpoint_every
 
+    def checkpointed(self, now: float) -> None:
+        """Note that a checkpoint was written at `now`."""
+        self.last_checkpoint = now
+
     def sample_due(self, now: float) -> bool:
         """Whether --sample-every has passed since the last sample grid (the clock restarts when it says yes)."""
         due = now - self.last_sample >= self.sample_every

@@ -22,7 +22,7 @@ from kit.package import write_zip
 from kit.plot import save_grid, save_line_chart
 from kit.progress import Progress
 from kit.sample import generate, to_uint8
-from kit.trainer import Trainer, ema_update, set_rng_state, to_cpu  # noqa: F401 (ema_update: kit.train's API)
+from kit.trainer import Trainer, set_rng_state, to_cpu
 
 # Fields a resumed run takes from the command line; every other field comes from the checkpoint.
 RUN_FIELDS = ("data", "out", "budget", "device", "threads", "compile", "cuda_graph", "checkpoint_every", "sample_every",
@@ -248,7 +248,7 @@ def train(cfg: TrainConfig) -> Path:
                     good, rollbacks = to_cpu(state()), 0
                     if main:
                         checkpoint.save(last, good)
-                    budget.last_checkpoint = time.monotonic()
+                    budget.checkpointed(time.monotonic())
                 if main and (budget.sample_due(now) or stop):
                     save_samples()
                 if stop:

@@ -15,7 +15,8 @@ from kit.data import cache
 from kit.errors import UserError
 from kit.package import check_zip, read_images
 from kit.sample import generate
-from kit.train import ema_update, pick_precision, train
+from kit.train import pick_precision, train
+from kit.trainer import ema_update
 
 
 @pytest.fixture(autouse=True)
