@@ -44,22 +44,34 @@ def test_variants_are_deterministic_with_a_seed_and_keep_the_first_crop(two_dogs
     assert np.array_equal(four.images, again.images)                          # same seed, same bytes
     assert not np.array_equal(four.images[2:], other.images[2:])              # another seed, other crops
     assert four.sources[:2] == one.sources and four.sources[2] == f"{one.sources[0]}#1"
-    assert four.fingerprint != one.fingerprint and four.report["options"] == {"variants": 4, "seed": 7}
+    assert four.fingerprint != one.fingerprint and four.report["options"] == {"variants": 4, "seed": 7,
+                                                                           "variants_version": crops.VARIANTS_VERSION}
     assert list(four.labels) == [0] * 8
+
+
+def turn_of(mask):
+    """Angle in degrees (within ±45) of a rectangle's sides against the axes, from the mask's second moments."""
+    ys, xs = np.nonzero(mask)
+    dx, dy = xs - xs.mean(), ys - ys.mean()
+    angle = np.degrees(0.5 * np.arctan2(2 * (dx * dy).mean(), (dx * dx).mean() - (dy * dy).mean()))
+    return (angle + 45) % 90 - 45
 
 
 def test_every_variant_holds_the_whole_box_and_turns_only_a_little(two_dogs, tmp_path):
     root, boxes = two_dogs
     data = cache.prepare(root, tmp_path / "v.npz", workers=1, progress=False, variants=9, seed=1)
-    box_area = [(b[2] - b[0]) * (b[3] - b[1]) for b in boxes]
-    long_side = [max(b[2] - b[0], b[3] - b[1]) for b in boxes]
-    for i, crop in enumerate(data.images):
-        box = i % 2 if i < 2 else (i - 2) // 8
-        # the square's side is between the box's long side and ZOOM_OUT times it (or the image's short side)
-        side_min = long_side[box]
-        side_max = min(min(SIZE), long_side[box] * crops.ZOOM_OUT)
-        fraction = blue_fraction(crop)
-        assert box_area[box] / side_max ** 2 * 0.85 < fraction < box_area[box] / side_min ** 2 * 1.15, (i, fraction)
+    turns = []
+    for i, crop in enumerate(data.images[2:]):
+        b = boxes[i // 8]
+        w, h = b[2] - b[0], b[3] - b[1]
+        blue = (crop[2].astype(int) > 150) & (crop[0].astype(int) < 100)
+        # the whole box is inside: no blue on the crop's edge, and it fills what a square of its long side (at
+        # least) to ZOOM_OUT times its turned, padded long side (at most) would show
+        assert not (blue[0].any() or blue[-1].any() or blue[:, 0].any() or blue[:, -1].any()), i
+        side_max = crops.ZOOM_OUT * (1 + 2 * crops.MARGIN) * (max(w, h) + 0.1 * min(w, h))
+        assert w * h / side_max ** 2 * 0.9 < blue.mean() < w * h / max(w, h) ** 2, (i, blue.mean())
+        turns.append(turn_of(blue))
+    assert max(abs(t) for t in turns) <= crops.ROTATE_DEGREES + 1 and max(abs(t) for t in turns) > 1, turns
 
 
 def test_min_box_and_max_aspect_at_the_boundary_are_counted(archives, tmp_path):

@@ -12,8 +12,10 @@ from kit.data.readers import name_key, parse_voc, read_bytes
 
 CROPS = ("square", "box", "whole")
 VERSION = 1          # bump when the crops change, so prepared caches are made again
+VARIANTS_VERSION = 2  # bump when the random variants change (caches of one crop per box stay valid)
 ROTATE_DEGREES = 5   # variants turn by at most this much either way
-ZOOM_OUT = 1.3       # a variant's square side is up to this many times the box's long side
+ZOOM_OUT = 1.3       # a variant's square side is up to this many times the (turned) box's long side
+MARGIN = 0.03        # and leaves at least this share of that long side free around the box
 
 
 @dataclass(frozen=True)
@@ -28,8 +30,12 @@ class Options:
     max_aspect: float = 0.0
 
     def changes(self) -> dict:
-        """The options that differ from the defaults (what a cache fingerprint must add)."""
-        return {k: v for k, v in vars(self).items() if k not in ("crop", "size") and v != getattr(Options, k)}
+        """The options that differ from the defaults and change the crops (what a cache fingerprint must add)."""
+        changed = {k: v for k, v in vars(self).items() if k not in ("crop", "size") and v != getattr(Options, k)}
+        if self.variants == 1:
+            changed.pop("seed", None)         # one crop per box is never random
+            return changed
+        return {**changed, "variants_version": VARIANTS_VERSION}
 
 
 @dataclass
@@ -84,11 +90,12 @@ def box_filter(boxes: list, options: Options) -> tuple:
 
 
 def random_square(box: tuple, width: int, height: int, rng) -> tuple:
-    """A random square holding the whole box (side from the box's long side to ZOOM_OUT times it), inside the image."""
+    """A random square holding the whole box and a MARGIN around it (side up to ZOOM_OUT times that), in the image."""
     x0, y0, x1, y1 = box[:4]
+    pad = MARGIN * max(x1 - x0, y1 - y0)
+    x0, y0, x1, y1 = max(x0 - pad, 0), max(y0 - pad, 0), min(x1 + pad, width), min(y1 + pad, height)
     long_side = max(x1 - x0, y1 - y0)
-    smallest = min(width, height)
-    side = min(smallest, long_side * rng.uniform(1.0, ZOOM_OUT))
+    side = min(width, height, long_side * rng.uniform(1.0, ZOOM_OUT))
     if side < long_side:                      # the box is wider than the image is tall (or the reverse)
         return square_around(box, width, height)
     left = rng.uniform(max(0, x1 - side), min(x0, width - side))
@@ -96,17 +103,28 @@ def random_square(box: tuple, width: int, height: int, rng) -> tuple:
     return left, top, left + side, top + side
 
 
+def pixel_square(square: tuple, width: int, height: int) -> tuple:
+    """A float square as whole pixels that still hold it (left and top down, side up), kept in the image."""
+    left, top = math.floor(square[0]), math.floor(square[1])
+    side = min(math.ceil(max(square[2] - left, square[3] - top)), width, height)
+    left, top = min(left, width - side), min(top, height - side)
+    return left, top, left + side, top + side
+
+
 def variant(pixels: np.ndarray, box: tuple, size: int, seed: int) -> np.ndarray:
-    """One random box-safe crop of H×W(×C) pixels: a random square around the box, turned by a few degrees, size×size."""
+    """One random box-safe crop of H×W(×C) pixels: turned by a few degrees (albumentations carries the box along),
+    then a random square around the turned box, size×size."""
     import albumentations as A
     import cv2
     rng = np.random.default_rng(seed)
-    left, top, right, bottom = (int(round(v)) for v in random_square(box, pixels.shape[1], pixels.shape[0], rng))
-    transform = A.Compose([A.Crop(left, top, max(right, left + 1), max(bottom, top + 1)),
-                           A.Rotate(limit=(-ROTATE_DEGREES, ROTATE_DEGREES), border_mode=cv2.BORDER_REFLECT_101,
-                                    p=1.0),
-                           A.Resize(size, size, interpolation=cv2.INTER_AREA)], seed=seed)
-    return transform(image=pixels)["image"]
+    angle = rng.uniform(-ROTATE_DEGREES, ROTATE_DEGREES)
+    turn = A.Compose([A.Affine(rotate=(angle, angle), border_mode=cv2.BORDER_REFLECT_101, p=1.0)],
+                     bbox_params=A.BboxParams(format="pascal_voc", label_fields=[]))
+    turned = turn(image=pixels, bboxes=[box[:4]])     # the box becomes the bounding box of its turned corners
+    height, width = pixels.shape[:2]
+    square = pixel_square(random_square(turned["bboxes"][0], width, height, rng), width, height)
+    cut = A.Compose([A.Crop(*square), A.Resize(size, size, interpolation=cv2.INTER_AREA)])
+    return cut(image=turned["image"])["image"]
 
 
 def variant_seed(options: Options, name: str, box_index: int, k: int) -> int:
