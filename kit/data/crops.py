@@ -1,5 +1,6 @@
 """Crops: one record -> size×size uint8 crops (square around each box, the tight box, or the whole image), plus
 random box-safe variants (zoom, shift, a few degrees of rotation) made with albumentations, and box filters."""
+import functools
 import io
 import math
 import zlib
@@ -12,7 +13,7 @@ from kit.data.readers import name_key, parse_voc, read_bytes
 
 CROPS = ("square", "box", "whole")
 VERSION = 1          # bump when the crops change, so prepared caches are made again
-VARIANTS_VERSION = 2  # bump when the random variants change (caches of one crop per box stay valid)
+VARIANTS_VERSION = 3  # bump when the random variants change (caches of one crop per box stay valid)
 ROTATE_DEGREES = 5   # variants turn by at most this much either way
 ZOOM_OUT = 1.3       # a variant's square side is up to this many times the (turned) box's long side
 MARGIN = 0.03        # and leaves at least this share of that long side free around the box
@@ -111,20 +112,26 @@ def pixel_square(square: tuple, width: int, height: int) -> tuple:
     return left, top, left + side, top + side
 
 
+@functools.lru_cache(maxsize=None)
+def pipelines(size: int) -> tuple:
+    """(turn by a few degrees carrying a pascal_voc box along, resize to size×size), built once per process."""
+    import albumentations as A
+    import cv2
+    turn = A.Compose([A.Affine(rotate=(-ROTATE_DEGREES, ROTATE_DEGREES), border_mode=cv2.BORDER_REFLECT_101, p=1.0)],
+                     bbox_params=A.BboxParams(format="pascal_voc", label_fields=[]))
+    return turn, A.Resize(size, size, interpolation=cv2.INTER_AREA)
+
+
 def variant(pixels: np.ndarray, box: tuple, size: int, seed: int) -> np.ndarray:
     """One random box-safe crop of H×W(×C) pixels: turned by a few degrees (albumentations carries the box along),
     then a random square around the turned box, size×size."""
-    import albumentations as A
-    import cv2
-    rng = np.random.default_rng(seed)
-    angle = rng.uniform(-ROTATE_DEGREES, ROTATE_DEGREES)
-    turn = A.Compose([A.Affine(rotate=(angle, angle), border_mode=cv2.BORDER_REFLECT_101, p=1.0)],
-                     bbox_params=A.BboxParams(format="pascal_voc", label_fields=[]))
+    turn, resize = pipelines(size)
+    turn.set_random_seed(seed)
     turned = turn(image=pixels, bboxes=[box[:4]])     # the box becomes the bounding box of its turned corners
     height, width = pixels.shape[:2]
-    square = pixel_square(random_square(turned["bboxes"][0], width, height, rng), width, height)
-    cut = A.Compose([A.Crop(*square), A.Resize(size, size, interpolation=cv2.INTER_AREA)])
-    return cut(image=turned["image"])["image"]
+    square = random_square(turned["bboxes"][0], width, height, np.random.default_rng(seed))
+    left, top, right, bottom = pixel_square(square, width, height)
+    return resize(image=np.ascontiguousarray(turned["image"][top:bottom, left:right]))["image"]
 
 
 def variant_seed(options: Options, name: str, box_index: int, k: int) -> int:
