@@ -171,7 +171,7 @@ def decoded(img: Image.Image, mode: str) -> Image.Image:
 
 
 def crop_record(record, options: Options, mode: str, breeds: dict) -> tuple:
-    """-> (crops C×size×size, labels, sources, problems {"file","reason"}, read ok, used a box, dropped boxes by flag)."""
+    """(crops C×size×size, labels, sources, problems {"file", "reason"}, read ok, had a box, dropped boxes' flags)."""
     problems, boxes, dropped = [], [], []
     size = options.size
     if record.annotation:
@@ -209,7 +209,7 @@ def crop_record(record, options: Options, mode: str, breeds: dict) -> tuple:
                 crops.append(variant(pixels, (x0 * sx, y0 * sy, x1 * sx, y1 * sy), size,
                                      variant_seed(options, record.name, i, k)))
                 labels.append(labels[i])
-                sources.append(f"{record.name}#{k}")
+                sources.append(f"{record.name}#box{i + 1}v{k}")
     crops = [c[None] if c.ndim == 2 else c.transpose(2, 0, 1) for c in crops]
     return crops, labels, sources, problems, True, bool(boxes), [flag for flag, _ in dropped]
 
