@@ -122,10 +122,14 @@ def test_the_guard_sees_the_installed_kit_and_writes_outside(tmp_path, demo_dir)
     assert report[0].endswith(f"write {outside}") and any(f"read {build.REPO / 'kit'}" in r for r in report[1:])
 
 
-@pytest.mark.parametrize("procs", [1, 2])
-def test_dcgan_kernel_ends_with_a_valid_zip_in_the_sandbox(tmp_path, demo_dir, procs):
-    places = sandbox(tmp_path, demo_dir, "dcgan")
-    train = {"device": "cpu", "g_width": 8, "d_width": 8, "batch_size": 16, "max_steps": 6, "log_every": 2}
+@pytest.mark.parametrize("name, procs, options", [
+    ("dcgan", 1, {}),   # 2 processes: test_the_kernel_stops_at_its_budget
+    ("biggan", 1, {"attn_g": 0, "attn_d": 0}),   # attention costs 60 s more in the 10,000 final images on a CPU
+])
+def test_kernel_ends_with_a_valid_zip_in_the_sandbox(tmp_path, demo_dir, name, procs, options):
+    places = sandbox(tmp_path, demo_dir, name)
+    train = {"device": "cpu", "g_width": 8, "d_width": 8, "batch_size": 16, "max_steps": 6, "log_every": 2,
+             **options}
     done, report = run_kernel(places, "3m", train, procs)
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-3000:]
@@ -134,7 +138,7 @@ def test_dcgan_kernel_ends_with_a_valid_zip_in_the_sandbox(tmp_path, demo_dir, p
     assert check_zip(places["working"] / "images.zip") == []
     stages = stage_lines(done.stdout)
     assert all(stages.values()), {k: v for k, v in stages.items() if not v}
-    assert f"{procs} process(es) ({'DDP over gloo' if procs > 1 else 'no DDP'})" in stages["preflight"][0]
+    assert f"{procs} process(es) (no DDP)" in stages["preflight"][0]
     assert "batch 16 per process" in stages["train"][0] and not any("ended early" in line for line in stages["train"])
     assert stages["check"][-1].endswith("budget") and " passes;" in stages["check"][-1]
     run = places["tmp"] / "run"
@@ -146,19 +150,22 @@ def test_dcgan_kernel_ends_with_a_valid_zip_in_the_sandbox(tmp_path, demo_dir, p
 
 
 def test_the_kernel_stops_at_its_budget(tmp_path, demo_dir):
-    """No max_steps: the budget alone ends training, and the zip is written and checked inside it."""
+    """Two DDP processes (gloo), no max_steps: the budget alone ends training; the zip is written inside it."""
     places = sandbox(tmp_path, demo_dir, "cgan")
     budget = 50
     train = {"device": "cpu", "g_width": 8, "d_width": 8, "batch_size": 16, "threads": 1}
     start = time.monotonic()
-    done, report = run_kernel(places, f"{budget}s", train, 1)
+    done, report = run_kernel(places, f"{budget}s", train, 2)
     wall = time.monotonic() - start
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert report == [], report
+    assert [p.name for p in places["working"].iterdir()] == ["images.zip"]
     assert check_zip(places["working"] / "images.zip") == []
+    stages = stage_lines(done.stdout)
+    assert "2 process(es) (DDP over gloo)" in stages["preflight"][0] and len(stages["train"]) == 1
     assert wall < budget + 10, f"the kernel took {wall:.0f} s of a {budget} s budget"   # + interpreter start/exit
     rows = [json.loads(line) for line in (places["tmp"] / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert rows[-1]["event"] == "end" and rows[-1]["step"] > 0
+    assert rows[0]["world_size"] == 2 and rows[-1]["event"] == "end" and rows[-1]["step"] > 0
 
 
 def test_a_gpu_less_kernel_stops_before_preparing(tmp_path, demo_dir):

@@ -13,12 +13,13 @@ START = time.time()
 KERNEL = {'name': 'cgan', 'accelerator': 'NvidiaTeslaT4', 'train': {'model': 'cgan'}}
 MANIFEST = {
     'kit/__init__.py': 'e7d0045deac9a05a409a26697e4ba733903926c7c14286cfeb66ba9a6b828972',
+    'kit/budget.py': 'cf54f52780863e167243ec06231b7c026d0bbd5a40657009490748015ab6b6a4',
     'kit/checkpoint.py': '9826014c39803051565833cfcc876438233cb28a5d8c4b8aeece283ce8c87c3f',
-    'kit/config.py': '3e21f5a8e76f250dcb083c34f6a061e43a9d38f49defdbaf662f10be789b156e',
+    'kit/config.py': 'a85d768222ef18e3465014afc1e0bf94c9eb0762009b960bad824b65b89b8f3b',
     'kit/data/__init__.py': '91eae478aba0ba4b29f550ad3c9b81cc15a9bbbc242a8f90a34d539f4381dbe1',
     'kit/data/augment.py': '5723c75430df5acd95695c13d591fd60a73d90c476b0a8ca98a26df99bd66f20',
-    'kit/data/cache.py': '066280023640bd2ce2e5aed7e3d13807327ebb31e3951fb34ca24f6e774f8873',
-    'kit/data/crops.py': '3e334ee3bcfba9e67b6b10f7a542d241aeb9e3c9eadc6b851363a102e527168e',
+    'kit/data/cache.py': 'd97b231dcfad583b9db15790a7cbae9d91e22c70c86b6d8465380d2be0521d40',
+    'kit/data/crops.py': 'eb7ee2749f5158dcb41212c39ad9b6f17636d255fdc9c65320d8a738e0d4a704',
     'kit/data/readers.py': '0c2157e4139ef1699fc1d2eef8c45486a339e98d9d116a3376d1ca2a6d444001',
     'kit/device.py': '682295932abdf2f4fa7453e0cd13e588ed4e30e47d93654d13ae49ce19a3e30c',
     'kit/errors.py': 'd58493f52496815a4d2fa928a315a6f1f23a3fdc29b43073b21a7be5539429a5',
@@ -26,18 +27,83 @@ MANIFEST = {
     'kit/images.py': '70e3df4dc3a597b52300b64f7d76602a78ef6f77548c49523ff278aee31d83ad',
     'kit/kernel/__init__.py': '830143a6408c2cd2ff8086108926339529a22e028a7a2830e3d628dcf71c178f',
     'kit/kernel/preflight.py': 'ec66052e61da741138a329f9c59e2ad3eb9fba6f1292d659368dcd1d11c69542',
-    'kit/kernel/runtime.py': 'd2737fd4df6acbf71981fe71636c7866c32db43be6c0a0c755717dc1dc6dbcf1',
-    'kit/losses.py': '32b7f2ce58395ed5e7cde695587ebb6d9ea18caf24954254a4fc8b17d0db8487',
-    'kit/models.py': '17786a85d2fc6330f25bc3fbf0f222e5a2c73d1561000c5bd31474b16f0bc258',
-    'kit/package.py': 'b5f381eb64ad117a1b8fec7f56dc52d61ec2baf614cf0295696bd4a5ff27c351',
+    'kit/kernel/runtime.py': '7efdc141a86ca70a0f2a4351d8402681901e9e619b8107b3010cfb10469fa023',
+    'kit/losses.py': '1455e9b17776f408522587ca4532812cc261b91c223546f8a7482ec5409956ff',
+    'kit/models/__init__.py': '45974f41fb6b7107e92c8db6749d05a4919518eef832f8e05eda55b9f0c300ce',
+    'kit/models/biggan.py': 'a62350b6d09a9fda3777f7b70067ae0ec4e3243e9667967bba68ccf983f7d259',
+    'kit/models/dcgan.py': '15671d195d80d9428a53c73298789e6186acd0572c8c39455a045a4c7b67a581',
+    'kit/package.py': '249878b62aaf342e4b11576406b4e27c5a25e0188e3c3dc96d73301390c2bb17',
     'kit/plot.py': 'fa5e4ffc4adc85a8c6faa33832bfb0f7dcd14d0dbff56e8506bbd317634eaec0',
-    'kit/sample.py': '2bc57a82c719c29e130016b24b7758c2730e38aa50ca42ff2c486d864883ec80',
-    'kit/train.py': '74fd939e5a7ffe97cbcb4a957f3f67466be8d6310fef4161035afa954b070b93',
+    'kit/progress.py': '6683bd9a355ba4006be3dbeada7474de8d3dd901d3fd7d211e1d958cf409b20b',
+    'kit/sample.py': '757577745b1023f98bf69bfc72e24c36c9bfbb04f3963137ac56df821ddca3a4',
+    'kit/train.py': '828adefed4b8d8ce108cf8b8a654e6586b591e293d0f13daa3534b49b48060e0',
+    'kit/trainer.py': '0bd37b2c9ae4e49b8f5b2a8c7921b9f237eec3ec4bab813f480f634a562c5429',
 }
 SOURCES = {}
 
 SOURCES['kit/__init__.py'] = r'''"""dogkit: prepare Stanford Dogs, train a GAN inside a Kaggle kernel's budget, score MiFID, package."""
 __version__ = "0.1.0"
+'''
+
+SOURCES['kit/budget.py'] = r'''"""The run's clock: a hard deadline (the budget less what the end needs), when to stop and check (one host sync),
+and when a checkpoint or a sample grid is due."""
+import time
+
+from kit.config import parse_duration
+
+CHECK_EVERY_CUDA = 25   # steps between host syncs on a GPU (NaN check, budget, logging); every step on CPU
+
+
+class Budget:
+    """Deadline and timers of one run, counted from `start` (time.monotonic())."""
+
+    def __init__(self, cfg, start, device_type):
+        self.start = start
+        self.seconds = parse_duration(cfg.budget)
+        self.checkpoint_every = parse_duration(cfg.checkpoint_every)
+        self.sample_every = parse_duration(cfg.sample_every)
+        self.check_every = 1 if device_type == "cpu" else CHECK_EVERY_CUDA
+        self.tail = 0.0
+        self.deadline = start + self.seconds
+        self.step_seconds = 0.0
+        self.last_check = self.last_checkpoint = self.last_sample = time.monotonic()
+
+    def reserve(self, tail: float) -> None:
+        """Keep `tail` seconds at the end for the final images, zip and checkpoint."""
+        self.tail = tail
+        self.deadline = self.start + self.seconds - tail
+
+    def check_due(self, since_check: int) -> bool:
+        """Whether the loop should sync and check now."""
+        return since_check == 0 or since_check >= self.check_every
+
+    def checked(self, since_check: int, now: float) -> None:
+        """Note a check: the seconds per step since the last one."""
+        if since_check:
+            self.step_seconds = (now - self.last_check) / since_check
+        self.last_check = now
+
+    def out_of_time(self, now: float) -> bool:
+        """Whether the steps until the next check would run past the deadline."""
+        return now + self.step_seconds * (self.check_every + 1) >= self.deadline
+
+    def checkpoint_due(self, now: float) -> bool:
+        """Whether --checkpoint-every has passed since the last checkpoint."""
+        return now - self.last_checkpoint >= self.checkpoint_every
+
+    def checkpointed(self, now: float) -> None:
+        """Note that a checkpoint was written at `now`."""
+        self.last_checkpoint = now
+
+    def sample_due(self, now: float) -> bool:
+        """Whether --sample-every has passed since the last sample grid (the clock restarts when it says yes)."""
+        due = now - self.last_sample >= self.sample_every
+        self.last_sample = now if due else self.last_sample
+        return due
+
+    def left(self, now: float) -> float:
+        """Seconds until the deadline."""
+        return max(0.0, self.deadline - now)
 '''
 
 SOURCES['kit/checkpoint.py'] = r'''"""One checkpoint file holds everything: models, EMA, optimisers, scaler, step, RNG, config."""
@@ -85,20 +151,25 @@ class TrainConfig:
     """Training options; the CLI flags are generated from these fields (`--lr-g` for lr_g)."""
     data: str = ""                 # prepared cache (.npz), or any layout `kit prepare` reads
     out: str = "runs/dcgan"        # run folder: checkpoints, samples, metrics, images.zip
-    model: str = "dcgan"           # dcgan | cgan | mlp
-    loss: str = "bce"              # bce | lsgan | wgan-gp | hinge | ralsgan
+    model: str = "dcgan"           # dcgan | cgan | mlp | biggan
+    loss: str = ""                 # bce | lsgan | wgan-gp | wgan | hinge | ralsgan; "": the model's, see MODEL_DEFAULTS
     budget: str = "8h30m"          # hard wall-clock limit, tail (10k images + zip) included
     batch_size: int = 64
-    lr_g: float = 0.0              # 0: by device, see DEVICE_DEFAULTS
-    lr_d: float = 0.0              # 0: by device
-    beta1: float = 0.5
-    beta2: float = 0.999
+    lr_g: float = 0.0              # 0: by model and device, see MODEL_DEFAULTS
+    lr_d: float = 0.0              # 0: by model and device
+    beta1: float = -1.0            # Adam betas; -1: the model's
+    beta2: float = -1.0
     z_dim: int = 128
-    g_width: int = 0               # channels of G's last hidden layer; 0: by device
-    d_width: int = 0               # channels of D's first layer; 0: by device
-    spectral_norm: bool = False    # spectral norm on D
-    n_critic: int = 1              # D steps per G step
+    g_width: int = 0               # channels of G's last hidden layer; 0: by model and device
+    d_width: int = 0               # channels of D's first layer; 0: by model and device
+    spectral_norm: bool = False    # spectral norm on D (biggan has it on every G and D weight anyway)
+    shared_dim: int = 128          # biggan: size of the breed embedding shared by G's blocks
+    attn_g: int = 32               # biggan: resolution of G's self-attention block (0: none)
+    attn_d: int = 32               # biggan: resolution of D's self-attention block (0: none)
+    n_critic: int = 0              # D steps per G step; 0: the loss's (5 for wgan, else 1)
     gp_weight: float = 10.0        # gradient penalty weight (wgan-gp)
+    real_label: float = 1.0        # bce: D's target for real images (0.8: one-sided label smoothing, as 3rd place)
+    clip: float = 0.01             # wgan: D's weights are clipped to [-clip, clip] after each D step
     ema: float = 0.999             # EMA decay of G's weights; 0 turns EMA off
     augment: str = "translation,color"  # comma list of: flip, translation, color, cutout (or none)
     precision: str = "auto"        # auto | fp32 | fp16 | bf16
@@ -114,24 +185,35 @@ class TrainConfig:
     n_images: int = 10000          # images written to the zip at the end
     zip: str = ""                  # where the final zip goes; default OUT/images.zip
     truncation: float = 0.0        # truncated sampling for the final zip; 0 is off
+    standing_stats: int = 0        # final zip: re-collect G's batch-norm statistics over this many batches first
+    class_balance: bool = False    # final zip: draw breeds evenly instead of by training frequency
     crop: str = "square"           # square | box | whole (when DATA must be prepared first)
     resume: bool = False           # continue from OUT/last.pt
     max_steps: int = 0             # stop after this many G steps; 0 is no limit
     force: bool = False            # allow writing into a run folder that is not ours to resume
 
 
-# Values for the fields left at 0, by device type. CPU: chosen by bench/quality.py on real digits (see README).
-# GPU: the DCGAN paper's width and learning rate; no GPU has measured them here yet.
-DEVICE_DEFAULTS = {
-    "cpu": {"g_width": 16, "d_width": 16, "lr_g": 1e-3, "lr_d": 1e-3},
-    "cuda": {"g_width": 64, "d_width": 64, "lr_g": 2e-4, "lr_d": 2e-4},
+# Values for the fields left unset (0, "" or -1), by model and device type. dcgan/cgan/mlp, CPU: chosen by
+# bench/quality on real digits (README); GPU: the DCGAN paper's. biggan, GPU: the 5th place's (hinge, Adam betas (0,
+# 0.999), lr 1e-4 / 4e-4, G width 32, D width 64); CPU: chosen by bench/quality (README). No GPU has measured them here.
+DCGAN_DEFAULTS = {"cpu": {"g_width": 16, "d_width": 16, "lr_g": 1e-3, "lr_d": 1e-3, "loss": "bce", "beta1": 0.5,
+                          "beta2": 0.999},
+                  "cuda": {"g_width": 64, "d_width": 64, "lr_g": 2e-4, "lr_d": 2e-4, "loss": "bce", "beta1": 0.5,
+                           "beta2": 0.999}}
+MODEL_DEFAULTS = {
+    "dcgan": DCGAN_DEFAULTS, "cgan": DCGAN_DEFAULTS, "mlp": DCGAN_DEFAULTS,
+    "biggan": {"cpu": {"g_width": 8, "d_width": 8, "lr_g": 2e-4, "lr_d": 8e-4, "loss": "hinge", "beta1": 0.0,
+                       "beta2": 0.999},
+               "cuda": {"g_width": 32, "d_width": 64, "lr_g": 1e-4, "lr_d": 4e-4, "loss": "hinge", "beta1": 0.0,
+                        "beta2": 0.999}},
 }
+UNSET = {"loss": "", "beta1": -1.0, "beta2": -1.0}   # what "unset" is for these fields; 0 for every other
 
 
 def for_device(cfg: TrainConfig, device_type: str) -> TrainConfig:
-    """cfg with each field left at 0 that DEVICE_DEFAULTS names filled in for this device type."""
-    table = DEVICE_DEFAULTS["cuda" if device_type == "cuda" else "cpu"]
-    return dataclasses.replace(cfg, **{k: v for k, v in table.items() if not getattr(cfg, k)})
+    """cfg with each field left unset that MODEL_DEFAULTS names filled in for its model and this device type."""
+    table = MODEL_DEFAULTS.get(cfg.model, DCGAN_DEFAULTS)["cuda" if device_type == "cuda" else "cpu"]
+    return dataclasses.replace(cfg, **{k: v for k, v in table.items() if getattr(cfg, k) == UNSET.get(k, 0)})
 
 
 def parse_duration(text: str) -> float:
@@ -249,6 +331,7 @@ import multiprocessing
 import os
 import sys
 import time
+import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -278,13 +361,17 @@ class Dataset:
 
 
 def save(dataset: Dataset, path) -> None:
-    """Write the cache atomically as an uncompressed .npz (loads in a fraction of a second)."""
+    """Write the cache atomically as an uncompressed .npz (loads in a fraction of a second); the same samples and
+    report give the same bytes (fixed entry times)."""
+    arrays = {"version": np.int64(CACHE_VERSION), "images": dataset.images, "labels": dataset.labels.astype(np.int64),
+              "classes": np.array(dataset.classes, dtype=str), "sources": np.array(dataset.sources, dtype=str),
+              "fingerprint": np.array(dataset.fingerprint), "report": np.array(json.dumps(dataset.report))}
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, version=np.int64(CACHE_VERSION), images=dataset.images,
-                     labels=dataset.labels.astype(np.int64),
-                     classes=np.array(dataset.classes, dtype=str), sources=np.array(dataset.sources, dtype=str),
-                     fingerprint=np.array(dataset.fingerprint), report=np.array(json.dumps(dataset.report)))
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+            for name, array in arrays.items():
+                with z.open(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w",
+                            force_zip64=True) as entry:
+                    np.lib.format.write_array(entry, np.asanyarray(array), allow_pickle=False)
 
 
 def is_cache(path) -> bool:
@@ -322,10 +409,10 @@ def default_dir() -> Path:
     return Path(os.environ.get("DOGKIT_CACHE") or Path.home() / ".cache" / "dogkit")
 
 
-def fingerprint(layout, crop: str, size: int) -> str:
+def fingerprint(layout, crop: str, size: int, options: crops.Options = crops.Options()) -> str:
     """Hash of the source files' names, sizes and mtimes plus the options (no file is read)."""
     payload = {"files": readers.source_files(layout), "layout": layout.kind, "crop": crop, "size": size,
-               "cache": CACHE_VERSION, "crops": crops.VERSION}
+               "cache": CACHE_VERSION, "crops": crops.VERSION, **options.changes()}
     return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:16]
 
 
@@ -338,7 +425,18 @@ def stored(path) -> tuple:
         return "", {}
 
 
-def prepare(data, out=None, crop="square", size=64, workers=None, force=False, progress=True) -> Dataset:
+def check_options(variants, min_box, max_aspect) -> None:
+    """One line for a variant count, box size or aspect limit out of range."""
+    if variants < 1:
+        raise UserError(f"--variants {variants} must be at least 1 (1: one crop per dog box, as before)")
+    if min_box < 0:
+        raise UserError(f"--min-box {min_box} must be 0 (off) or a side in pixels, e.g. 64")
+    if max_aspect and max_aspect < 1:
+        raise UserError(f"--max-aspect {max_aspect} must be 0 (off) or at least 1 (long side / short side), e.g. 2.5")
+
+
+def prepare(data, out=None, crop="square", size=64, workers=None, force=False, progress=True, variants=1, seed=0,
+            min_box=0, max_aspect=0.0) -> Dataset:
     """Read any layout, crop every box in parallel and write the cache.
 
     Nothing is done when `out` holds a cache of the same sources and options; a cache of the same data path and
@@ -348,10 +446,12 @@ def prepare(data, out=None, crop="square", size=64, workers=None, force=False, p
         raise UserError(f"--crop {crop} is not known: use one of {', '.join(crops.CROPS)}")
     if not 8 <= size <= 1024:
         raise UserError(f"--size {size} is out of range: use 8 to 1024 (the competition uses 64)")
+    check_options(variants, min_box, max_aspect)
     if is_cache(data):
         raise UserError(f"{data} is already a prepared cache: pass it to train or score as it is")
+    options = crops.Options(crop, size, variants, seed, min_box, max_aspect)
     layout = readers.locate(data)
-    fp = fingerprint(layout, crop, size)
+    fp = fingerprint(layout, crop, size, options)
     out = Path(out) if out else default_dir() / f"{layout.kind}-{crop}{size}-{fp}.npz"
     if out.suffix != ".npz":
         raise UserError(f"--out {out} must end in .npz")
@@ -362,7 +462,8 @@ def prepare(data, out=None, crop="square", size=64, workers=None, force=False, p
             if progress:
                 print(f"{out} is up to date (same sources and options): nothing to do")
             return load(out)
-        if (old.get("data"), old.get("crop"), old.get("size")) != (data, crop, size):
+        if (old.get("data"), old.get("crop"), old.get("size"), old.get("options", {})) != (data, crop, size,
+                                                                                        options.changes()):
             if old_fingerprint:
                 raise UserError(f"{out} was prepared from other sources or options: pass --force to replace it, "
                                 "or choose another --out")
@@ -371,14 +472,13 @@ def prepare(data, out=None, crop="square", size=64, workers=None, force=False, p
             print(f"{data} changed since {out} was prepared: preparing it again")
     start = time.time()
     source = readers.read(layout)
-    result = crop_all(source, crop, size, workers, progress)
+    result = crop_all(source, options, workers, progress)
     report = {"data": data, "layout": layout.kind, "crop": crop, "size": size, "channels": source.channels,
-              "images_read": result.images_read, "samples": len(result.labels),
-              "no_annotation": result.no_annotation,
+              "options": options.changes(), "images_read": result.images_read, "samples": len(result.labels),
+              "no_annotation": result.no_annotation, "boxes_dropped": result.filtered,
               "breeds": {name: int(n) for name, n in zip(source.classes, np.bincount(result.labels,
                                                                                      minlength=len(source.classes)))},
-              "skipped": source.skipped + result.skipped, "notes": source.notes,
-              "seconds": round(time.time() - start, 2)}
+              "skipped": source.skipped + result.skipped, "notes": source.notes}   # no timing: same input, same bytes
     if not result.labels:
         first = report["skipped"][0] if report["skipped"] else None
         example = f"; e.g. {first['file']}: {first['reason']}" if first else ""
@@ -387,15 +487,15 @@ def prepare(data, out=None, crop="square", size=64, workers=None, force=False, p
     dataset = Dataset(result.images, np.array(result.labels, np.int64), source.classes, result.sources, fp, report)
     save(dataset, out)
     if progress:
-        print(summary(report, out))
+        print(summary(report, out, time.time() - start))
     return dataset
 
 
-def crop_all(source, crop: str, size: int, workers=None, progress=True, chunk=64) -> crops.Crops:
+def crop_all(source, options: crops.Options, workers=None, progress=True, chunk=64) -> crops.Crops:
     """Crop every record, in a pool of processes (one per core by default) when there is more than one chunk."""
     workers = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
     chunks = [source.records[i:i + chunk] for i in range(0, len(source.records), chunk)]
-    work = functools.partial(crops.crop_records, crop=crop, size=size, channels=source.channels,
+    work = functools.partial(crops.crop_records, options=options, channels=source.channels,
                              breeds=source.breed_index())
     results = []
     with tqdm(total=len(source.records), unit="img", desc="prepare", disable=None if progress else True,
@@ -412,7 +512,7 @@ def crop_all(source, crop: str, size: int, workers=None, progress=True, chunk=64
                 results.append(work(records))
                 bar.update(len(records))
             readers.close_archives()
-    merged = crops.Crops(np.zeros((0, source.channels, size, size), np.uint8), [], [])
+    merged = crops.Crops(np.zeros((0, source.channels, options.size, options.size), np.uint8), [], [])
     merged.images = np.concatenate([merged.images] + [r.images for r in results])
     for r in results:
         merged.labels += r.labels
@@ -420,14 +520,19 @@ def crop_all(source, crop: str, size: int, workers=None, progress=True, chunk=64
         merged.skipped += r.skipped
         merged.images_read += r.images_read
         merged.no_annotation += r.no_annotation
+        for flag, count in r.filtered.items():
+            merged.filtered[flag] = merged.filtered.get(flag, 0) + count
     return merged
 
 
-def summary(report: dict, out) -> str:
+def summary(report: dict, out, seconds: float) -> str:
     """A few lines for the terminal: what was made, from what, and what was skipped."""
     lines = [f"prepared {report['samples']} samples ({len(report['breeds'])} classes, {report['crop']} crops "
              f"{report['channels']}x{report['size']}x{report['size']}) from {report['images_read']} images "
-             f"in {report['seconds']:.1f} s -> {out}"]
+             f"in {seconds:.1f} s -> {out}"]
+    if report.get("boxes_dropped"):
+        lines.append("boxes dropped: " + ", ".join(f"{n} by --{flag.replace('_', '-')}"
+                                                   for flag, n in report["boxes_dropped"].items()))
     if report["no_annotation"]:
         how = ": cropped as a centre square" if report["crop"] != "whole" else ""
         lines.append(f"{report['no_annotation']} images had no usable box{how}")
@@ -437,9 +542,10 @@ def summary(report: dict, out) -> str:
     return "\n".join(lines + [f"note: {note}" for note in report["notes"]])
 
 
-def load_or_prepare(path, crop="square", size=64) -> Dataset:
-    """Load a .npz cache (a broken one is a UserError); prepare anything else first (or load its fresh cache)."""
-    return load(path) if Path(path).suffix == ".npz" else prepare(path, crop=crop, size=size)
+def load_or_prepare(path, crop="square", size=64, **options) -> Dataset:
+    """Load a .npz cache (a broken one is a UserError); prepare anything else first (or load its fresh cache);
+    options: those of prepare (variants, seed, min_box, max_aspect)."""
+    return load(path) if Path(path).suffix == ".npz" else prepare(path, crop=crop, size=size, **options)
 
 
 def write_report(report: dict, path, force=False) -> None:
@@ -465,21 +571,34 @@ def add_arguments(parser) -> None:
     parser.add_argument("--crop", choices=crops.CROPS, default="square",
                         help="square around each box (default), the tight box, or the whole image")
     parser.add_argument("--size", type=int, default=64, help="crop side in pixels (default 64)")
+    parser.add_argument("--variants", type=int, default=1, metavar="K",
+                        help="crops per dog box: the first as --crop makes it, the others random box-safe zooms, "
+                             f"shifts and turns of up to {crops.ROTATE_DEGREES} degrees (albumentations); default 1")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random variants (same seed, same cache)")
+    parser.add_argument("--min-box", type=int, default=0, metavar="PX",
+                        help="drop dog boxes whose shorter side is under PX pixels (5th place: 64); 0 is off")
+    parser.add_argument("--max-aspect", type=float, default=0.0, metavar="R",
+                        help="drop dog boxes longer than R times their width or height (1st place dropped extreme "
+                             "ones); 0 is off")
     parser.add_argument("--workers", type=int, default=None, help="decoding processes (default: one per core)")
     parser.add_argument("--force", action="store_true", help="replace an --out made from other sources or options")
 
 
 def main(args) -> int:
     """Prepare the cache, write the report, print the summary."""
-    dataset = prepare(args.data, args.out, args.crop, args.size, args.workers, args.force)
+    dataset = prepare(args.data, args.out, args.crop, args.size, args.workers, args.force, variants=args.variants,
+                      seed=args.seed, min_box=args.min_box, max_aspect=args.max_aspect)
     if args.report:
         write_report(dataset.report, args.report, args.force)
     return 0
 '''
 
-SOURCES['kit/data/crops.py'] = r'''"""Crops: one record -> size×size uint8 crops (square around each box, the tight box, or the whole image)."""
+SOURCES['kit/data/crops.py'] = r'''"""Crops: one record -> size×size uint8 crops (square around each box, the tight box, or the whole image), plus
+random box-safe variants (zoom, shift, a few degrees of rotation) made with albumentations, and box filters."""
+import functools
 import io
 import math
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -489,6 +608,30 @@ from kit.data.readers import name_key, parse_voc, read_bytes
 
 CROPS = ("square", "box", "whole")
 VERSION = 1          # bump when the crops change, so prepared caches are made again
+VARIANTS_VERSION = 3  # bump when the random variants change (caches of one crop per box stay valid)
+ROTATE_DEGREES = 5   # variants turn by at most this much either way
+ZOOM_OUT = 1.3       # a variant's square side is up to this many times the (turned) box's long side
+MARGIN = 0.03        # and leaves at least this share of that long side free around the box
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to cut: the crop kind and size, K crops per box (the first as `crop` makes it, the rest random), the seed
+    of the random ones, and the box filters (0 is off): shorter side under min_box px, long/short above max_aspect."""
+    crop: str = "square"
+    size: int = 64
+    variants: int = 1
+    seed: int = 0
+    min_box: int = 0
+    max_aspect: float = 0.0
+
+    def changes(self) -> dict:
+        """The options that differ from the defaults and change the crops (what a cache fingerprint must add)."""
+        changed = {k: v for k, v in vars(self).items() if k not in ("crop", "size") and v != getattr(Options, k)}
+        if self.variants == 1:
+            changed.pop("seed", None)         # one crop per box is never random
+            return changed
+        return {**changed, "variants_version": VARIANTS_VERSION}
 
 
 @dataclass
@@ -500,6 +643,7 @@ class Crops:
     skipped: list = field(default_factory=list)     # {"file", "reason"}
     images_read: int = 0
     no_annotation: int = 0             # images cropped without a usable box (centre square)
+    filtered: dict = field(default_factory=dict)    # boxes dropped by --min-box / --max-aspect, by flag
 
 
 def usable_boxes(boxes: list, width: int, height: int) -> tuple:
@@ -524,6 +668,70 @@ def square_around(box: tuple, width: int, height: int) -> tuple:
     left = min(max((x0 + x1 - side) / 2, 0), width - side)
     top = min(max((y0 + y1 - side) / 2, 0), height - side)
     return left, top, left + side, top + side
+
+
+def box_filter(boxes: list, options: Options) -> tuple:
+    """(kept boxes, [(flag, reason)] of those dropped) by --min-box and --max-aspect."""
+    kept, dropped = [], []
+    for i, box in enumerate(boxes):
+        w, h = box[2] - box[0], box[3] - box[1]
+        if options.min_box and min(w, h) < options.min_box:
+            dropped.append(("min_box", f"box {i + 1} is {w:g}x{h:g} px, under --min-box {options.min_box}"))
+        elif options.max_aspect and max(w / h, h / w) > options.max_aspect:
+            dropped.append(("max_aspect", f"box {i + 1} has aspect {max(w / h, h / w):.2f}, over --max-aspect "
+                                          f"{options.max_aspect:g}"))
+        else:
+            kept.append(box)
+    return kept, dropped
+
+
+def random_square(box: tuple, width: int, height: int, rng) -> tuple:
+    """A random square holding the whole box and a MARGIN around it (side up to ZOOM_OUT times that), in the image."""
+    x0, y0, x1, y1 = box[:4]
+    pad = MARGIN * max(x1 - x0, y1 - y0)
+    x0, y0, x1, y1 = max(x0 - pad, 0), max(y0 - pad, 0), min(x1 + pad, width), min(y1 + pad, height)
+    long_side = max(x1 - x0, y1 - y0)
+    side = min(width, height, long_side * rng.uniform(1.0, ZOOM_OUT))
+    if side < long_side:                      # the box is wider than the image is tall (or the reverse)
+        return square_around(box, width, height)
+    left = rng.uniform(max(0, x1 - side), min(x0, width - side))
+    top = rng.uniform(max(0, y1 - side), min(y0, height - side))
+    return left, top, left + side, top + side
+
+
+def pixel_square(square: tuple, width: int, height: int) -> tuple:
+    """A float square as whole pixels that still hold it (left and top down, side up), kept in the image."""
+    left, top = math.floor(square[0]), math.floor(square[1])
+    side = min(math.ceil(max(square[2] - left, square[3] - top)), width, height)
+    left, top = min(left, width - side), min(top, height - side)
+    return left, top, left + side, top + side
+
+
+@functools.lru_cache(maxsize=None)
+def pipelines(size: int) -> tuple:
+    """(turn by a few degrees carrying a pascal_voc box along, resize to size×size), built once per process."""
+    import albumentations as A
+    import cv2
+    turn = A.Compose([A.Affine(rotate=(-ROTATE_DEGREES, ROTATE_DEGREES), border_mode=cv2.BORDER_REFLECT_101, p=1.0)],
+                     bbox_params=A.BboxParams(format="pascal_voc", label_fields=[]))
+    return turn, A.Resize(size, size, interpolation=cv2.INTER_AREA)
+
+
+def variant(pixels: np.ndarray, box: tuple, size: int, seed: int) -> np.ndarray:
+    """One random box-safe crop of H×W(×C) pixels: turned by a few degrees (albumentations carries the box along),
+    then a random square around the turned box, size×size."""
+    turn, resize = pipelines(size)
+    turn.set_random_seed(seed)
+    turned = turn(image=pixels, bboxes=[box[:4]])     # the box becomes the bounding box of its turned corners
+    height, width = pixels.shape[:2]
+    square = random_square(turned["bboxes"][0], width, height, np.random.default_rng(seed))
+    left, top, right, bottom = pixel_square(square, width, height)
+    return resize(image=np.ascontiguousarray(turned["image"][top:bottom, left:right]))["image"]
+
+
+def variant_seed(options: Options, name: str, box_index: int, k: int) -> int:
+    """A seed of its own for each record, box and variant: the same whatever worker cuts it."""
+    return zlib.crc32(f"{options.seed}|{name}|{box_index}|{k}".encode())
 
 
 def regions(boxes: list, width: int, height: int, crop: str) -> list:
@@ -557,9 +765,10 @@ def decoded(img: Image.Image, mode: str) -> Image.Image:
     return img if img.mode == mode else img.convert(mode)
 
 
-def crop_record(record, crop: str, size: int, mode: str, breeds: dict) -> tuple:
-    """-> (crops C×size×size, labels, problems {"file","reason"}, read ok, used a box)."""
-    problems, boxes = [], []
+def crop_record(record, options: Options, mode: str, breeds: dict) -> tuple:
+    """(crops C×size×size, labels, sources, problems {"file", "reason"}, read ok, had a box, dropped boxes' flags)."""
+    problems, boxes, dropped = [], [], []
+    size = options.size
     if record.annotation:
         try:
             boxes, notes = parse_voc(read_bytes(record.annotation))
@@ -571,33 +780,50 @@ def crop_record(record, crop: str, size: int, mode: str, breeds: dict) -> tuple:
         width, height = img.size
         boxes, notes = usable_boxes(boxes, width, height)
         problems += [{"file": record.annotation[1], "reason": note} for note in notes]
-        areas = regions(boxes, width, height, crop)
+        had_boxes = bool(boxes)
+        boxes, dropped = box_filter(boxes, options) if options.crop != "whole" else (boxes, [])
+        problems += [{"file": record.annotation[1], "reason": reason} for _, reason in dropped]
+        if had_boxes and not boxes:
+            return [], [], [], problems, True, True, [flag for flag, _ in dropped]
+        areas = regions(boxes, width, height, options.crop)
         smallest = min(min(x1 - x0, y1 - y0) for x0, y0, x1, y1 in areas)
         img.draft("RGB", (math.ceil(width * size / smallest), math.ceil(height * size / smallest)))  # JPEG: DCT scaling
         img = decoded(img, mode)
     except Exception as e:
         reason = str(e) if isinstance(e, ValueError) else f"unreadable image ({type(e).__name__}: {e})"
-        return [], [], problems + [{"file": record.name, "reason": reason.splitlines()[0]}], False, False
+        return [], [], [], problems + [{"file": record.name, "reason": reason.splitlines()[0]}], False, False, []
     sx, sy = img.width / width, img.height / height
     crops = [np.asarray(img.resize((size, size), Image.LANCZOS, box=(x0 * sx, y0 * sy, x1 * sx, y1 * sy),
                                    reducing_gap=3.0)) for x0, y0, x1, y1 in areas]
+    labels = ([breeds.get(name_key(box[4]), record.label) for box in boxes] or [record.label])[:len(crops)]
+    sources = [record.name] * len(crops)
+    if options.variants > 1 and options.crop != "whole":
+        pixels = np.asarray(img)
+        for i, (x0, y0, x1, y1) in enumerate(box[:4] for box in boxes or [(0, 0, width, height)]):
+            for k in range(1, options.variants):
+                crops.append(variant(pixels, (x0 * sx, y0 * sy, x1 * sx, y1 * sy), size,
+                                     variant_seed(options, record.name, i, k)))
+                labels.append(labels[i])
+                sources.append(f"{record.name}#box{i + 1}v{k}")
     crops = [c[None] if c.ndim == 2 else c.transpose(2, 0, 1) for c in crops]
-    labels = [breeds.get(name_key(box[4]), record.label) for box in boxes] or [record.label]
-    return crops, labels[:len(crops)], problems, True, bool(boxes)
+    return crops, labels, sources, problems, True, bool(boxes), [flag for flag, _ in dropped]
 
 
-def crop_records(records: list, crop: str, size: int, channels: int, breeds: dict) -> Crops:
+def crop_records(records: list, options: Options, channels: int, breeds: dict) -> Crops:
     """Crop a chunk of records (what one worker process does)."""
-    out = Crops(np.zeros((0, channels, size, size), np.uint8), [], [])
+    out = Crops(np.zeros((0, channels, options.size, options.size), np.uint8), [], [])
     images = []
     for record in records:
-        crops, labels, problems, ok, boxed = crop_record(record, crop, size, "L" if channels == 1 else "RGB", breeds)
+        crops, labels, sources, problems, ok, boxed, dropped = crop_record(record, options,
+                                                                           "L" if channels == 1 else "RGB", breeds)
         images += crops
         out.labels += labels
-        out.sources += [record.name] * len(crops)
+        out.sources += sources
         out.skipped += problems
         out.images_read += ok
         out.no_annotation += ok and not boxed
+        for flag in dropped:
+            out.filtered[flag] = out.filtered.get(flag, 0) + 1
     if images:
         out.images = np.stack(images)
     return out
@@ -1371,7 +1597,7 @@ def run_config(options: dict, decision, work: Path, seconds: float, log):
         values["threads"] = max(1, (os.cpu_count() or 1) // decision.procs)   # the cores shared out, not oversubscribed
     cfg = from_dict(values)
     shown = for_device(cfg, decision.device)
-    log(f"train: {cfg.model}, loss {cfg.loss}, {decision.procs} process(es) on {decision.device}, batch "
+    log(f"train: {cfg.model}, loss {shown.loss}, {decision.procs} process(es) on {decision.device}, batch "
         f"{shown.batch_size} per process ({shown.batch_size * decision.procs} images a step), lr G {shown.lr_g:g} "
         f"D {shown.lr_d:g} in every process (DDP averages the gradients), {seconds:.0f} s left for training and "
         f"the {cfg.n_images} final images")
@@ -1453,23 +1679,30 @@ def zip_from_checkpoint(last: Path, cfg, device: str) -> int:
     """Write cfg.n_images images from the checkpoint `last` to cfg.zip, sampling as training's end does."""
     from kit import checkpoint
     from kit.package import write_zip
-    from kit.sample import generate
+    from kit.sample import generate, sampling_options
     state = checkpoint.load(last)
-    images, _ = generate(state, cfg.n_images, seed=cfg.seed, truncation=cfg.truncation, device=device)
+    images, _ = generate(state, cfg.n_images, seed=cfg.seed, truncation=cfg.truncation, device=device,
+                         **sampling_options(state))
     write_zip(images, cfg.zip, force=True)
     return state["step"]
 '''
 
-SOURCES['kit/losses.py'] = r'''"""GAN losses, a pair each: d_loss(real_logits, fake_logits), g_loss(real_logits, fake_logits); gradient penalty."""
+SOURCES['kit/losses.py'] = r'''"""GAN losses, each declared with what its step needs: D and G terms of (real_logits, fake_logits), whether G's term
+reads D(real), a gradient penalty or weight clipping, the optimiser and the critic steps it wants."""
+import functools
+from dataclasses import dataclass
+from typing import Callable
+
 import torch
 from torch.nn import functional as F
 
 from kit.errors import UserError
 
 
-def bce_d(real, fake):
-    """Non-saturating GAN, discriminator: -log sigmoid(real) - log(1 - sigmoid(fake))."""
-    return F.softplus(-real).mean() + F.softplus(fake).mean()
+def bce_d(real, fake, real_label=1.0):
+    """Non-saturating GAN, discriminator: BCE with target real_label on real (1, or 0.8 smoothed) and 0 on fake."""
+    smoothing = (1 - real_label) * F.softplus(real).mean() if real_label != 1.0 else 0.0
+    return real_label * F.softplus(-real).mean() + smoothing + F.softplus(fake).mean()
 
 
 def bce_g(real, fake):
@@ -1488,7 +1721,7 @@ def lsgan_g(real, fake):
 
 
 def wgan_d(real, fake):
-    """Wasserstein critic: fake - real (add the gradient penalty)."""
+    """Wasserstein critic: fake - real (with a gradient penalty, or with weight clipping)."""
     return fake.mean() - real.mean()
 
 
@@ -1517,16 +1750,42 @@ def ralsgan_g(real, fake):
     return ralsgan_d(fake, real)
 
 
-LOSSES = {"bce": (bce_d, bce_g), "lsgan": (lsgan_d, lsgan_g), "wgan-gp": (wgan_d, wgan_g),
-          "hinge": (hinge_d, hinge_g), "ralsgan": (ralsgan_d, ralsgan_g)}
-G_NEEDS_REAL = {"ralsgan"}  # losses whose generator term reads D(real)
+@dataclass(frozen=True)
+class Loss:
+    """A loss and what the training step must do for it."""
+    name: str
+    d: Callable                      # d(real_logits, fake_logits) -> D's loss
+    g: Callable                      # g(real_logits, fake_logits) -> G's loss
+    g_needs_real: bool = False       # G's term reads D(real) (relativistic losses)
+    gradient_penalty: bool = False   # add cfg.gp_weight × WGAN-GP's penalty to D's loss
+    clip: bool = False               # clip D's weights to [-cfg.clip, cfg.clip] after each D step (WGAN)
+    optimizer: str = "adam"          # adam | rmsprop (WGAN: momentum-free, as Arjovsky et al.)
+    n_critic: int = 1                # D steps per G step when --n-critic is left at 0
+    batch_norm_in_d: bool = True     # False: a critic whose gradient or Lipschitz bound batch norm would spoil
 
 
-def get(name):
-    """The (d_loss, g_loss) pair called `name`."""
+LOSSES = {loss.name: loss for loss in (
+    Loss("bce", bce_d, bce_g),
+    Loss("lsgan", lsgan_d, lsgan_g),
+    Loss("wgan-gp", wgan_d, wgan_g, gradient_penalty=True, batch_norm_in_d=False),
+    Loss("wgan", wgan_d, wgan_g, clip=True, optimizer="rmsprop", n_critic=5, batch_norm_in_d=False),
+    Loss("hinge", hinge_d, hinge_g),
+    Loss("ralsgan", ralsgan_d, ralsgan_g, g_needs_real=True),
+)}
+
+
+def get(name, real_label=1.0) -> Loss:
+    """The loss called `name`; real_label < 1 smooths bce's real target (only bce has one)."""
     if name not in LOSSES:
         raise UserError(f"--loss {name} is not known: use one of {', '.join(LOSSES)}")
-    return LOSSES[name]
+    if not 0 < real_label <= 1:
+        raise UserError(f"--real-label {real_label} must be in (0, 1]: 1 is plain bce, 0.8 the usual smoothing")
+    loss = LOSSES[name]
+    if real_label != 1.0:
+        if name != "bce":
+            raise UserError(f"--real-label {real_label} applies to --loss bce only, not {name}")
+        loss = Loss(name, functools.partial(bce_d, real_label=real_label), bce_g)
+    return loss
 
 
 def gradient_penalty(D, real, fake, y=None, scale=1.0):
@@ -1542,16 +1801,240 @@ def gradient_penalty(D, real, fake, y=None, scale=1.0):
     return ((norm - 1) ** 2).mean()
 '''
 
-SOURCES['kit/models.py'] = r'''"""The generators and discriminators: DCGAN, breed-conditioned DCGAN (projection D), fully connected MLP."""
+SOURCES['kit/models/__init__.py'] = r'''"""The model families: which networks a `--model` name builds and what its training and sampling need."""
+from dataclasses import dataclass
+from typing import Callable
+
+from kit import losses
+from kit.errors import UserError
+from kit.models import biggan
+from kit.models.dcgan import (CondBatchNorm, Discriminator, Generator, MLPDiscriminator, MLPGenerator,  # noqa: F401
+                              dcgan_init)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family: whether G and D take breed labels, whether G's batch-norm statistics should be re-collected
+    before sampling (standing statistics), its builder (cfg, channels, size, n_classes) -> (G, D)."""
+    name: str
+    conditional: bool
+    standing_stats: bool
+    builder: Callable
+    needs_breeds: bool = False   # refuses data with a single class (a one-class BigGAN is simply unconditional)
+
+
+def batch_norm_in_d(cfg) -> bool:
+    """Whether the loss allows batch norm in D (an unset loss is bce's: it does)."""
+    return cfg.loss not in losses.LOSSES or losses.LOSSES[cfg.loss].batch_norm_in_d
+
+
+def build_dcgan(cfg, channels, size, n_classes):
+    """DCGAN, or with n_classes the breed-conditioned DCGAN; D has no BN with wgan/wgan-gp or spectral norm."""
+    G = Generator(cfg.z_dim, channels, size, cfg.g_width, n_classes)
+    D = Discriminator(channels, size, cfg.d_width, n_classes,
+                      batch_norm=not cfg.spectral_norm and batch_norm_in_d(cfg), spectral=cfg.spectral_norm)
+    dcgan_init(G)
+    dcgan_init(D)
+    return G, D
+
+
+def build_mlp(cfg, channels, size, n_classes):
+    """Goodfellow et al.'s fully connected pair."""
+    return (MLPGenerator(cfg.z_dim, channels, size, cfg.g_width),
+            MLPDiscriminator(channels, size, cfg.d_width, cfg.spectral_norm))
+
+
+FAMILIES = {f.name: f for f in (
+    Family("dcgan", conditional=False, standing_stats=False, builder=build_dcgan),
+    Family("cgan", conditional=True, standing_stats=False, builder=build_dcgan, needs_breeds=True),
+    Family("mlp", conditional=False, standing_stats=False, builder=build_mlp),
+    Family("biggan", conditional=True, standing_stats=True, builder=biggan.build),
+)}
+MODELS = tuple(FAMILIES)
+
+
+def family(name: str) -> Family:
+    """The family called `name`; an unknown name is one line listing the known ones."""
+    if name not in FAMILIES:
+        raise UserError(f"--model {name} is not known: use one of {', '.join(MODELS)}")
+    return FAMILIES[name]
+
+
+def build(cfg, image_shape, n_classes=0):
+    """The (G, D) pair `cfg.model` names for images of shape (C, H, W); unconditional families get no labels."""
+    channels, size, _ = image_shape
+    if size not in (32, 64) or image_shape[1] != image_shape[2]:
+        raise UserError(f"images of shape {tuple(image_shape)} are not supported: prepare the data as 32×32 or 64×64")
+    chosen = family(cfg.model)
+    return chosen.builder(cfg, channels, size, n_classes if chosen.conditional else 0)
+'''
+
+SOURCES['kit/models/biggan.py'] = r'''"""BigGAN-class networks (Brock et al.), as the competition's winners used them: residual G and D, spectral norm on
+every weight, orthogonal initialisation, one self-attention block in each, a hierarchical latent whose chunks join a
+shared breed embedding to drive G's conditional batch norm, and a projection discriminator."""
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils.parametrizations import spectral_norm
+
+
+def sn(module: nn.Module) -> nn.Module:
+    """The module with an orthogonally initialised weight under spectral norm."""
+    nn.init.orthogonal_(module.weight)
+    if getattr(module, "bias", None) is not None:
+        nn.init.zeros_(module.bias)
+    return spectral_norm(module)
+
+
+def conv(a: int, b: int, kernel: int = 3) -> nn.Module:
+    """A same-padded convolution with spectral norm."""
+    return sn(nn.Conv2d(a, b, kernel, padding=kernel // 2))
+
+
+class SelfAttention(nn.Module):
+    """SAGAN self-attention: x + gamma·attention(x), with gamma starting at 0 (the identity at initialisation)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        key, value = max(1, channels // 8), max(1, channels // 2)
+        self.theta, self.phi = conv(channels, key, 1), conv(channels, key, 1)
+        self.g, self.out = conv(channels, value, 1), conv(value, channels, 1)
+        self.gamma = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        theta = self.theta(x).flatten(2)                              # N × C/8 × HW
+        phi = F.max_pool2d(self.phi(x), 2).flatten(2)                 # N × C/8 × HW/4
+        g = F.max_pool2d(self.g(x), 2).flatten(2)                     # N × C/2 × HW/4
+        attention = torch.softmax(theta.transpose(1, 2) @ phi, -1)    # N × HW × HW/4
+        o = (g @ attention.transpose(1, 2)).view(n, -1, h, w)
+        return x + self.gamma * self.out(o)
+
+
+class ConditionalBatchNorm(nn.Module):
+    """Batch norm whose gain (1 + ·) and bias are linear functions of a conditioning vector."""
+
+    def __init__(self, channels: int, cond_dim: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, affine=False)
+        self.gain = sn(nn.Linear(cond_dim, channels, bias=False))
+        self.bias = sn(nn.Linear(cond_dim, channels, bias=False))
+
+    def forward(self, x, cond):
+        return self.bn(x) * (1 + self.gain(cond))[:, :, None, None] + self.bias(cond)[:, :, None, None]
+
+
+class UpBlock(nn.Module):
+    """Residual up-block: CBN-ReLU-upsample-conv-CBN-ReLU-conv, plus an upsampled 1×1 shortcut."""
+
+    def __init__(self, a: int, b: int, cond_dim: int):
+        super().__init__()
+        self.bn1, self.bn2 = ConditionalBatchNorm(a, cond_dim), ConditionalBatchNorm(b, cond_dim)
+        self.conv1, self.conv2 = conv(a, b), conv(b, b)
+        self.shortcut = conv(a, b, 1)
+
+    def forward(self, x, cond):
+        h = F.interpolate(F.relu(self.bn1(x, cond)), scale_factor=2)
+        h = self.conv2(F.relu(self.bn2(self.conv1(h), cond)))
+        return h + self.shortcut(F.interpolate(x, scale_factor=2))
+
+
+class DownBlock(nn.Module):
+    """Residual down-block: (ReLU)-conv-ReLU-conv-avgpool plus a 1×1 shortcut; the first block has no pre-activation."""
+
+    def __init__(self, a: int, b: int, first: bool, downsample: bool = True):
+        super().__init__()
+        self.first, self.downsample = first, downsample
+        self.conv1, self.conv2 = conv(a, b), conv(b, b)
+        self.shortcut = conv(a, b, 1) if a != b or downsample else None
+
+    def forward(self, x):
+        h = self.conv2(F.relu(self.conv1(x if self.first else F.relu(x))))
+        pool = (lambda t: F.avg_pool2d(t, 2)) if self.downsample else (lambda t: t)
+        if self.shortcut is None:
+            return pool(h) + x
+        skip = self.shortcut(pool(x)) if self.first else pool(self.shortcut(x))
+        return pool(h) + skip
+
+
+def multipliers(size: int) -> list:
+    """Channel multipliers from 4×4 up to size×size: 64 -> [16, 8, 4, 2, 1], 32 -> [8, 4, 2, 1]."""
+    return [2 ** i for i in reversed(range(int(math.log2(size)) - 1))]
+
+
+class Generator(nn.Module):
+    """BigGAN generator: z chunk 0 -> 4×4, then residual up-blocks conditioned on [shared embedding(y), z chunk]."""
+
+    def __init__(self, z_dim=128, channels=3, size=64, width=32, n_classes=1, shared_dim=128, attention=32):
+        super().__init__()
+        widths = [width * m for m in multipliers(size)]
+        n_blocks = len(widths) - 1
+        self.z_dim, self.n_classes = z_dim, n_classes
+        chunk = z_dim // (n_blocks + 1)
+        self.chunks = [z_dim - chunk * n_blocks] + [chunk] * n_blocks     # hierarchical latent
+        self.shared = nn.Embedding(max(n_classes, 1), shared_dim)
+        nn.init.orthogonal_(self.shared.weight)
+        self.start = sn(nn.Linear(self.chunks[0], widths[0] * 16))
+        self.blocks = nn.ModuleList(UpBlock(a, b, shared_dim + chunk) for a, b in zip(widths, widths[1:]))
+        resolutions = [8 * 2 ** i for i in range(n_blocks)]
+        self.attention = nn.ModuleDict({str(i): SelfAttention(widths[i + 1])
+                                        for i, r in enumerate(resolutions) if r == attention})
+        self.out_bn = nn.BatchNorm2d(widths[-1])
+        self.to_image = conv(widths[-1], channels)
+
+    def forward(self, z, y=None):
+        y = torch.zeros(len(z), dtype=torch.long, device=z.device) if y is None else y
+        parts = torch.split(z, self.chunks, dim=1)
+        shared = self.shared(y)
+        x = self.start(parts[0]).view(len(z), -1, 4, 4)
+        for i, (block, part) in enumerate(zip(self.blocks, parts[1:])):
+            x = block(x, torch.cat([shared, part], 1))
+            if str(i) in self.attention:
+                x = self.attention[str(i)](x)
+        return torch.tanh(self.to_image(F.relu(self.out_bn(x))))
+
+
+class Discriminator(nn.Module):
+    """BigGAN discriminator: residual down-blocks (attention at one resolution), ReLU, sum pooling, a linear logit plus
+    the projection term embed(y)·h."""
+
+    def __init__(self, channels=3, size=64, width=64, n_classes=1, attention=32):
+        super().__init__()
+        widths = [width * m for m in reversed(multipliers(size))]     # 64: [1, 2, 4, 8, 16] × width
+        self.blocks = nn.ModuleList(DownBlock(a, b, first=i == 0)
+                                    for i, (a, b) in enumerate(zip([channels] + widths[:-2], widths[:-1])))
+        self.blocks.append(DownBlock(widths[-2], widths[-1], first=False, downsample=False))
+        resolutions = [size // 2 ** (i + 1) for i in range(len(widths) - 1)] + [4]
+        self.attention = nn.ModuleDict({str(i): SelfAttention(widths[i])
+                                        for i, r in enumerate(resolutions) if r == attention and i < len(widths) - 1})
+        self.linear = sn(nn.Linear(widths[-1], 1))
+        self.embed = sn(nn.Embedding(max(n_classes, 1), widths[-1]))
+
+    def forward(self, x, y=None):
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if str(i) in self.attention:
+                x = self.attention[str(i)](x)
+        h = F.relu(x).sum((2, 3))
+        y = torch.zeros(len(x), dtype=torch.long, device=x.device) if y is None else y
+        return self.linear(h).view(len(x)) + (self.embed(y) * h).sum(1)
+
+
+def build(cfg, channels: int, size: int, n_classes: int):
+    """(G, D) of BigGAN for the config's widths, latent and attention resolutions."""
+    G = Generator(cfg.z_dim, channels, size, cfg.g_width, n_classes, cfg.shared_dim, cfg.attn_g)
+    D = Discriminator(channels, size, cfg.d_width, n_classes, cfg.attn_d)
+    return G, D
+'''
+
+SOURCES['kit/models/dcgan.py'] = r'''"""DCGAN-class networks: DCGAN, breed-conditioned DCGAN (conditional BN in G, projection D), fully connected MLP."""
 import math
 
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as sn
-
-from kit.errors import UserError
-
-MODELS = ("dcgan", "cgan", "mlp")
 
 
 class CondBatchNorm(nn.Module):
@@ -1661,25 +2144,6 @@ def dcgan_init(module):
         elif isinstance(m, nn.BatchNorm2d) and m.affine:
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
-
-
-def build(cfg, image_shape, n_classes=0):
-    """The (G, D) pair `cfg.model` names for images of shape (C, H, W); D has no BN with wgan-gp or spectral norm."""
-    channels, size, _ = image_shape
-    if size not in (32, 64) or image_shape[1] != image_shape[2]:
-        raise UserError(f"images of shape {tuple(image_shape)} are not supported: prepare the data as 32×32 or 64×64")
-    if cfg.model == "mlp":
-        return (MLPGenerator(cfg.z_dim, channels, size, cfg.g_width),
-                MLPDiscriminator(channels, size, cfg.d_width, cfg.spectral_norm))
-    if cfg.model not in MODELS:
-        raise UserError(f"--model {cfg.model} is not known: use one of {', '.join(MODELS)}")
-    n = n_classes if cfg.model == "cgan" else 0
-    G = Generator(cfg.z_dim, channels, size, cfg.g_width, n)
-    D = Discriminator(channels, size, cfg.d_width, n, batch_norm=not cfg.spectral_norm and cfg.loss != "wgan-gp",
-                      spectral=cfg.spectral_norm)
-    dcgan_init(G)
-    dcgan_init(D)
-    return G, D
 '''
 
 SOURCES['kit/package.py'] = r'''"""Write the competition's zip (10,000 PNG 64×64 RGB) and check any zip against the rules; `kit zip` / make_zip."""
@@ -1696,6 +2160,7 @@ from tqdm import tqdm
 from kit.errors import UserError
 from kit.files import atomic_path, refuse_overwrite
 from kit.images import PNG_MAGIC, read_images, read_members, summarise, workers
+from kit.sample import add_sampling_arguments
 
 N_IMAGES = 10000
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed member timestamps: the same images give the same zip bytes
@@ -1783,6 +2248,7 @@ def add_arguments(parser):
     parser.add_argument("--n", type=int, default=N_IMAGES, help="images to generate (default 10000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--truncation", type=float, default=0.0, help="truncated sampling; 0 is off")
+    add_sampling_arguments(parser)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--real", help="real data (cache or archive) for the memorisation guard")
     parser.add_argument("--inception-weights", help="FID Inception weights file (default: the torch hub cache)")
@@ -1812,8 +2278,11 @@ def main(args) -> int:
         return 1 if problems else 0
     refuse_overwrite(args.out, args.force)
     if args.checkpoint:
-        from kit.sample import generate
-        images, _ = generate(args.checkpoint, args.n, seed=args.seed, truncation=args.truncation, device=args.device)
+        from kit.checkpoint import load
+        from kit.sample import generate, sampling_options
+        state = load(args.checkpoint)
+        images, _ = generate(state, args.n, seed=args.seed, truncation=args.truncation, device=args.device,
+                             **sampling_options(state, args.standing_stats, args.class_balance))
     else:
         if not Path(args.from_dir).is_dir():
             raise UserError(f"--from-dir {args.from_dir} is not a folder: pass the folder holding your images")
@@ -1904,7 +2373,60 @@ def save_line_chart(series, path, xlabel="", ylabel="", title="", size=(800, 500
         Image.fromarray(np.asarray(canvas.buffer_rgba())[:, :, :3]).save(tmp, format="PNG")
 '''
 
+SOURCES['kit/progress.py'] = r'''"""What a person sees of a run: a tqdm bar on a terminal; in a log file (a Kaggle kernel) one line a minute."""
+import sys
+import time
+
+from tqdm import tqdm
+
+LINE_EVERY_S = 60.0   # seconds between progress lines when stderr is not a terminal
+
+
+def clock(seconds: float) -> str:
+    """Seconds as H:MM:SS."""
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class Progress:
+    """Steps done, with the latest losses, images/s and budget left; quiet on every rank but the first."""
+
+    def __init__(self, total, initial, enabled=True, stream=None, interval=LINE_EVERY_S):
+        self.stream = stream or sys.stderr
+        self.enabled, self.interval = enabled, interval
+        self.terminal = enabled and self.stream.isatty()
+        self.step, self.total, self.stats, self.last_line = initial, total, {}, time.monotonic()
+        self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, file=self.stream,
+                        disable=not self.terminal)
+
+    def update(self, steps: int, **stats) -> None:
+        """Count `steps` more; stats (d, g, img_s, left in seconds) replace the shown ones when given."""
+        self.step += steps
+        self.stats.update(stats)
+        self.bar.update(steps)
+        if stats and self.terminal:
+            self.bar.set_postfix(d=f"{self.stats['d']:.3f}", g=f"{self.stats['g']:.3f}",
+                                 img_s=f"{self.stats['img_s']:.0f}", left=clock(self.stats["left"]))
+        now = time.monotonic()
+        if self.enabled and not self.terminal and self.stats and now - self.last_line >= self.interval:
+            self.last_line = now
+            of = f"/{self.total}" if self.total else ""
+            print(f"step {self.step}{of}  loss D {self.stats['d']:.4f}  G {self.stats['g']:.4f}  "
+                  f"{self.stats['img_s']:.0f} images/s  budget left {clock(self.stats['left'])}",
+                  file=self.stream, flush=True)
+
+    def restart_at(self, step: int) -> None:
+        """After a rollback: count again from `step`."""
+        self.step = step
+        self.bar.reset(total=self.total)
+        self.bar.update(step)
+
+    def close(self) -> None:
+        self.bar.close()
+'''
+
 SOURCES['kit/sample.py'] = r'''"""Generate images from a checkpoint (EMA weights) and write them as one PNG grid."""
+import argparse
 import math
 
 import numpy as np
@@ -1961,19 +2483,74 @@ def pick_labels(state, n, labels, generator):
     return labels
 
 
+def balanced_labels(n_classes, n, generator):
+    """n labels covering the classes evenly (counts differ by at most one), shuffled."""
+    labels = torch.arange(n) % n_classes
+    return labels[torch.randperm(n, generator=generator)]
+
+
 @torch.no_grad()
-def generate(checkpoint, n, seed=0, truncation=0.0, device="auto", labels=None):
-    """n images (uint8 N×C×H×W on the CPU) and their labels (None unless conditional) from a checkpoint."""
+def collect_standing_stats(G, batches, batch_size, labels_for, generator, device):
+    """Re-estimate G's batch-norm running statistics as the average over `batches` generated batches (BigGAN's
+    standing statistics): reset, cumulative momentum, batch norm alone in training mode (spectral norm's power
+    iteration must not move), then back to eval. Weights unchanged."""
+    norms = [m for m in G.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    G.eval()
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+        norm.train()
+    for _ in range(batches):
+        z = torch.randn(batch_size, G.z_dim, generator=generator).to(device)
+        y = labels_for(batch_size)
+        G(z, None if y is None else y.to(device))
+    return G.eval()
+
+
+@torch.no_grad()
+def generate(checkpoint, n, seed=0, truncation=0.0, device="auto", labels=None, standing_stats=0,
+             class_balance=False):
+    """n images (uint8 N×C×H×W on the CPU) and their labels (None unless conditional) from a checkpoint.
+
+    standing_stats: re-collect G's batch-norm statistics over that many generated batches first;
+    class_balance: draw breeds evenly instead of with the training frequencies.
+    """
     device = resolve_device(device)
     G, state = load_generator(checkpoint, device)
     if labels is not None and not G.n_classes:
         raise UserError("this checkpoint's model is not breed-conditioned: leave out --breed")
     generator = torch.Generator().manual_seed(seed)
+    conditional = G.n_classes > 1 or labels is not None
+
+    def labels_for(k):
+        if not conditional:
+            return None
+        if class_balance and labels is None:
+            return balanced_labels(G.n_classes, k, generator)
+        return pick_labels(state, k, labels, generator)
+
+    if standing_stats:
+        collect_standing_stats(G, standing_stats, min(CHUNK, 256), labels_for, generator, device)
     z = truncated_noise(n, G.z_dim, truncation, generator)
-    y = pick_labels(state, n, labels, generator) if G.n_classes else None
+    y = labels_for(n)
     images = [to_uint8(G(z[i:i + CHUNK].to(device), None if y is None else y[i:i + CHUNK].to(device)))
               for i in range(0, n, CHUNK)]
     return torch.cat(images) if images else torch.zeros(0, *state["image_shape"], dtype=torch.uint8), y
+
+
+def sampling_options(state, standing_stats=None, class_balance=None) -> dict:
+    """standing_stats and class_balance as given, else as the run that wrote the checkpoint chose them."""
+    config = state.get("config", {})
+    return {"standing_stats": config.get("standing_stats", 0) if standing_stats is None else standing_stats,
+            "class_balance": config.get("class_balance", False) if class_balance is None else class_balance}
+
+
+def add_sampling_arguments(parser):
+    """--standing-stats and --class-balance, for `kit sample` and `kit zip`."""
+    parser.add_argument("--standing-stats", type=int, default=None, metavar="N",
+                        help="re-collect G's batch-norm statistics over N generated batches (default: the run's)")
+    parser.add_argument("--class-balance", action=argparse.BooleanOptionalAction, default=None,
+                        help="draw breeds evenly instead of by training frequency (default: the run's)")
 
 
 def add_arguments(parser):
@@ -1984,6 +2561,7 @@ def add_arguments(parser):
     parser.add_argument("--breed", default=None, help="breed index or name (conditional models)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--truncation", type=float, default=0.0, help="redraw noise entries with |z| above it; 0: off")
+    add_sampling_arguments(parser)
     parser.add_argument("--nrow", type=int, default=0, help="images per grid row (default: about square)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--force", action="store_true", help="overwrite --out")
@@ -1992,17 +2570,18 @@ def add_arguments(parser):
 def main(args):
     """Write a grid of --n samples."""
     refuse_overwrite(args.out, args.force)
-    images, _ = generate(args.checkpoint, args.n, args.seed, args.truncation, args.device, args.breed)
+    state = ckpt.load(args.checkpoint)
+    images, _ = generate(state, args.n, args.seed, args.truncation, args.device, args.breed,
+                         **sampling_options(state, args.standing_stats, args.class_balance))
     save_grid(images, args.out, args.nrow or math.ceil(math.sqrt(args.n)))
     print(f"wrote {len(images)} samples to {args.out}")
 '''
 
-SOURCES['kit/train.py'] = r'''"""Train a GAN on a prepared cache within a hard wall-clock budget; checkpoints, samples, metrics, final zip."""
-import copy
+SOURCES['kit/train.py'] = r'''"""Train a GAN on a prepared cache within a hard wall-clock budget, read top to bottom: open the run, build the
+Trainer (kit.trainer: the step), reserve the end's time (kit.budget), loop, then write the images and the zip."""
 import json
 import math
 import os
-import random
 import tempfile
 import time
 from pathlib import Path
@@ -2011,30 +2590,33 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from kit import checkpoint, losses, models
-from kit.config import (TrainConfig, add_arguments as add_config_arguments, asdict, for_device, from_args, from_dict,
-                        parse_duration)
-from kit.data import augment, cache
+from kit import checkpoint, models
+from kit.budget import Budget
+from kit.config import TrainConfig, add_arguments as add_config_arguments, asdict, for_device, from_args, from_dict
+from kit.data import cache
 from kit.device import resolve_device
 from kit.errors import UserError
 from kit.files import refuse_overwrite
 from kit.package import write_zip
 from kit.plot import save_grid, save_line_chart
+from kit.progress import Progress
 from kit.sample import generate, to_uint8
+from kit.trainer import Trainer, set_rng_state, to_cpu
 
 # Fields a resumed run takes from the command line; every other field comes from the checkpoint.
 RUN_FIELDS = ("data", "out", "budget", "device", "threads", "compile", "cuda_graph", "checkpoint_every", "sample_every",
-              "log_every", "n_images", "zip", "truncation", "resume", "max_steps", "force")
-CHECK_EVERY_CUDA = 25   # steps between host syncs on a GPU (NaN check, budget, logging); every step on CPU
+              "log_every", "n_images", "zip", "truncation", "standing_stats", "class_balance", "resume", "max_steps",
+              "force")
 MAX_ROLLBACKS = 5       # NaN rollbacks in a row before giving up
 TAIL_SAFETY = 1.5       # the measured time of generating + zipping is multiplied by this ...
 TAIL_MARGIN_S = 10.0    # ... and this is added
 TAIL_PROBE = 256        # images generated and zipped at the start to time the tail
-GRID_BREEDS = 10        # rows of the CGAN sample grid (breeds spread over the classes)
+GRID_BREEDS = 10        # rows of the conditional sample grid (breeds spread over the classes)
 
 
 def pick_precision(name, device):
-    """The autocast dtype (None is fp32): auto is bf16 on GPUs that have it, fp16 on older GPUs, fp32 on CPU."""
+    """The autocast dtype (None is fp32): auto is bf16 on GPUs that have it, fp16 on older GPUs, fp32 on CPU;
+    fp16 runs on the CPU too (with a grad scaler), which is how the T4 path is tested without a GPU."""
     if name == "auto":
         if device.type != "cuda":
             return None
@@ -2042,8 +2624,6 @@ def pick_precision(name, device):
     table = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
     if name not in table:
         raise UserError(f"--precision {name} is not known: use auto, fp32, bf16 or fp16")
-    if table[name] is torch.float16 and device.type != "cuda":
-        raise UserError("--precision fp16 needs a GPU: use --precision fp32 (or auto) on CPU")
     return table[name]
 
 
@@ -2073,6 +2653,257 @@ def open_data(cfg, rank, world):
     if len(dataset) == 0:
         raise UserError(f"{cfg.data} holds no images: check the path, or prepare it again with `kit prepare`")
     return dataset
+
+
+def measure_tail(state, cfg, out, device):
+    """Seconds the end of a run needs (generate + zip n_images, measured on a small probe, with a safety factor)."""
+    k = max(1, min(cfg.n_images, TAIL_PROBE))
+    t = time.monotonic()
+    images, _ = generate(state, k, device=device, standing_stats=cfg.standing_stats, class_balance=cfg.class_balance)
+    with tempfile.TemporaryDirectory(dir=out) as tmp:
+        write_zip(images, Path(tmp) / "probe.zip", force=True, progress=False)
+    return (time.monotonic() - t) / k * cfg.n_images * TAIL_SAFETY + TAIL_MARGIN_S
+
+
+def fixed_noise(cfg, n_classes, conditional):
+    """The sample grid's noise and labels (one row per breed for a conditional model) and its row length."""
+    generator = torch.Generator().manual_seed(cfg.seed)
+    if not conditional:
+        return torch.randn(64, cfg.z_dim, generator=generator), None, 8
+    breeds = np.unique(np.linspace(0, n_classes - 1, min(n_classes, GRID_BREEDS)).round().astype(np.int64))
+    z = torch.randn(8 * len(breeds), cfg.z_dim, generator=generator)
+    return z, torch.from_numpy(breeds).repeat_interleave(8), 8
+
+
+def read_metrics(path):
+    """The loss lines of metrics.jsonl as {name: (steps, values)}."""
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if "loss_d" in r]
+    return {name: ([r["step"] for r in rows], [r[key] for r in rows])
+            for name, key in (("D", "loss_d"), ("G", "loss_g"))}
+
+
+def open_run(cfg, device):
+    """(cfg with the checkpoint's fields when resuming and device defaults filled, the resumed checkpoint or None)."""
+    last = Path(cfg.out) / "last.pt"
+    resumed = None
+    if cfg.resume:
+        if not last.exists():
+            raise UserError(f"--resume given but {last} does not exist: leave out --resume to start a new run")
+        resumed = checkpoint.load(last)
+        cfg = from_dict({**resumed["config"], **{k: getattr(cfg, k) for k in RUN_FIELDS}})
+    elif last.exists() and not cfg.force:
+        raise UserError(f"{last} exists: pass --resume to continue that run, or --force to start a new one over it")
+    cfg = for_device(cfg, device.type)   # the checkpoint stores the concrete widths, learning rates, loss and betas
+    if cfg.zip and not cfg.resume:
+        refuse_overwrite(cfg.zip, cfg.force)
+    if cfg.batch_size < 1 or cfg.n_critic < 0:
+        raise UserError(f"--batch-size {cfg.batch_size} must be at least 1 and --n-critic {cfg.n_critic} at least 0")
+    return cfg, resumed
+
+
+def synced(losses, stop, save_now, world):
+    """(D loss sum, G loss sum, stop, save) with one host sync; under DDP rank 0's clock decides for everyone."""
+    flags = torch.cat([losses, torch.tensor([float(stop), float(save_now)], device=losses.device)])
+    if world > 1:
+        torch.distributed.broadcast(flags[2:], 0)
+        torch.distributed.all_reduce(flags[:2])
+    return flags.tolist()
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train until cfg.max_steps or the budget's end, then checkpoint and zip cfg.n_images; returns OUT/last.pt."""
+    start = time.monotonic()
+    rank, world, device = setup_distributed(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    main = rank == 0
+    cfg, resumed = open_run(cfg, device)
+    out, last = Path(cfg.out), Path(cfg.out) / "last.pt"
+    zip_path = Path(cfg.zip) if cfg.zip else out / "images.zip"
+    dtype = pick_precision(cfg.precision, device)
+    use_graph = cfg.cuda_graph and device.type == "cuda" and dtype is not torch.float16 and world == 1
+    if cfg.cuda_graph and not use_graph and main:
+        tqdm.write("cuda_graph is off: it needs one CUDA GPU and bf16 or fp32 precision")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+
+    # --- data on the device, the trainer (models, optimisers, scalers, EMA) ---
+    dataset = open_data(cfg, rank, world)
+    classes, family = list(dataset.classes), models.family(cfg.model)
+    if family.needs_breeds and len(classes) < 2:
+        raise UserError(f"--model {cfg.model} needs breed labels, but {cfg.data} has {len(classes)} class: "
+                        "use --model dcgan or biggan")
+    images = torch.from_numpy(dataset.images).to(device)   # uint8 N×C×H×W, resident
+    trainer = Trainer(cfg, images, torch.from_numpy(dataset.labels).to(device), len(classes), device, dtype,
+                      use_graph, rank, world)
+    run = {"config": asdict(cfg), "classes": classes, "image_shape": tuple(images.shape[1:]),
+           "label_counts": np.bincount(dataset.labels, minlength=len(classes)).tolist()}
+    elapsed_before = 0.0
+    if resumed:
+        if tuple(resumed["image_shape"]) != run["image_shape"] or list(resumed["classes"]) != classes:
+            raise UserError(f"{last} was trained on other data (images {tuple(resumed['image_shape'])}, "
+                            f"{len(resumed['classes'])} classes): pass the same --data, or start a new --out")
+        trainer.restore(resumed)
+        elapsed_before = resumed["elapsed"]
+        if world == 1:
+            set_rng_state(resumed["rng"])
+        else:  # one saved RNG state cannot serve every rank: reseed each from the step
+            torch.manual_seed(cfg.seed + rank + 1000003 * trainer.step_count)
+
+    def state():
+        """The checkpoint dict of the run as it is now (references to live tensors)."""
+        return {**run, **trainer.state(), "elapsed": elapsed_before + time.monotonic() - start}
+
+    # --- the budget: measure what the end needs (images, zip, a checkpoint) before writing anything ---
+    budget = Budget(cfg, start, device.type)
+    out.mkdir(parents=True, exist_ok=True)
+    good = to_cpu(state())   # the last state known to be finite: rollback target
+    tail = measure_tail(good, cfg, out, device) if main else 0.0
+    if main and time.monotonic() + tail >= start + budget.seconds:
+        raise UserError(f"--budget {cfg.budget} leaves no time to train: writing {cfg.n_images} images needs "
+                        f"about {tail:.0f} s; raise --budget or lower --n-images")
+    t = time.monotonic()
+    if main:
+        checkpoint.save(last, good)
+        metrics = open(out / "metrics.jsonl", "a" if resumed else "w")
+    budget.reserve(tail + 2 * (time.monotonic() - t))   # the final checkpoint, twice over
+
+    def log(row):
+        if main:
+            metrics.write(json.dumps(row) + "\n")
+            metrics.flush()
+
+    z_fixed, y_fixed, nrow = fixed_noise(cfg, len(classes), trainer.conditional)
+
+    def save_samples():
+        sampler = trainer.G_ema or trainer.G
+        was_training = sampler.training
+        sampler.eval()
+        with torch.no_grad():
+            grid = to_uint8(sampler(z_fixed.to(device), None if y_fixed is None else y_fixed.to(device)))
+        sampler.train(was_training)
+        save_grid(grid, out / "samples" / f"step_{trainer.step_count:07d}.png", nrow)
+
+    precision = str(dtype or "fp32").replace("torch.", "")
+    log({"event": "start", "step": trainer.step_count, "resumed": bool(resumed), "world_size": world,
+         "device": str(device), "precision": precision, "cuda_graph": use_graph,
+         "tail_reserved_s": round(budget.tail, 1)})
+    if main:
+        tqdm.write(f"training {cfg.model} ({cfg.loss}) on {device}, {precision}, {world} process(es); batch "
+                   f"{cfg.batch_size} per process ({cfg.batch_size * world} in all); lr G {cfg.lr_g:g} D {cfg.lr_d:g}; "
+                   f"{trainer.n_critic} D step(s) per G step")
+
+    # --- the loop: a step, and every budget.check_every steps one host sync to check ---
+    progress = Progress(cfg.max_steps or None, trainer.step_count, enabled=main)
+    since_check, rollbacks = 0, 0
+    window = {"n": 0, "d": 0.0, "g": 0.0, "t": time.monotonic(), "step": trainer.step_count}
+    try:
+        while True:
+            if budget.check_due(since_check):
+                now = time.monotonic()
+                budget.checked(since_check, now)
+                stop = trainer.step_count >= cfg.max_steps > 0 or budget.out_of_time(now)
+                d_sum, g_sum, stop, save_now = synced(trainer.take_losses(), stop, budget.checkpoint_due(now), world)
+                if not (math.isfinite(d_sum) and math.isfinite(g_sum)):
+                    rollbacks += 1
+                    step = roll_back(trainer, good, rollbacks, log, main)
+                    progress.restart_at(step)
+                    window.update(n=0, d=0.0, g=0.0, t=time.monotonic(), step=step)
+                    since_check = 0
+                    budget.checked(0, time.monotonic())
+                    continue
+                window.update(d=window["d"] + d_sum, g=window["g"] + g_sum, n=window["n"] + since_check)
+                shown = {}
+                if window["n"] and (trainer.step_count - window["step"] >= cfg.log_every or stop):
+                    row = loss_row(window, trainer, elapsed_before + now - start, now, world)
+                    log(row)
+                    shown = dict(d=row["loss_d"], g=row["loss_g"], img_s=row["images_per_s"], left=budget.left(now))
+                    window.update(n=0, d=0.0, g=0.0, t=now, step=trainer.step_count)
+                progress.update(since_check, **shown)
+                since_check = 0
+                if save_now or stop:
+                    good, rollbacks = to_cpu(state()), 0
+                    if main:
+                        checkpoint.save(last, good)
+                    budget.checkpointed(time.monotonic())
+                if main and (budget.sample_due(now) or stop):
+                    save_samples()
+                if stop:
+                    break
+            trainer.step()
+            since_check += 1
+    except torch.cuda.OutOfMemoryError:
+        raise UserError(f"--batch-size {cfg.batch_size} does not fit in the GPU's memory: pass a smaller --batch-size "
+                        "(or --no-compile / --no-cuda-graph)") from None
+    finally:
+        progress.close()
+
+    # --- the end: loss curve, images, zip (all inside the budget) ---
+    if main:
+        t = time.monotonic()
+        save_line_chart(read_metrics(out / "metrics.jsonl"), out / "losses.png", "step", "loss",
+                        f"{cfg.model} {cfg.loss}")
+        images_out, _ = generate(good, cfg.n_images, seed=cfg.seed, truncation=cfg.truncation, device=device,
+                                 standing_stats=cfg.standing_stats, class_balance=cfg.class_balance)
+        write_zip(images_out, zip_path, force=True)
+        log({"event": "end", "step": trainer.step_count, "tail_s": round(time.monotonic() - t, 2),
+             "tail_reserved_s": round(budget.tail, 1), "wall_s": round(time.monotonic() - start, 2),
+             "budget_s": budget.seconds, "zip": str(zip_path)})
+        metrics.close()
+        tqdm.write(f"{trainer.step_count} steps; wrote {last} and {cfg.n_images} images to {zip_path} "
+                   f"({time.monotonic() - start:.0f} s of the {budget.seconds:.0f} s budget)")
+    if world > 1:
+        torch.distributed.destroy_process_group()
+    return last
+
+
+def roll_back(trainer, good, rollbacks, log, main):
+    """After NaN/inf losses: back to the `good` state, learning rates × 0.5^rollbacks, said and logged; its step."""
+    if rollbacks > MAX_ROLLBACKS:
+        raise UserError(f"training diverged: {MAX_ROLLBACKS} rollbacks in a row after NaN/inf losses; "
+                        "lower --lr-g/--lr-d or try another --loss")
+    bad_step, step = trainer.step_count, trainer.rollback(good, rollbacks)
+    opt_G, opt_D = trainer.optimisers()
+    message = (f"NaN/inf loss near step {bad_step}: rolled back to step {step}, learning rates ×{0.5 ** rollbacks:g} "
+               f"(now G {opt_G.param_groups[0]['lr']:.2e}, D {opt_D.param_groups[0]['lr']:.2e})")
+    if main:
+        tqdm.write(message)
+    log({"event": "rollback", "step": step, "bad_step": bad_step, "message": message})
+    return step
+
+
+def loss_row(window, trainer, elapsed, now, world):
+    """The metrics.jsonl line for the steps in `window`: mean losses, images/s, learning rates."""
+    opt_G, opt_D = trainer.optimisers()
+    seconds = max(now - window["t"], 1e-9)
+    return {"step": trainer.step_count, "elapsed": round(elapsed, 2), "loss_d": window["d"] / window["n"],
+            "loss_g": window["g"] / window["n"],
+            "images_per_s": round(window["n"] * trainer.n_critic * trainer.cfg.batch_size * world / seconds, 1),
+            "lr_g": opt_G.param_groups[0]["lr"], "lr_d": opt_D.param_groups[0]["lr"]}
+
+
+def add_arguments(parser):
+    """Flags of `kit train`: one per TrainConfig field."""
+    add_config_arguments(parser)
+
+
+def main(args):
+    """Run `kit train`."""
+    train(from_args(args))
+'''
+
+SOURCES['kit/trainer.py'] = r'''"""The training step as an object: models, optimisers, grad scalers and EMA of one run, with state, restore and
+rollback. What a step does comes from the model family and the loss, never from `if cfg.loss == ...`."""
+import copy
+import random
+
+import numpy as np
+import torch
+
+from kit import losses, models
+from kit.data import augment
 
 
 def to_cpu(obj):
@@ -2135,325 +2966,155 @@ class GraphedStep:
         self.calls, self.graph = 0, None
 
 
-def measure_tail(state, n_images, out, device):
-    """Seconds the end of a run needs (generate + zip n_images, measured on a small probe, with a safety factor)."""
-    k = max(1, min(n_images, TAIL_PROBE))
-    t = time.monotonic()
-    images, _ = generate(state, k, device=device)
-    with tempfile.TemporaryDirectory(dir=out) as tmp:
-        write_zip(images, Path(tmp) / "probe.zip", force=True, progress=False)
-    return (time.monotonic() - t) / k * n_images * TAIL_SAFETY + TAIL_MARGIN_S
+def optimiser(kind, parameters, lr, betas, capturable):
+    """Adam with the config's betas, or RMSprop (WGAN with clipping wants no momentum)."""
+    if kind == "rmsprop":
+        return torch.optim.RMSprop(parameters, lr, capturable=capturable)
+    return torch.optim.Adam(parameters, lr, betas, capturable=capturable)
 
 
-def fixed_noise(cfg, n_classes, seed):
-    """The sample grid's noise and labels (one row per breed for a conditional model) and its row length."""
-    generator = torch.Generator().manual_seed(seed)
-    if cfg.model != "cgan":
-        return torch.randn(64, cfg.z_dim, generator=generator), None, 8
-    breeds = np.unique(np.linspace(0, n_classes - 1, min(n_classes, GRID_BREEDS)).round().astype(np.int64))
-    z = torch.randn(8 * len(breeds), cfg.z_dim, generator=generator)
-    return z, torch.from_numpy(breeds).repeat_interleave(8), 8
+class Trainer:
+    """One run's G, D, EMA of G, optimisers and scalers on a device, and the step: n_critic D steps, one G step."""
 
+    def __init__(self, cfg, images, labels, n_classes, device, dtype, use_graph, rank=0, world=1):
+        self.cfg, self.device, self.dtype, self.use_graph = cfg, device, dtype, use_graph
+        self.images, self.labels = images, labels                # uint8 N×C×H×W and labels, resident on the device
+        self.loss = losses.get(cfg.loss, cfg.real_label)
+        self.n_critic = cfg.n_critic or self.loss.n_critic
+        self.conditional = models.family(cfg.model).conditional and n_classes > 1
+        self.augmentations = augment.parse(cfg.augment)
+        self.memory_format = (torch.channels_last if cfg.channels_last and device.type == "cuda"
+                              else torch.contiguous_format)
+        torch.manual_seed(cfg.seed)   # the same initial weights on every rank (G_ema is copied before DDP syncs)
+        G, D = models.build(cfg, tuple(images.shape[1:]), n_classes)
+        torch.manual_seed(cfg.seed + rank)   # different batches and noise on every rank
+        np.random.seed(cfg.seed + rank)
+        random.seed(cfg.seed + rank)
+        self.G = G.to(device, memory_format=self.memory_format)
+        self.D = D.to(device, memory_format=self.memory_format)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if cfg.ema else None
+        betas = (cfg.beta1, cfg.beta2)
+        self.opt_G = optimiser(self.loss.optimizer, self.G.parameters(), cfg.lr_g, betas, use_graph)
+        self.opt_D = optimiser(self.loss.optimizer, self.D.parameters(), cfg.lr_d, betas, use_graph)
+        self.scalers = {k: torch.amp.GradScaler(device.type, enabled=dtype is torch.float16) for k in "GD"}
+        self.step_count = 0
+        self.nan_at_step = 0                           # tests: make the losses NaN once at this step
+        self.acc = torch.zeros(2, device=device)       # summed D and G losses since the last check
+        self.ema_weight = torch.zeros((), device=device)
+        Gc, self.Dc = (torch.compile(self.G), torch.compile(self.D)) if cfg.compile else (self.G, self.D)
+        self.G_train, self.D_train = Gc, self.Dc
+        if world > 1:
+            ids = [device] if device.type == "cuda" else None
+            self.G_train = torch.nn.parallel.DistributedDataParallel(Gc, device_ids=ids)
+            self.D_train = torch.nn.parallel.DistributedDataParallel(self.Dc, device_ids=ids)
+        self.run_step = GraphedStep(self.one_step) if use_graph else self.one_step
 
-def read_metrics(path):
-    """The loss lines of metrics.jsonl as {name: (steps, values)}."""
-    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if "loss_d" in r]
-    return {name: ([r["step"] for r in rows], [r[key] for r in rows])
-            for name, key in (("D", "loss_d"), ("G", "loss_g"))}
+    def optimisers(self):
+        """(G's, D's)."""
+        return self.opt_G, self.opt_D
 
+    def state(self) -> dict:
+        """Models, EMA, optimisers, scalers, step and RNG (references to live tensors)."""
+        return {"G": self.G.state_dict(), "D": self.D.state_dict(),
+                "G_ema": self.G_ema.state_dict() if self.G_ema else None,
+                "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
+                "scaler": {k: s.state_dict() for k, s in self.scalers.items()}, "step": self.step_count,
+                "rng": rng_state()}
 
-def train(cfg: TrainConfig, nan_at_step: int = 0) -> Path:
-    """Train until cfg.max_steps or the budget's end, then checkpoint and zip cfg.n_images; returns OUT/last.pt.
-
-    nan_at_step > 0 makes the loss at that step NaN once (to test the rollback).
-    """
-    start = time.monotonic()
-    budget, ckpt_every, sample_every = (parse_duration(v) for v in (cfg.budget, cfg.checkpoint_every, cfg.sample_every))
-    out = Path(cfg.out)
-    last = out / "last.pt"
-    rank, world, device = setup_distributed(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    main = rank == 0
-
-    # --- the run folder: a new run, or the continuation of the one in OUT ---
-    resumed = None
-    if cfg.resume:
-        if not last.exists():
-            raise UserError(f"--resume given but {last} does not exist: leave out --resume to start a new run")
-        resumed = checkpoint.load(last)
-        cfg = from_dict({**resumed["config"], **{k: getattr(cfg, k) for k in RUN_FIELDS}})
-    elif last.exists() and not cfg.force:
-        raise UserError(f"{last} exists: pass --resume to continue that run, or --force to start a new one over it")
-    cfg = for_device(cfg, device.type)   # the checkpoint stores the concrete widths and learning rates
-    zip_path = Path(cfg.zip) if cfg.zip else out / "images.zip"
-    if cfg.zip and not cfg.resume:
-        refuse_overwrite(zip_path, cfg.force)
-    d_loss_fn, g_loss_fn = losses.get(cfg.loss)
-    augmentations = augment.parse(cfg.augment)
-    if cfg.batch_size < 1 or cfg.n_critic < 1:
-        raise UserError(f"--batch-size {cfg.batch_size} and --n-critic {cfg.n_critic} must be at least 1")
-    dtype = pick_precision(cfg.precision, device)
-    use_graph = cfg.cuda_graph and device.type == "cuda" and dtype is not torch.float16 and world == 1
-    if cfg.cuda_graph and not use_graph and main:
-        tqdm.write("cuda_graph is off: it needs one CUDA GPU and bf16 or fp32 precision")
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-
-    # --- data on the device, models, optimisers ---
-    dataset = open_data(cfg, rank, world)
-    images = torch.from_numpy(dataset.images).to(device)   # uint8 N×C×H×W, resident
-    labels = torch.from_numpy(dataset.labels).to(device)
-    classes = list(dataset.classes)
-    label_counts = np.bincount(dataset.labels, minlength=len(classes)).tolist()
-    image_shape = tuple(images.shape[1:])
-    conditional = cfg.model == "cgan"
-    if conditional and len(classes) < 2:
-        raise UserError(f"--model cgan needs breed labels, but {cfg.data} has {len(classes)} class: use --model dcgan")
-    torch.manual_seed(cfg.seed)   # the same initial weights on every rank (G_ema is copied before DDP syncs)
-    G, D = models.build(cfg, image_shape, len(classes))
-    torch.manual_seed(cfg.seed + rank)   # different batches and noise on every rank
-    np.random.seed(cfg.seed + rank)
-    random.seed(cfg.seed + rank)
-    memory_format = torch.channels_last if cfg.channels_last and device.type == "cuda" else torch.contiguous_format
-    G, D = G.to(device, memory_format=memory_format), D.to(device, memory_format=memory_format)
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema else None
-    opt_G = torch.optim.Adam(G.parameters(), cfg.lr_g, (cfg.beta1, cfg.beta2), capturable=use_graph)
-    opt_D = torch.optim.Adam(D.parameters(), cfg.lr_d, (cfg.beta1, cfg.beta2), capturable=use_graph)
-    scalers = {k: torch.amp.GradScaler(device.type, enabled=dtype is torch.float16) for k in "GD"}
-    step, elapsed_before = 0, 0.0
-
-    def state():
-        """The checkpoint dict of the run as it is now (references to live tensors)."""
-        return {"config": asdict(cfg), "G": G.state_dict(), "D": D.state_dict(),
-                "G_ema": G_ema.state_dict() if G_ema else None,
-                "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
-                "scaler": {k: s.state_dict() for k, s in scalers.items()}, "step": step, "rng": rng_state(),
-                "classes": classes, "label_counts": label_counts, "elapsed": elapsed_before + time.monotonic() - start,
-                "image_shape": image_shape}
-
-    def restore(saved):
+    def restore(self, saved) -> int:
         """Load models, EMA, optimisers and scalers from a checkpoint dict; returns its step."""
-        G.load_state_dict(saved["G"])
-        D.load_state_dict(saved["D"])
-        if G_ema:
-            G_ema.load_state_dict(saved["G_ema"] or saved["G"])
-        for opt, key in ((opt_G, "opt_G"), (opt_D, "opt_D")):
+        self.G.load_state_dict(saved["G"])
+        self.D.load_state_dict(saved["D"])
+        if self.G_ema:
+            self.G_ema.load_state_dict(saved["G_ema"] or saved["G"])
+        for opt, key in ((self.opt_G, "opt_G"), (self.opt_D, "opt_D")):
             opt.load_state_dict(saved[key])
             for group in opt.param_groups:
-                group["capturable"] = use_graph   # the saved run may have used another device or mode
-        for k, s in scalers.items():
+                group["capturable"] = self.use_graph   # the saved run may have used another device or mode
+        for k, s in self.scalers.items():
             s.load_state_dict(saved["scaler"][k])
-        return saved["step"]
+        self.step_count = saved["step"]
+        return self.step_count
 
-    if resumed:
-        if tuple(resumed["image_shape"]) != image_shape or list(resumed["classes"]) != classes:
-            raise UserError(f"{last} was trained on other data (images {tuple(resumed['image_shape'])}, "
-                            f"{len(resumed['classes'])} classes): pass the same --data, or start a new --out")
-        step, elapsed_before = restore(resumed), resumed["elapsed"]
-        if world == 1:
-            set_rng_state(resumed["rng"])
-        else:  # one saved RNG state cannot serve every rank: reseed each from the step
-            torch.manual_seed(cfg.seed + rank + 1000003 * step)
-    Gc, Dc = (torch.compile(G), torch.compile(D)) if cfg.compile else (G, D)
-    G_train, D_train = Gc, Dc
-    if world > 1:
-        ids = [device] if device.type == "cuda" else None
-        G_train = torch.nn.parallel.DistributedDataParallel(Gc, device_ids=ids)
-        D_train = torch.nn.parallel.DistributedDataParallel(Dc, device_ids=ids)
+    def rollback(self, good, rollbacks) -> int:
+        """Back to `good` (a CPU state) with learning rates × 0.5^rollbacks; returns the step it went back to."""
+        step = self.restore(to_cpu(good))     # a copy: optimisers may alias what they load
+        for opt in self.optimisers():
+            for group in opt.param_groups:
+                group["lr"] *= 0.5 ** rollbacks
+        if self.use_graph:
+            self.run_step.reset()
+        return step
 
-    # --- one training step: n_critic D steps then one G step, no host syncs (CUDA-graph safe) ---
-    def aug(x):
-        for fn in augmentations:
+    def autocast(self):
+        """Mixed precision as chosen (bf16 or fp16), off for fp32."""
+        return torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None,
+                              cache_enabled=not self.use_graph)
+
+    def augmented(self, x):
+        """x through every per-batch augmentation, in order."""
+        for fn in self.augmentations:
             x = fn(x)
         return x
 
-    acc = torch.zeros(2, device=device)           # summed D and G losses since the last check
-    ema_weight = torch.zeros((), device=device)   # 1 - EMA decay of this step, set before each step
-    batch = cfg.batch_size
+    def real_batch(self):
+        """A random batch of real images in [-1, 1] and their labels (None unless conditional)."""
+        idx = torch.randint(len(self.images), (self.cfg.batch_size,), device=self.device)
+        x = self.images[idx].float().div_(127.5).sub_(1).contiguous(memory_format=self.memory_format)
+        return x, self.labels[idx] if self.conditional else None
 
-    def autocast():
-        return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None,
-                              cache_enabled=not use_graph)
+    def optimiser_step(self, key, opt, loss):
+        """Backward through the scaler, step, update the scale."""
+        opt.zero_grad(set_to_none=True)
+        self.scalers[key].scale(loss).backward()
+        self.scalers[key].step(opt)
+        self.scalers[key].update()
 
-    def real_batch():
-        idx = torch.randint(len(images), (batch,), device=device)
-        x = images[idx].float().div_(127.5).sub_(1).contiguous(memory_format=memory_format)
-        return x, labels[idx] if conditional else None
+    def one_step(self):
+        """n_critic D steps then one G step; no host syncs (CUDA-graph safe)."""
+        cfg, batch = self.cfg, self.cfg.batch_size
+        for i in range(self.n_critic):
+            real, y = self.real_batch()
+            z = torch.randn(batch, cfg.z_dim, device=self.device)
+            with self.autocast():
+                with torch.set_grad_enabled(i == self.n_critic - 1):
+                    fake = self.G_train(z, y)
+                real_aug, fake_aug = self.augmented(real), self.augmented(fake.detach())
+                loss_d = self.loss.d(self.D_train(real_aug, y).float(), self.D_train(fake_aug, y).float())
+                if self.loss.gradient_penalty:
+                    scale = self.scalers["D"].get_scale() if self.scalers["D"].is_enabled() else 1.0
+                    loss_d = loss_d + cfg.gp_weight * losses.gradient_penalty(self.D_train, real_aug, fake_aug, y,
+                                                                              scale)
+            self.optimiser_step("D", self.opt_D, loss_d)
+            if self.loss.clip:
+                with torch.no_grad():
+                    for parameter in self.D.parameters():
+                        parameter.clamp_(-cfg.clip, cfg.clip)
+        self.D.requires_grad_(False)   # the G step reads D without DDP and without D gradients
+        with self.autocast():
+            real_logits = self.Dc(real_aug, y).float() if self.loss.g_needs_real else None
+            loss_g = self.loss.g(real_logits, self.Dc(self.augmented(fake), y).float())
+        self.optimiser_step("G", self.opt_G, loss_g)
+        self.D.requires_grad_(True)
+        if self.G_ema:
+            ema_update(self.G_ema, self.G, self.ema_weight)
+        self.acc.add_(torch.stack([loss_d.detach(), loss_g.detach()]))
 
-    def one_step():
-        for i in range(cfg.n_critic):
-            real, y = real_batch()
-            z = torch.randn(batch, cfg.z_dim, device=device)
-            with autocast():
-                with torch.set_grad_enabled(i == cfg.n_critic - 1):
-                    fake = G_train(z, y)
-                real_aug, fake_aug = aug(real), aug(fake.detach())
-                loss_d = d_loss_fn(D_train(real_aug, y).float(), D_train(fake_aug, y).float())
-                if cfg.loss == "wgan-gp":
-                    scale = scalers["D"].get_scale() if scalers["D"].is_enabled() else 1.0
-                    loss_d = loss_d + cfg.gp_weight * losses.gradient_penalty(D_train, real_aug, fake_aug, y, scale)
-            opt_D.zero_grad(set_to_none=True)
-            scalers["D"].scale(loss_d).backward()
-            scalers["D"].step(opt_D)
-            scalers["D"].update()
-        D.requires_grad_(False)   # the G step reads D without DDP and without D gradients
-        with autocast():
-            real_logits = Dc(real_aug, y).float() if cfg.loss in losses.G_NEEDS_REAL else None
-            loss_g = g_loss_fn(real_logits, Dc(aug(fake), y).float())
-        opt_G.zero_grad(set_to_none=True)
-        scalers["G"].scale(loss_g).backward()
-        scalers["G"].step(opt_G)
-        scalers["G"].update()
-        D.requires_grad_(True)
-        if G_ema:
-            ema_update(G_ema, G, ema_weight)
-        acc.add_(torch.stack([loss_d.detach(), loss_g.detach()]))
+    def step(self):
+        """One training step (through the CUDA graph when captured)."""
+        if self.G_ema:
+            self.ema_weight.fill_(1 - min(self.cfg.ema, (1 + self.step_count) / (10 + self.step_count)))
+        self.run_step()
+        self.step_count += 1
+        if self.nan_at_step and self.step_count >= self.nan_at_step:
+            self.acc.fill_(float("nan"))
+            self.nan_at_step = 0
 
-    run_step = GraphedStep(one_step) if use_graph else one_step
-
-    # --- the budget: measure what the end needs (images, zip, a checkpoint) before writing anything ---
-    out.mkdir(parents=True, exist_ok=True)
-    good = to_cpu(state())   # the last state known to be finite: rollback target
-    tail = measure_tail(good, cfg.n_images, out, device) if main else 0.0
-    if main and time.monotonic() + tail >= start + budget:
-        raise UserError(f"--budget {cfg.budget} leaves no time to train: writing {cfg.n_images} images needs "
-                        f"about {tail:.0f} s; raise --budget or lower --n-images")
-    t = time.monotonic()
-    if main:
-        checkpoint.save(last, good)
-        metrics_path = out / "metrics.jsonl"
-        metrics = open(metrics_path, "a" if resumed else "w")
-    tail += 2 * (time.monotonic() - t)   # the final checkpoint, twice over
-    deadline = start + budget - tail
-
-    def log(row):
-        if main:
-            metrics.write(json.dumps(row) + "\n")
-            metrics.flush()
-
-    z_fixed, y_fixed, nrow = fixed_noise(cfg, len(classes), cfg.seed)
-    samples_dir = out / "samples"
-
-    def save_samples():
-        sampler = G_ema or G
-        was_training = sampler.training
-        sampler.eval()
-        with torch.no_grad():
-            grid = to_uint8(sampler(z_fixed.to(device), None if y_fixed is None else y_fixed.to(device)))
-        sampler.train(was_training)
-        save_grid(grid, samples_dir / f"step_{step:07d}.png", nrow)
-
-    log({"event": "start", "step": step, "resumed": bool(resumed), "world_size": world, "device": str(device),
-         "precision": str(dtype or "fp32"), "cuda_graph": use_graph, "tail_reserved_s": round(tail, 1)})
-    check_every = 1 if device.type == "cpu" else CHECK_EVERY_CUDA
-    bar = tqdm(total=cfg.max_steps or None, initial=step, unit="step", disable=not main, dynamic_ncols=True)
-    last_ckpt = last_sample = last_check = time.monotonic()
-    step_seconds, since_check, rollbacks = 0.0, 0, 0
-    window = {"n": 0, "d": 0.0, "g": 0.0, "t": time.monotonic(), "step": step}
-    try:
-        while True:
-            # --- a check (one host sync): NaN rollback, logging, budget, checkpoint, samples ---
-            if since_check >= check_every or since_check == 0:
-                now = time.monotonic()
-                if since_check:
-                    step_seconds = (now - last_check) / since_check
-                if nan_at_step and step >= nan_at_step:
-                    acc.fill_(float("nan"))
-                    nan_at_step = 0
-                stop = step >= cfg.max_steps > 0 or now + step_seconds * (check_every + 1) >= deadline
-                save_now = now - last_ckpt >= ckpt_every
-                flags = torch.cat([acc, torch.tensor([float(stop), float(save_now)], device=device)])
-                if world > 1:
-                    torch.distributed.broadcast(flags[2:], 0)   # rank 0's clock decides for everyone
-                    torch.distributed.all_reduce(flags[:2])
-                d_sum, g_sum, stop, save_now = flags.tolist()
-                acc.zero_()
-                if not (math.isfinite(d_sum) and math.isfinite(g_sum)):
-                    rollbacks += 1
-                    if rollbacks > MAX_ROLLBACKS:
-                        raise UserError(f"training diverged: {MAX_ROLLBACKS} rollbacks in a row after NaN/inf losses; "
-                                        "lower --lr-g/--lr-d or try another --loss")
-                    bad_step, step = step, restore(to_cpu(good))  # a copy: optimisers may alias what they load
-                    for opt in (opt_G, opt_D):
-                        for group in opt.param_groups:
-                            group["lr"] *= 0.5 ** rollbacks
-                    if use_graph:
-                        run_step.reset()
-                    message = (f"NaN/inf loss near step {bad_step}: rolled back to step {step}, "
-                               f"learning rates ×{0.5 ** rollbacks:g} (now G {opt_G.param_groups[0]['lr']:.2e}, "
-                               f"D {opt_D.param_groups[0]['lr']:.2e})")
-                    if main:
-                        tqdm.write(message)
-                    log({"event": "rollback", "step": step, "bad_step": bad_step, "message": message})
-                    bar.reset(total=cfg.max_steps or None)
-                    bar.update(step)
-                    window.update(n=0, d=0.0, g=0.0, t=time.monotonic(), step=step)
-                    since_check, last_check = 0, time.monotonic()
-                    continue
-                window["d"] += d_sum
-                window["g"] += g_sum
-                window["n"] += since_check
-                bar.update(since_check)
-                since_check, last_check = 0, now
-                if window["n"] and (step - window["step"] >= cfg.log_every or stop):
-                    seconds = now - window["t"]
-                    row = {"step": step, "elapsed": round(elapsed_before + now - start, 2),
-                           "loss_d": window["d"] / window["n"], "loss_g": window["g"] / window["n"],
-                           "images_per_s": round(window["n"] * cfg.n_critic * batch * world / max(seconds, 1e-9), 1),
-                           "lr_g": opt_G.param_groups[0]["lr"], "lr_d": opt_D.param_groups[0]["lr"]}
-                    log(row)
-                    bar.set_postfix(d=f"{row['loss_d']:.3f}", g=f"{row['loss_g']:.3f}",
-                                    img_s=f"{row['images_per_s']:.0f}",
-                                    left=time.strftime("%H:%M:%S", time.gmtime(max(0.0, deadline - now))))
-                    window.update(n=0, d=0.0, g=0.0, t=now, step=step)
-                if save_now or stop:
-                    good, rollbacks = to_cpu(state()), 0
-                    if main:
-                        checkpoint.save(last, good)
-                    last_ckpt = time.monotonic()
-                if main and (now - last_sample >= sample_every or stop):
-                    save_samples()
-                    last_sample = now
-                if stop:
-                    break
-            if G_ema:
-                ema_weight.fill_(1 - min(cfg.ema, (1 + step) / (10 + step)))
-            run_step()
-            step += 1
-            since_check += 1
-    except torch.cuda.OutOfMemoryError:
-        raise UserError(f"--batch-size {batch} does not fit in the GPU's memory: pass a smaller --batch-size "
-                        "(or --no-compile / --no-cuda-graph)") from None
-    finally:
-        bar.close()
-
-    # --- the end: loss curve, images, zip (all inside the budget) ---
-    if main:
-        t = time.monotonic()
-        save_line_chart(read_metrics(metrics_path), out / "losses.png", "step", "loss", f"{cfg.model} {cfg.loss}")
-        images_out, _ = generate(good, cfg.n_images, seed=cfg.seed, truncation=cfg.truncation, device=device)
-        write_zip(images_out, zip_path, force=True)
-        log({"event": "end", "step": step, "tail_s": round(time.monotonic() - t, 2), "tail_reserved_s": round(tail, 1),
-             "wall_s": round(time.monotonic() - start, 2), "budget_s": budget, "zip": str(zip_path)})
-        metrics.close()
-        tqdm.write(f"{step} steps; wrote {last} and {cfg.n_images} images to {zip_path} "
-                   f"({time.monotonic() - start:.0f} s of the {budget:.0f} s budget)")
-    if world > 1:
-        torch.distributed.destroy_process_group()
-    return last
-
-
-def add_arguments(parser):
-    """Flags of `kit train`: one per TrainConfig field."""
-    add_config_arguments(parser)
-
-
-def main(args):
-    """Run `kit train`."""
-    train(from_args(args))
+    def take_losses(self):
+        """The summed D and G losses since the last call (a device tensor of 2), and reset them."""
+        summed = self.acc.clone()
+        self.acc.zero_()
+        return summed
 '''
 
 

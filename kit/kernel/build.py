@@ -24,6 +24,7 @@ PLACEHOLDER_USER = "your-kaggle-username"
 KERNELS = {
     "dcgan": {"model": "dcgan"},
     "cgan": {"model": "cgan"},
+    "biggan": {"model": "biggan"},
 }
 DEFAULT_KERNEL = "cgan"   # what `kernel build` builds when no name is given: the model bench/quality favours
 DEFAULT_ACCELERATOR = "NvidiaTeslaT4"

@@ -192,7 +192,7 @@ def run_config(options: dict, decision, work: Path, seconds: float, log):
         values["threads"] = max(1, (os.cpu_count() or 1) // decision.procs)   # the cores shared out, not oversubscribed
     cfg = from_dict(values)
     shown = for_device(cfg, decision.device)
-    log(f"train: {cfg.model}, loss {cfg.loss}, {decision.procs} process(es) on {decision.device}, batch "
+    log(f"train: {cfg.model}, loss {shown.loss}, {decision.procs} process(es) on {decision.device}, batch "
         f"{shown.batch_size} per process ({shown.batch_size * decision.procs} images a step), lr G {shown.lr_g:g} "
         f"D {shown.lr_d:g} in every process (DDP averages the gradients), {seconds:.0f} s left for training and "
         f"the {cfg.n_images} final images")
@@ -274,8 +274,9 @@ def zip_from_checkpoint(last: Path, cfg, device: str) -> int:
     """Write cfg.n_images images from the checkpoint `last` to cfg.zip, sampling as training's end does."""
     from kit import checkpoint
     from kit.package import write_zip
-    from kit.sample import generate
+    from kit.sample import generate, sampling_options
     state = checkpoint.load(last)
-    images, _ = generate(state, cfg.n_images, seed=cfg.seed, truncation=cfg.truncation, device=device)
+    images, _ = generate(state, cfg.n_images, seed=cfg.seed, truncation=cfg.truncation, device=device,
+                         **sampling_options(state))
     write_zip(images, cfg.zip, force=True)
     return state["step"]

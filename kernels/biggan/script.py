@@ -1,0 +1,3139 @@
+"""dogkit Kaggle kernel 'biggan': made by `python -m kit kernel build biggan` from kit/; do not edit.
+
+The kit's sources follow, one raw string per file. The script checks each against MANIFEST (SHA-256 of its
+UTF-8 text), writes them to a temporary folder and runs kit.kernel.runtime from there.
+"""
+import hashlib
+import os
+import sys
+import tempfile
+import time
+
+START = time.time()
+KERNEL = {'name': 'biggan', 'accelerator': 'NvidiaTeslaT4', 'train': {'model': 'biggan'}}
+MANIFEST = {
+    'kit/__init__.py': 'e7d0045deac9a05a409a26697e4ba733903926c7c14286cfeb66ba9a6b828972',
+    'kit/budget.py': 'cf54f52780863e167243ec06231b7c026d0bbd5a40657009490748015ab6b6a4',
+    'kit/checkpoint.py': '9826014c39803051565833cfcc876438233cb28a5d8c4b8aeece283ce8c87c3f',
+    'kit/config.py': 'a85d768222ef18e3465014afc1e0bf94c9eb0762009b960bad824b65b89b8f3b',
+    'kit/data/__init__.py': '91eae478aba0ba4b29f550ad3c9b81cc15a9bbbc242a8f90a34d539f4381dbe1',
+    'kit/data/augment.py': '5723c75430df5acd95695c13d591fd60a73d90c476b0a8ca98a26df99bd66f20',
+    'kit/data/cache.py': 'd97b231dcfad583b9db15790a7cbae9d91e22c70c86b6d8465380d2be0521d40',
+    'kit/data/crops.py': 'eb7ee2749f5158dcb41212c39ad9b6f17636d255fdc9c65320d8a738e0d4a704',
+    'kit/data/readers.py': '0c2157e4139ef1699fc1d2eef8c45486a339e98d9d116a3376d1ca2a6d444001',
+    'kit/device.py': '682295932abdf2f4fa7453e0cd13e588ed4e30e47d93654d13ae49ce19a3e30c',
+    'kit/errors.py': 'd58493f52496815a4d2fa928a315a6f1f23a3fdc29b43073b21a7be5539429a5',
+    'kit/files.py': '2e8107b672571fdb2e61a50de3e42279c0ba1ca1fc5a05222a2a503c12d7bd99',
+    'kit/images.py': '70e3df4dc3a597b52300b64f7d76602a78ef6f77548c49523ff278aee31d83ad',
+    'kit/kernel/__init__.py': '830143a6408c2cd2ff8086108926339529a22e028a7a2830e3d628dcf71c178f',
+    'kit/kernel/preflight.py': 'ec66052e61da741138a329f9c59e2ad3eb9fba6f1292d659368dcd1d11c69542',
+    'kit/kernel/runtime.py': '7efdc141a86ca70a0f2a4351d8402681901e9e619b8107b3010cfb10469fa023',
+    'kit/losses.py': '1455e9b17776f408522587ca4532812cc261b91c223546f8a7482ec5409956ff',
+    'kit/models/__init__.py': '45974f41fb6b7107e92c8db6749d05a4919518eef832f8e05eda55b9f0c300ce',
+    'kit/models/biggan.py': 'a62350b6d09a9fda3777f7b70067ae0ec4e3243e9667967bba68ccf983f7d259',
+    'kit/models/dcgan.py': '15671d195d80d9428a53c73298789e6186acd0572c8c39455a045a4c7b67a581',
+    'kit/package.py': '249878b62aaf342e4b11576406b4e27c5a25e0188e3c3dc96d73301390c2bb17',
+    'kit/plot.py': 'fa5e4ffc4adc85a8c6faa33832bfb0f7dcd14d0dbff56e8506bbd317634eaec0',
+    'kit/progress.py': '6683bd9a355ba4006be3dbeada7474de8d3dd901d3fd7d211e1d958cf409b20b',
+    'kit/sample.py': '757577745b1023f98bf69bfc72e24c36c9bfbb04f3963137ac56df821ddca3a4',
+    'kit/train.py': '828adefed4b8d8ce108cf8b8a654e6586b591e293d0f13daa3534b49b48060e0',
+    'kit/trainer.py': '0bd37b2c9ae4e49b8f5b2a8c7921b9f237eec3ec4bab813f480f634a562c5429',
+}
+SOURCES = {}
+
+SOURCES['kit/__init__.py'] = r'''"""dogkit: prepare Stanford Dogs, train a GAN inside a Kaggle kernel's budget, score MiFID, package."""
+__version__ = "0.1.0"
+'''
+
+SOURCES['kit/budget.py'] = r'''"""The run's clock: a hard deadline (the budget less what the end needs), when to stop and check (one host sync),
+and when a checkpoint or a sample grid is due."""
+import time
+
+from kit.config import parse_duration
+
+CHECK_EVERY_CUDA = 25   # steps between host syncs on a GPU (NaN check, budget, logging); every step on CPU
+
+
+class Budget:
+    """Deadline and timers of one run, counted from `start` (time.monotonic())."""
+
+    def __init__(self, cfg, start, device_type):
+        self.start = start
+        self.seconds = parse_duration(cfg.budget)
+        self.checkpoint_every = parse_duration(cfg.checkpoint_every)
+        self.sample_every = parse_duration(cfg.sample_every)
+        self.check_every = 1 if device_type == "cpu" else CHECK_EVERY_CUDA
+        self.tail = 0.0
+        self.deadline = start + self.seconds
+        self.step_seconds = 0.0
+        self.last_check = self.last_checkpoint = self.last_sample = time.monotonic()
+
+    def reserve(self, tail: float) -> None:
+        """Keep `tail` seconds at the end for the final images, zip and checkpoint."""
+        self.tail = tail
+        self.deadline = self.start + self.seconds - tail
+
+    def check_due(self, since_check: int) -> bool:
+        """Whether the loop should sync and check now."""
+        return since_check == 0 or since_check >= self.check_every
+
+    def checked(self, since_check: int, now: float) -> None:
+        """Note a check: the seconds per step since the last one."""
+        if since_check:
+            self.step_seconds = (now - self.last_check) / since_check
+        self.last_check = now
+
+    def out_of_time(self, now: float) -> bool:
+        """Whether the steps until the next check would run past the deadline."""
+        return now + self.step_seconds * (self.check_every + 1) >= self.deadline
+
+    def checkpoint_due(self, now: float) -> bool:
+        """Whether --checkpoint-every has passed since the last checkpoint."""
+        return now - self.last_checkpoint >= self.checkpoint_every
+
+    def checkpointed(self, now: float) -> None:
+        """Note that a checkpoint was written at `now`."""
+        self.last_checkpoint = now
+
+    def sample_due(self, now: float) -> bool:
+        """Whether --sample-every has passed since the last sample grid (the clock restarts when it says yes)."""
+        due = now - self.last_sample >= self.sample_every
+        self.last_sample = now if due else self.last_sample
+        return due
+
+    def left(self, now: float) -> float:
+        """Seconds until the deadline."""
+        return max(0.0, self.deadline - now)
+'''
+
+SOURCES['kit/checkpoint.py'] = r'''"""One checkpoint file holds everything: models, EMA, optimisers, scaler, step, RNG, config."""
+import torch
+
+from kit.errors import UserError
+from kit.files import atomic_path
+
+REQUIRED_KEYS = ("config", "G", "step")
+
+
+def save(path, state: dict) -> None:
+    """Write `state` to `path` atomically: a run killed mid-write keeps the previous file."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load(path, map_location="cpu") -> dict:
+    """Read a checkpoint written by `save`; a bad file gives a one-line UserError."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except FileNotFoundError:
+        raise UserError(f"checkpoint {path} does not exist: pass the last.pt of a run made by `kit train`")
+    except Exception as e:
+        raise UserError(f"checkpoint {path} is not readable ({type(e).__name__}): "
+                        "pass the last.pt of a run made by `kit train`") from None
+    if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
+        raise UserError(f"checkpoint {path} was not written by `kit train` (no config/G/step inside): "
+                        "pass the last.pt of a run made by `kit train`")
+    return state
+'''
+
+SOURCES['kit/config.py'] = r'''"""TrainConfig: every training knob in one dataclass, stored inside every checkpoint."""
+import argparse
+import dataclasses
+import re
+from dataclasses import dataclass, fields
+from typing import Optional
+
+from kit.errors import UserError
+
+
+@dataclass
+class TrainConfig:
+    """Training options; the CLI flags are generated from these fields (`--lr-g` for lr_g)."""
+    data: str = ""                 # prepared cache (.npz), or any layout `kit prepare` reads
+    out: str = "runs/dcgan"        # run folder: checkpoints, samples, metrics, images.zip
+    model: str = "dcgan"           # dcgan | cgan | mlp | biggan
+    loss: str = ""                 # bce | lsgan | wgan-gp | wgan | hinge | ralsgan; "": the model's, see MODEL_DEFAULTS
+    budget: str = "8h30m"          # hard wall-clock limit, tail (10k images + zip) included
+    batch_size: int = 64
+    lr_g: float = 0.0              # 0: by model and device, see MODEL_DEFAULTS
+    lr_d: float = 0.0              # 0: by model and device
+    beta1: float = -1.0            # Adam betas; -1: the model's
+    beta2: float = -1.0
+    z_dim: int = 128
+    g_width: int = 0               # channels of G's last hidden layer; 0: by model and device
+    d_width: int = 0               # channels of D's first layer; 0: by model and device
+    spectral_norm: bool = False    # spectral norm on D (biggan has it on every G and D weight anyway)
+    shared_dim: int = 128          # biggan: size of the breed embedding shared by G's blocks
+    attn_g: int = 32               # biggan: resolution of G's self-attention block (0: none)
+    attn_d: int = 32               # biggan: resolution of D's self-attention block (0: none)
+    n_critic: int = 0              # D steps per G step; 0: the loss's (5 for wgan, else 1)
+    gp_weight: float = 10.0        # gradient penalty weight (wgan-gp)
+    real_label: float = 1.0        # bce: D's target for real images (0.8: one-sided label smoothing, as 3rd place)
+    clip: float = 0.01             # wgan: D's weights are clipped to [-clip, clip] after each D step
+    ema: float = 0.999             # EMA decay of G's weights; 0 turns EMA off
+    augment: str = "translation,color"  # comma list of: flip, translation, color, cutout (or none)
+    precision: str = "auto"        # auto | fp32 | fp16 | bf16
+    channels_last: bool = True
+    compile: bool = False          # torch.compile the models
+    cuda_graph: bool = False       # capture the whole step in one CUDA graph (GPU only)
+    device: str = "auto"           # auto | cpu | cuda | cuda:N
+    threads: int = 0               # CPU threads for torch; 0 keeps torch's default (use 1 on a busy shared CPU)
+    seed: int = 0
+    checkpoint_every: str = "10m"  # duration between checkpoints
+    sample_every: str = "10m"      # duration between sample grids
+    log_every: int = 50            # steps between metrics.jsonl lines
+    n_images: int = 10000          # images written to the zip at the end
+    zip: str = ""                  # where the final zip goes; default OUT/images.zip
+    truncation: float = 0.0        # truncated sampling for the final zip; 0 is off
+    standing_stats: int = 0        # final zip: re-collect G's batch-norm statistics over this many batches first
+    class_balance: bool = False    # final zip: draw breeds evenly instead of by training frequency
+    crop: str = "square"           # square | box | whole (when DATA must be prepared first)
+    resume: bool = False           # continue from OUT/last.pt
+    max_steps: int = 0             # stop after this many G steps; 0 is no limit
+    force: bool = False            # allow writing into a run folder that is not ours to resume
+
+
+# Values for the fields left unset (0, "" or -1), by model and device type. dcgan/cgan/mlp, CPU: chosen by
+# bench/quality on real digits (README); GPU: the DCGAN paper's. biggan, GPU: the 5th place's (hinge, Adam betas (0,
+# 0.999), lr 1e-4 / 4e-4, G width 32, D width 64); CPU: chosen by bench/quality (README). No GPU has measured them here.
+DCGAN_DEFAULTS = {"cpu": {"g_width": 16, "d_width": 16, "lr_g": 1e-3, "lr_d": 1e-3, "loss": "bce", "beta1": 0.5,
+                          "beta2": 0.999},
+                  "cuda": {"g_width": 64, "d_width": 64, "lr_g": 2e-4, "lr_d": 2e-4, "loss": "bce", "beta1": 0.5,
+                           "beta2": 0.999}}
+MODEL_DEFAULTS = {
+    "dcgan": DCGAN_DEFAULTS, "cgan": DCGAN_DEFAULTS, "mlp": DCGAN_DEFAULTS,
+    "biggan": {"cpu": {"g_width": 8, "d_width": 8, "lr_g": 2e-4, "lr_d": 8e-4, "loss": "hinge", "beta1": 0.0,
+                       "beta2": 0.999},
+               "cuda": {"g_width": 32, "d_width": 64, "lr_g": 1e-4, "lr_d": 4e-4, "loss": "hinge", "beta1": 0.0,
+                        "beta2": 0.999}},
+}
+UNSET = {"loss": "", "beta1": -1.0, "beta2": -1.0}   # what "unset" is for these fields; 0 for every other
+
+
+def for_device(cfg: TrainConfig, device_type: str) -> TrainConfig:
+    """cfg with each field left unset that MODEL_DEFAULTS names filled in for its model and this device type."""
+    table = MODEL_DEFAULTS.get(cfg.model, DCGAN_DEFAULTS)["cuda" if device_type == "cuda" else "cpu"]
+    return dataclasses.replace(cfg, **{k: v for k, v in table.items() if getattr(cfg, k) == UNSET.get(k, 0)})
+
+
+def parse_duration(text: str) -> float:
+    """'8h30m', '45m', '90s', '1h', '1.5h' or plain seconds -> seconds."""
+    s = str(text).strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", s):
+        return float(s)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", s)
+    if not parts or "".join(a + b for a, b in parts) != s:
+        raise UserError(f"duration '{text}' is not understood: write it like 8h30m, 45m or 90s")
+    return sum(float(a) * {"h": 3600, "m": 60, "s": 1}[b] for a, b in parts)
+
+
+def add_arguments(parser: argparse.ArgumentParser, defaults: Optional[TrainConfig] = None) -> None:
+    """Add one `--flag` per TrainConfig field; booleans get --flag / --no-flag."""
+    defaults = defaults or TrainConfig()
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        if f.type in (bool, "bool"):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+        else:
+            kind = {"int": int, "float": float, "str": str}.get(f.type if isinstance(f.type, str) else f.type.__name__)
+            parser.add_argument(flag, type=kind, default=default, metavar=f.name.upper())
+
+
+def from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig named by parsed arguments."""
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+
+
+def from_dict(values: dict) -> TrainConfig:
+    """A TrainConfig from a checkpoint's dict; unknown keys (from other versions) are ignored."""
+    names = {f.name for f in fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in values.items() if k in names})
+
+
+asdict = dataclasses.asdict
+'''
+
+SOURCES['kit/data/__init__.py'] = r'''"""Data: readers for every layout, crops, the prepared cache, augmentation, demo archives."""
+'''
+
+SOURCES['kit/data/augment.py'] = r'''"""Per-batch augmentation on any device: flip and DiffAugment-style translation, colour and cutout (differentiable)."""
+import torch
+
+from kit.errors import UserError
+
+
+def flip(x: torch.Tensor) -> torch.Tensor:
+    """Mirror a random half of the batch left-right."""
+    mask = torch.rand(x.shape[0], 1, 1, 1, device=x.device) < 0.5
+    return torch.where(mask, x.flip(3), x)
+
+
+def color(x: torch.Tensor) -> torch.Tensor:
+    """Random brightness (±0.5), saturation (×0..2) and contrast (×0.5..1.5) per image, on [-1, 1] data."""
+    n = x.shape[0]
+    x = x + (torch.rand(n, 1, 1, 1, device=x.device, dtype=x.dtype) - 0.5)
+    if x.shape[1] > 1:
+        grey = x.mean(dim=1, keepdim=True)
+        x = grey + (x - grey) * (torch.rand(n, 1, 1, 1, device=x.device, dtype=x.dtype) * 2)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return mean + (x - mean) * (torch.rand(n, 1, 1, 1, device=x.device, dtype=x.dtype) + 0.5)
+
+
+def translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
+    """Shift each image by up to `ratio` of its size in x and y; uncovered pixels become 0."""
+    n, _, h, w = x.shape
+    dy = torch.randint(-int(h * ratio), int(h * ratio) + 1, (n, 1, 1), device=x.device)
+    dx = torch.randint(-int(w * ratio), int(w * ratio) + 1, (n, 1, 1), device=x.device)
+    rows = (torch.arange(h, device=x.device).view(1, h, 1) - dy).clamp(-1, h) + 1     # index into a 1-pixel zero pad
+    cols = (torch.arange(w, device=x.device).view(1, 1, w) - dx).clamp(-1, w) + 1
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1))
+    batch = torch.arange(n, device=x.device).view(n, 1, 1)
+    return padded.permute(0, 2, 3, 1)[batch, rows.expand(n, h, w), cols.expand(n, h, w)].permute(0, 3, 1, 2)
+
+
+def cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
+    """Zero one square of `ratio` × the image size at a random place in each image."""
+    n, _, h, w = x.shape
+    ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    top = torch.randint(0, h - ch + 1, (n, 1, 1), device=x.device)
+    left = torch.randint(0, w - cw + 1, (n, 1, 1), device=x.device)
+    ys, xs = torch.arange(h, device=x.device).view(1, h, 1), torch.arange(w, device=x.device).view(1, 1, w)
+    inside = (ys >= top) & (ys < top + ch) & (xs >= left) & (xs < left + cw)
+    return x * (~inside).unsqueeze(1).to(x.dtype)
+
+
+POLICIES = {"flip": flip, "translation": translation, "color": color, "cutout": cutout}
+
+
+def parse(policy: str) -> list:
+    """'flip,translation' -> the functions, in order; "none" or "" -> []; an unknown name is a UserError."""
+    names = [p.strip() for p in (policy or "").split(",") if p.strip() and p.strip() != "none"]
+    unknown = [p for p in names if p not in POLICIES]
+    if unknown:
+        raise UserError(f"--augment {policy}: unknown {', '.join(unknown)}; use a comma list of "
+                        f"{', '.join(POLICIES)} (or none)")
+    return [POLICIES[p] for p in names]
+
+
+def augment(x: torch.Tensor, policy: str) -> torch.Tensor:
+    """Apply the comma-listed augmentations to a float batch N×C×H×W in [-1, 1]."""
+    for fn in parse(policy):
+        x = fn(x)
+    return x
+'''
+
+SOURCES['kit/data/cache.py'] = r'''"""Prepare training crops once into a cache file (uint8 N×C×H×W + labels) and load it fast."""
+import functools
+import hashlib
+import json
+import multiprocessing
+import os
+import sys
+import time
+import zipfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from kit.data import crops, readers
+from kit.errors import UserError
+from kit.files import atomic_path, refuse_overwrite
+
+CACHE_VERSION = 1
+
+
+@dataclass
+class Dataset:
+    """The prepared cache: what training, scoring and the benchmarks read."""
+    images: np.ndarray                 # uint8 N×C×H×W
+    labels: np.ndarray                 # int64 N, index into classes
+    classes: list                      # class (breed) names, index = label
+    sources: list                      # source file of each sample
+    fingerprint: str = ""              # hash of the source files and the prepare options
+    report: dict = field(default_factory=dict)
+
+    def __len__(self):
+        return len(self.images)
+
+
+def save(dataset: Dataset, path) -> None:
+    """Write the cache atomically as an uncompressed .npz (loads in a fraction of a second); the same samples and
+    report give the same bytes (fixed entry times)."""
+    arrays = {"version": np.int64(CACHE_VERSION), "images": dataset.images, "labels": dataset.labels.astype(np.int64),
+              "classes": np.array(dataset.classes, dtype=str), "sources": np.array(dataset.sources, dtype=str),
+              "fingerprint": np.array(dataset.fingerprint), "report": np.array(json.dumps(dataset.report))}
+    with atomic_path(path) as tmp:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+            for name, array in arrays.items():
+                with z.open(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w",
+                            force_zip64=True) as entry:
+                    np.lib.format.write_array(entry, np.asanyarray(array), allow_pickle=False)
+
+
+def is_cache(path) -> bool:
+    """True when `path` is a file written by `save`."""
+    path = Path(path)
+    if not path.is_file() or path.suffix != ".npz":
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return "version" in z.files and "images" in z.files
+    except Exception:
+        return False
+
+
+def load(path) -> Dataset:
+    """Read a cache written by `save`; a bad file gives a one-line UserError."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if int(z["version"]) != CACHE_VERSION:
+                raise UserError(f"{path} is a cache of another kit version: run `python -m kit prepare` again")
+            return Dataset(images=z["images"], labels=z["labels"], classes=z["classes"].tolist(),
+                           sources=z["sources"].tolist(), fingerprint=str(z["fingerprint"]),
+                           report=json.loads(str(z["report"])))
+    except UserError:
+        raise
+    except FileNotFoundError:
+        raise UserError(f"{path} does not exist: run `python -m kit prepare --data ... --out {path}` first")
+    except Exception as e:
+        raise UserError(f"{path} is not a prepared cache ({type(e).__name__}): "
+                        "run `python -m kit prepare` to make one") from None
+
+
+def default_dir() -> Path:
+    """Where caches go when --out is not given: $DOGKIT_CACHE, or ~/.cache/dogkit."""
+    return Path(os.environ.get("DOGKIT_CACHE") or Path.home() / ".cache" / "dogkit")
+
+
+def fingerprint(layout, crop: str, size: int, options: crops.Options = crops.Options()) -> str:
+    """Hash of the source files' names, sizes and mtimes plus the options (no file is read)."""
+    payload = {"files": readers.source_files(layout), "layout": layout.kind, "crop": crop, "size": size,
+               "cache": CACHE_VERSION, "crops": crops.VERSION, **options.changes()}
+    return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:16]
+
+
+def stored(path) -> tuple:
+    """(fingerprint, report) inside a cache file, or ("", {}) when `path` is not one (only those entries are read)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return str(z["fingerprint"]), json.loads(str(z["report"]))
+    except Exception:
+        return "", {}
+
+
+def check_options(variants, min_box, max_aspect) -> None:
+    """One line for a variant count, box size or aspect limit out of range."""
+    if variants < 1:
+        raise UserError(f"--variants {variants} must be at least 1 (1: one crop per dog box, as before)")
+    if min_box < 0:
+        raise UserError(f"--min-box {min_box} must be 0 (off) or a side in pixels, e.g. 64")
+    if max_aspect and max_aspect < 1:
+        raise UserError(f"--max-aspect {max_aspect} must be 0 (off) or at least 1 (long side / short side), e.g. 2.5")
+
+
+def prepare(data, out=None, crop="square", size=64, workers=None, force=False, progress=True, variants=1, seed=0,
+            min_box=0, max_aspect=0.0) -> Dataset:
+    """Read any layout, crop every box in parallel and write the cache.
+
+    Nothing is done when `out` holds a cache of the same sources and options; a cache of the same data path and
+    options whose files have changed is made again; any other existing `out` needs force=True.
+    """
+    if crop not in crops.CROPS:
+        raise UserError(f"--crop {crop} is not known: use one of {', '.join(crops.CROPS)}")
+    if not 8 <= size <= 1024:
+        raise UserError(f"--size {size} is out of range: use 8 to 1024 (the competition uses 64)")
+    check_options(variants, min_box, max_aspect)
+    if is_cache(data):
+        raise UserError(f"{data} is already a prepared cache: pass it to train or score as it is")
+    options = crops.Options(crop, size, variants, seed, min_box, max_aspect)
+    layout = readers.locate(data)
+    fp = fingerprint(layout, crop, size, options)
+    out = Path(out) if out else default_dir() / f"{layout.kind}-{crop}{size}-{fp}.npz"
+    if out.suffix != ".npz":
+        raise UserError(f"--out {out} must end in .npz")
+    data = str(Path(data).expanduser().resolve())
+    if out.exists() and not force:
+        old_fingerprint, old = stored(out)
+        if old_fingerprint == fp:
+            if progress:
+                print(f"{out} is up to date (same sources and options): nothing to do")
+            return load(out)
+        if (old.get("data"), old.get("crop"), old.get("size"), old.get("options", {})) != (data, crop, size,
+                                                                                        options.changes()):
+            if old_fingerprint:
+                raise UserError(f"{out} was prepared from other sources or options: pass --force to replace it, "
+                                "or choose another --out")
+            refuse_overwrite(out, force)
+        elif progress:
+            print(f"{data} changed since {out} was prepared: preparing it again")
+    start = time.time()
+    source = readers.read(layout)
+    result = crop_all(source, options, workers, progress)
+    report = {"data": data, "layout": layout.kind, "crop": crop, "size": size, "channels": source.channels,
+              "options": options.changes(), "images_read": result.images_read, "samples": len(result.labels),
+              "no_annotation": result.no_annotation, "boxes_dropped": result.filtered,
+              "breeds": {name: int(n) for name, n in zip(source.classes, np.bincount(result.labels,
+                                                                                     minlength=len(source.classes)))},
+              "skipped": source.skipped + result.skipped, "notes": source.notes}   # no timing: same input, same bytes
+    if not result.labels:
+        first = report["skipped"][0] if report["skipped"] else None
+        example = f"; e.g. {first['file']}: {first['reason']}" if first else ""
+        raise UserError(f"no usable images in {data} ({len(report['skipped'])} files skipped{example}); "
+                        f"{readers.LAYOUTS_HELP}")
+    dataset = Dataset(result.images, np.array(result.labels, np.int64), source.classes, result.sources, fp, report)
+    save(dataset, out)
+    if progress:
+        print(summary(report, out, time.time() - start))
+    return dataset
+
+
+def crop_all(source, options: crops.Options, workers=None, progress=True, chunk=64) -> crops.Crops:
+    """Crop every record, in a pool of processes (one per core by default) when there is more than one chunk."""
+    workers = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+    chunks = [source.records[i:i + chunk] for i in range(0, len(source.records), chunk)]
+    work = functools.partial(crops.crop_records, options=options, channels=source.channels,
+                             breeds=source.breed_index())
+    results = []
+    with tqdm(total=len(source.records), unit="img", desc="prepare", disable=None if progress else True,
+              leave=False) as bar:                                        # None: shown on a terminal only
+        if workers > 1 and len(chunks) > 1:
+            # fork on Linux: scripts without a __main__ guard work, and the workers only touch PIL and zipfile
+            context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+            with ProcessPoolExecutor(min(workers, len(chunks)), mp_context=context) as pool:
+                for records, part in zip(chunks, pool.map(work, chunks)):
+                    results.append(part)
+                    bar.update(len(records))
+        else:
+            for records in chunks:
+                results.append(work(records))
+                bar.update(len(records))
+            readers.close_archives()
+    merged = crops.Crops(np.zeros((0, source.channels, options.size, options.size), np.uint8), [], [])
+    merged.images = np.concatenate([merged.images] + [r.images for r in results])
+    for r in results:
+        merged.labels += r.labels
+        merged.sources += r.sources
+        merged.skipped += r.skipped
+        merged.images_read += r.images_read
+        merged.no_annotation += r.no_annotation
+        for flag, count in r.filtered.items():
+            merged.filtered[flag] = merged.filtered.get(flag, 0) + count
+    return merged
+
+
+def summary(report: dict, out, seconds: float) -> str:
+    """A few lines for the terminal: what was made, from what, and what was skipped."""
+    lines = [f"prepared {report['samples']} samples ({len(report['breeds'])} classes, {report['crop']} crops "
+             f"{report['channels']}x{report['size']}x{report['size']}) from {report['images_read']} images "
+             f"in {seconds:.1f} s -> {out}"]
+    if report.get("boxes_dropped"):
+        lines.append("boxes dropped: " + ", ".join(f"{n} by --{flag.replace('_', '-')}"
+                                                   for flag, n in report["boxes_dropped"].items()))
+    if report["no_annotation"]:
+        how = ": cropped as a centre square" if report["crop"] != "whole" else ""
+        lines.append(f"{report['no_annotation']} images had no usable box{how}")
+    if report["skipped"]:
+        shown = "; ".join(f"{s['file']}: {s['reason']}" for s in report["skipped"][:3])
+        lines.append(f"skipped {len(report['skipped'])}: {shown}{' ...' if len(report['skipped']) > 3 else ''}")
+    return "\n".join(lines + [f"note: {note}" for note in report["notes"]])
+
+
+def load_or_prepare(path, crop="square", size=64, **options) -> Dataset:
+    """Load a .npz cache (a broken one is a UserError); prepare anything else first (or load its fresh cache);
+    options: those of prepare (variants, seed, min_box, max_aspect)."""
+    return load(path) if Path(path).suffix == ".npz" else prepare(path, crop=crop, size=size, **options)
+
+
+def write_report(report: dict, path, force=False) -> None:
+    """Write the JSON report; a file that is not an earlier report is only replaced with --force."""
+    path = Path(path)
+    try:
+        ours = "images_read" in json.loads(path.read_text())
+    except Exception:
+        ours = False
+    if not ours:
+        refuse_overwrite(path, force)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=1))
+
+
+def add_arguments(parser) -> None:
+    """Flags of `python -m kit prepare`."""
+    parser.add_argument("--data", required=True, metavar="PATH",
+                        help="folder holding all-dogs.zip + Annotation.zip (or all-dogs.zip itself), all-dogs/ + "
+                             "Annotation/, Stanford Images/ + Annotation/, MNIST/raw, or a folder of images")
+    parser.add_argument("--out", metavar="FILE.npz", help="the cache; default $DOGKIT_CACHE or ~/.cache/dogkit")
+    parser.add_argument("--report", metavar="FILE.json", help="also write the report (counts, skipped files) here")
+    parser.add_argument("--crop", choices=crops.CROPS, default="square",
+                        help="square around each box (default), the tight box, or the whole image")
+    parser.add_argument("--size", type=int, default=64, help="crop side in pixels (default 64)")
+    parser.add_argument("--variants", type=int, default=1, metavar="K",
+                        help="crops per dog box: the first as --crop makes it, the others random box-safe zooms, "
+                             f"shifts and turns of up to {crops.ROTATE_DEGREES} degrees (albumentations); default 1")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random variants (same seed, same cache)")
+    parser.add_argument("--min-box", type=int, default=0, metavar="PX",
+                        help="drop dog boxes whose shorter side is under PX pixels (5th place: 64); 0 is off")
+    parser.add_argument("--max-aspect", type=float, default=0.0, metavar="R",
+                        help="drop dog boxes longer than R times their width or height (1st place dropped extreme "
+                             "ones); 0 is off")
+    parser.add_argument("--workers", type=int, default=None, help="decoding processes (default: one per core)")
+    parser.add_argument("--force", action="store_true", help="replace an --out made from other sources or options")
+
+
+def main(args) -> int:
+    """Prepare the cache, write the report, print the summary."""
+    dataset = prepare(args.data, args.out, args.crop, args.size, args.workers, args.force, variants=args.variants,
+                      seed=args.seed, min_box=args.min_box, max_aspect=args.max_aspect)
+    if args.report:
+        write_report(dataset.report, args.report, args.force)
+    return 0
+'''
+
+SOURCES['kit/data/crops.py'] = r'''"""Crops: one record -> size×size uint8 crops (square around each box, the tight box, or the whole image), plus
+random box-safe variants (zoom, shift, a few degrees of rotation) made with albumentations, and box filters."""
+import functools
+import io
+import math
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from kit.data.readers import name_key, parse_voc, read_bytes
+
+CROPS = ("square", "box", "whole")
+VERSION = 1          # bump when the crops change, so prepared caches are made again
+VARIANTS_VERSION = 3  # bump when the random variants change (caches of one crop per box stay valid)
+ROTATE_DEGREES = 5   # variants turn by at most this much either way
+ZOOM_OUT = 1.3       # a variant's square side is up to this many times the (turned) box's long side
+MARGIN = 0.03        # and leaves at least this share of that long side free around the box
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to cut: the crop kind and size, K crops per box (the first as `crop` makes it, the rest random), the seed
+    of the random ones, and the box filters (0 is off): shorter side under min_box px, long/short above max_aspect."""
+    crop: str = "square"
+    size: int = 64
+    variants: int = 1
+    seed: int = 0
+    min_box: int = 0
+    max_aspect: float = 0.0
+
+    def changes(self) -> dict:
+        """The options that differ from the defaults and change the crops (what a cache fingerprint must add)."""
+        changed = {k: v for k, v in vars(self).items() if k not in ("crop", "size") and v != getattr(Options, k)}
+        if self.variants == 1:
+            changed.pop("seed", None)         # one crop per box is never random
+            return changed
+        return {**changed, "variants_version": VARIANTS_VERSION}
+
+
+@dataclass
+class Crops:
+    """The crops of some records, stacked, with what was read and skipped."""
+    images: np.ndarray                 # uint8 N×C×size×size
+    labels: list
+    sources: list
+    skipped: list = field(default_factory=list)     # {"file", "reason"}
+    images_read: int = 0
+    no_annotation: int = 0             # images cropped without a usable box (centre square)
+    filtered: dict = field(default_factory=dict)    # boxes dropped by --min-box / --max-aspect, by flag
+
+
+def usable_boxes(boxes: list, width: int, height: int) -> tuple:
+    """Clamp boxes to the image; those of zero area or wholly outside become problems."""
+    good, problems = [], []
+    for i, (x0, y0, x1, y1, name) in enumerate(boxes):
+        if x1 <= x0 or y1 <= y0:
+            problems.append(f"box {i + 1} ({x0:g},{y0:g},{x1:g},{y1:g}) has zero area")
+            continue
+        clamped = (max(x0, 0), max(y0, 0), min(x1, width), min(y1, height))
+        if clamped[2] <= clamped[0] or clamped[3] <= clamped[1]:
+            problems.append(f"box {i + 1} ({x0:g},{y0:g},{x1:g},{y1:g}) lies outside the {width}x{height} image")
+            continue
+        good.append((*clamped, name))
+    return good, problems
+
+
+def square_around(box: tuple, width: int, height: int) -> tuple:
+    """The square centred on `box` (its short side grown), shifted and shrunk to fit in the image."""
+    x0, y0, x1, y1 = box[:4]
+    side = min(max(x1 - x0, y1 - y0), width, height)
+    left = min(max((x0 + x1 - side) / 2, 0), width - side)
+    top = min(max((y0 + y1 - side) / 2, 0), height - side)
+    return left, top, left + side, top + side
+
+
+def box_filter(boxes: list, options: Options) -> tuple:
+    """(kept boxes, [(flag, reason)] of those dropped) by --min-box and --max-aspect."""
+    kept, dropped = [], []
+    for i, box in enumerate(boxes):
+        w, h = box[2] - box[0], box[3] - box[1]
+        if options.min_box and min(w, h) < options.min_box:
+            dropped.append(("min_box", f"box {i + 1} is {w:g}x{h:g} px, under --min-box {options.min_box}"))
+        elif options.max_aspect and max(w / h, h / w) > options.max_aspect:
+            dropped.append(("max_aspect", f"box {i + 1} has aspect {max(w / h, h / w):.2f}, over --max-aspect "
+                                          f"{options.max_aspect:g}"))
+        else:
+            kept.append(box)
+    return kept, dropped
+
+
+def random_square(box: tuple, width: int, height: int, rng) -> tuple:
+    """A random square holding the whole box and a MARGIN around it (side up to ZOOM_OUT times that), in the image."""
+    x0, y0, x1, y1 = box[:4]
+    pad = MARGIN * max(x1 - x0, y1 - y0)
+    x0, y0, x1, y1 = max(x0 - pad, 0), max(y0 - pad, 0), min(x1 + pad, width), min(y1 + pad, height)
+    long_side = max(x1 - x0, y1 - y0)
+    side = min(width, height, long_side * rng.uniform(1.0, ZOOM_OUT))
+    if side < long_side:                      # the box is wider than the image is tall (or the reverse)
+        return square_around(box, width, height)
+    left = rng.uniform(max(0, x1 - side), min(x0, width - side))
+    top = rng.uniform(max(0, y1 - side), min(y0, height - side))
+    return left, top, left + side, top + side
+
+
+def pixel_square(square: tuple, width: int, height: int) -> tuple:
+    """A float square as whole pixels that still hold it (left and top down, side up), kept in the image."""
+    left, top = math.floor(square[0]), math.floor(square[1])
+    side = min(math.ceil(max(square[2] - left, square[3] - top)), width, height)
+    left, top = min(left, width - side), min(top, height - side)
+    return left, top, left + side, top + side
+
+
+@functools.lru_cache(maxsize=None)
+def pipelines(size: int) -> tuple:
+    """(turn by a few degrees carrying a pascal_voc box along, resize to size×size), built once per process."""
+    import albumentations as A
+    import cv2
+    turn = A.Compose([A.Affine(rotate=(-ROTATE_DEGREES, ROTATE_DEGREES), border_mode=cv2.BORDER_REFLECT_101, p=1.0)],
+                     bbox_params=A.BboxParams(format="pascal_voc", label_fields=[]))
+    return turn, A.Resize(size, size, interpolation=cv2.INTER_AREA)
+
+
+def variant(pixels: np.ndarray, box: tuple, size: int, seed: int) -> np.ndarray:
+    """One random box-safe crop of H×W(×C) pixels: turned by a few degrees (albumentations carries the box along),
+    then a random square around the turned box, size×size."""
+    turn, resize = pipelines(size)
+    turn.set_random_seed(seed)
+    turned = turn(image=pixels, bboxes=[box[:4]])     # the box becomes the bounding box of its turned corners
+    height, width = pixels.shape[:2]
+    square = random_square(turned["bboxes"][0], width, height, np.random.default_rng(seed))
+    left, top, right, bottom = pixel_square(square, width, height)
+    return resize(image=np.ascontiguousarray(turned["image"][top:bottom, left:right]))["image"]
+
+
+def variant_seed(options: Options, name: str, box_index: int, k: int) -> int:
+    """A seed of its own for each record, box and variant: the same whatever worker cuts it."""
+    return zlib.crc32(f"{options.seed}|{name}|{box_index}|{k}".encode())
+
+
+def regions(boxes: list, width: int, height: int, crop: str) -> list:
+    """The image regions to cut: one per box, or one for the whole image / its centre square."""
+    if crop == "whole":
+        return [(0, 0, width, height)]
+    if not boxes:
+        return [square_around((0, 0, width, height), width, height)]
+    return [box[:4] if crop == "box" else square_around(box, width, height) for box in boxes]
+
+
+def open_image(record) -> Image.Image:
+    """The record's image, opened lazily (nothing decoded yet); a file that is no image raises ValueError."""
+    if record.pixels is not None:
+        return Image.fromarray(record.pixels)
+    data = read_bytes(record.image)
+    if not data:
+        raise ValueError("empty file (0 bytes)")
+    try:
+        return Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ValueError("not an image, or a corrupt one") from None
+
+
+def decoded(img: Image.Image, mode: str) -> Image.Image:
+    """Decode and convert to RGB (transparency over white) or L."""
+    img.load()
+    if mode == "RGB" and (img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info):
+        img = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", img.size, (255, 255, 255, 255)), img)
+    return img if img.mode == mode else img.convert(mode)
+
+
+def crop_record(record, options: Options, mode: str, breeds: dict) -> tuple:
+    """(crops C×size×size, labels, sources, problems {"file", "reason"}, read ok, had a box, dropped boxes' flags)."""
+    problems, boxes, dropped = [], [], []
+    size = options.size
+    if record.annotation:
+        try:
+            boxes, notes = parse_voc(read_bytes(record.annotation))
+        except Exception as e:
+            notes = [str(e) if isinstance(e, ValueError) else f"unreadable annotation ({type(e).__name__}: {e})"]
+        problems += [{"file": record.annotation[1], "reason": note} for note in notes]
+    try:
+        img = open_image(record)
+        width, height = img.size
+        boxes, notes = usable_boxes(boxes, width, height)
+        problems += [{"file": record.annotation[1], "reason": note} for note in notes]
+        had_boxes = bool(boxes)
+        boxes, dropped = box_filter(boxes, options) if options.crop != "whole" else (boxes, [])
+        problems += [{"file": record.annotation[1], "reason": reason} for _, reason in dropped]
+        if had_boxes and not boxes:
+            return [], [], [], problems, True, True, [flag for flag, _ in dropped]
+        areas = regions(boxes, width, height, options.crop)
+        smallest = min(min(x1 - x0, y1 - y0) for x0, y0, x1, y1 in areas)
+        img.draft("RGB", (math.ceil(width * size / smallest), math.ceil(height * size / smallest)))  # JPEG: DCT scaling
+        img = decoded(img, mode)
+    except Exception as e:
+        reason = str(e) if isinstance(e, ValueError) else f"unreadable image ({type(e).__name__}: {e})"
+        return [], [], [], problems + [{"file": record.name, "reason": reason.splitlines()[0]}], False, False, []
+    sx, sy = img.width / width, img.height / height
+    crops = [np.asarray(img.resize((size, size), Image.LANCZOS, box=(x0 * sx, y0 * sy, x1 * sx, y1 * sy),
+                                   reducing_gap=3.0)) for x0, y0, x1, y1 in areas]
+    labels = ([breeds.get(name_key(box[4]), record.label) for box in boxes] or [record.label])[:len(crops)]
+    sources = [record.name] * len(crops)
+    if options.variants > 1 and options.crop != "whole":
+        pixels = np.asarray(img)
+        for i, (x0, y0, x1, y1) in enumerate(box[:4] for box in boxes or [(0, 0, width, height)]):
+            for k in range(1, options.variants):
+                crops.append(variant(pixels, (x0 * sx, y0 * sy, x1 * sx, y1 * sy), size,
+                                     variant_seed(options, record.name, i, k)))
+                labels.append(labels[i])
+                sources.append(f"{record.name}#box{i + 1}v{k}")
+    crops = [c[None] if c.ndim == 2 else c.transpose(2, 0, 1) for c in crops]
+    return crops, labels, sources, problems, True, bool(boxes), [flag for flag, _ in dropped]
+
+
+def crop_records(records: list, options: Options, channels: int, breeds: dict) -> Crops:
+    """Crop a chunk of records (what one worker process does)."""
+    out = Crops(np.zeros((0, channels, options.size, options.size), np.uint8), [], [])
+    images = []
+    for record in records:
+        crops, labels, sources, problems, ok, boxed, dropped = crop_record(record, options,
+                                                                           "L" if channels == 1 else "RGB", breeds)
+        images += crops
+        out.labels += labels
+        out.sources += sources
+        out.skipped += problems
+        out.images_read += ok
+        out.no_annotation += ok and not boxed
+        for flag in dropped:
+            out.filtered[flag] = out.filtered.get(flag, 0) + 1
+    if images:
+        out.images = np.stack(images)
+    return out
+'''
+
+SOURCES['kit/data/readers.py'] = r'''"""Readers: every layout -> records (where each image and its annotation are, its breed) + what was skipped."""
+import os
+import re
+import xml.etree.ElementTree as ET
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from kit.errors import UserError
+
+LAYOUTS_HELP = ("--data expects a folder holding all-dogs.zip + Annotation.zip, all-dogs/ + Annotation/, "
+                "Images/ + Annotation/ (Stanford Dogs), MNIST/raw or FashionMNIST/raw, or image files")
+BREED_FOLDER = re.compile(r"(n\d{8})-(.+)")      # n02085620-Chihuahua
+WNID_PREFIX = re.compile(r"(n\d{8})_")           # n02085620_199.jpg
+
+
+@dataclass
+class Layout:
+    """Which layout `--data` holds and where its parts are."""
+    kind: str                          # kaggle | stanford | folder | mnist
+    images: Path                       # all-dogs.zip, all-dogs/, Images/, the image folder, or the MNIST root
+    annotations: Optional[Path] = None  # Annotation.zip or Annotation/, when there is one
+    dataset: str = ""                  # MNIST | FashionMNIST
+
+
+@dataclass
+class Record:
+    """One image: where its bytes (or pixels) and its annotation are, and the breed its folder or name gives."""
+    name: str                          # shown in reports and kept as the sample's source
+    image: tuple                       # (zip path or "", member or file path)
+    label: int                         # breed index; boxes may name their own breed
+    annotation: Optional[tuple] = None  # (zip path or "", member or file path)
+    pixels: Optional[np.ndarray] = None  # already decoded (MNIST)
+
+
+@dataclass
+class Source:
+    """Everything read from one layout: class names (index = label), records, and what was skipped."""
+    layout: Layout
+    classes: list
+    records: list
+    channels: int = 3
+    skipped: list = field(default_factory=list)    # {"file", "reason"}
+    notes: list = field(default_factory=list)      # things the report should say
+
+    def breed_index(self) -> dict:
+        """Normalised breed name (as in <name> tags) -> label."""
+        return {name_key(name): i for i, name in enumerate(self.classes)}
+
+
+def name_key(name: str) -> str:
+    """'Japanese_spaniel', 'japanese spaniel' and 'Japanese-spaniel' all give one key."""
+    return re.sub(r"[\s_-]+", " ", name).strip().lower()
+
+
+def readable(folder: str) -> str:
+    """n02085782-Japanese_spaniel -> Japanese spaniel."""
+    match = BREED_FOLDER.fullmatch(folder)
+    return (match.group(2) if match else folder).replace("_", " ")
+
+
+def locate(data) -> Layout:
+    """Find out which layout `data` is (cheap: looks at names only)."""
+    path = Path(data).expanduser()
+    if not path.exists():
+        raise UserError(f"{path} does not exist: {LAYOUTS_HELP}")
+    if path.is_file():
+        if not zipfile.is_zipfile(path):
+            raise UserError(f"{path} is not a zip archive: download all-dogs.zip again, or pass its folder")
+        return Layout("kaggle", path, annotations_beside(path.parent))
+    if (path / "all-dogs.zip").is_file():
+        return locate(path / "all-dogs.zip")
+    if (path / "all-dogs").is_dir():
+        return Layout("kaggle", path / "all-dogs", annotations_beside(path))
+    if (path / "Images").is_dir():
+        return Layout("stanford", path / "Images", annotations_beside(path))
+    for name in ("MNIST", "FashionMNIST"):
+        if (path / name / "raw").is_dir():
+            return Layout("mnist", path, dataset=name)
+        if path.name == name and (path / "raw").is_dir():
+            return Layout("mnist", path.parent, dataset=name)
+    return Layout("folder", path)
+
+
+def annotations_beside(folder: Path) -> Optional[Path]:
+    """Annotation.zip or Annotation/ in `folder`, if either is there."""
+    for candidate in (folder / "Annotation.zip", folder / "Annotation"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def source_files(layout: Layout) -> list:
+    """(name, size, mtime_ns) of every file the layout reads: the input of the cache fingerprint."""
+    roots = [layout.images] if layout.kind != "mnist" else [layout.images / layout.dataset / "raw"]
+    roots += [layout.annotations] if layout.annotations else []
+    files = []
+    for root in roots:
+        paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for p in paths:
+            st = p.stat()
+            files.append((str(p.relative_to(root.parent)), st.st_size, st.st_mtime_ns))
+    return files
+
+
+def list_files(root: Path) -> list:
+    """(location, name) of every file in a zip or under a folder; names are relative to the folder's parent."""
+    if root.is_file():
+        with open_zip(root) as z:
+            return [((str(root), m), m) for m in z.namelist() if not m.endswith("/")]
+    return [(("", str(p)), str(p.relative_to(root.parent))) for p in sorted(root.rglob("*")) if p.is_file()]
+
+
+def open_zip(path: Path) -> zipfile.ZipFile:
+    """Open a zip; a broken one is a UserError naming it."""
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise UserError(f"{path} is not a readable zip archive ({e}): download it again") from None
+
+
+def read(layout: Layout) -> Source:
+    """List the layout's images and annotations and give every image its breed."""
+    if layout.kind == "mnist":
+        return read_mnist(layout)
+    if layout.kind == "folder":
+        return read_folder(layout)
+    return read_dogs(layout)
+
+
+def read_dogs(layout: Layout) -> Source:
+    """all-dogs (zip or folder) or Stanford Images/, joined with Annotation/<wnid-breed>/<image id> by image id."""
+    skipped, notes, annotations, breeds = [], [], {}, {}
+    if layout.annotations is None:
+        notes.append(f"no Annotation.zip or Annotation/ beside {layout.images}: every image is cropped as a centre "
+                     "square and its breed comes from its file name")
+    else:
+        for location, name in list_files(layout.annotations):
+            folder = Path(name).parent.name
+            if not BREED_FOLDER.fullmatch(folder):
+                skipped.append({"file": name, "reason": "annotation not in a breed folder (like n02085620-Chihuahua)"})
+                continue
+            breeds[folder.split("-")[0]] = readable(folder)
+            annotations[Path(name).name.removesuffix(".xml")] = (location, folder.split("-")[0])
+    images = []
+    for location, name in list_files(layout.images):
+        path = Path(name)
+        folder = BREED_FOLDER.fullmatch(path.parent.name) if layout.kind == "stanford" else None
+        prefix = WNID_PREFIX.match(path.name)
+        if folder:
+            breeds.setdefault(folder.group(1), readable(folder.group(0)))
+        if path.stem in annotations:
+            wnid = annotations[path.stem][1]
+        else:
+            wnid = folder.group(1) if folder else prefix.group(1) if prefix else "unknown"
+        breeds.setdefault(wnid, wnid)
+        images.append((location, name, path.stem, wnid))
+    used = {image_id for _, _, image_id, _ in images}
+    skipped += [{"file": location[1], "reason": "annotation without an image"}
+                for image_id, (location, _) in annotations.items() if image_id not in used]
+    order = sorted(breeds)
+    index = {wnid: i for i, wnid in enumerate(order)}
+    records = [Record(name, location, index[wnid], annotations[image_id][0] if image_id in annotations else None)
+               for location, name, image_id, wnid in images]
+    return Source(layout, [breeds[w] for w in order], records, skipped=skipped, notes=notes)
+
+
+def read_folder(layout: Layout) -> Source:
+    """A plain folder: one class per subfolder, or one class when the images lie flat."""
+    files = [(loc, name) for loc, name in list_files(layout.images)
+             if not any(part.startswith(".") for part in Path(name).parts[1:])]
+    keys = [Path(name).parts[1] if len(Path(name).parts) > 2 else layout.images.name for _, name in files]
+    classes = sorted(set(keys))
+    index = {key: i for i, key in enumerate(classes)}
+    return Source(layout, classes, [Record(name, loc, index[key]) for (loc, name), key in zip(files, keys)])
+
+
+def read_mnist(layout: Layout) -> Source:
+    """MNIST or FashionMNIST from the local raw files (train and test), through torchvision."""
+    import torchvision
+    dataset_class = getattr(torchvision.datasets, layout.dataset)
+    try:
+        splits = [dataset_class(str(layout.images), train=train, download=False) for train in (True, False)]
+    except Exception as e:
+        raise UserError(f"{layout.images / layout.dataset / 'raw'} does not hold readable {layout.dataset} files "
+                        f"({str(e).splitlines()[0]}): it needs the four *-ubyte files, uncompressed") from None
+    records = []
+    for split, ds in zip(("train", "test"), splits):
+        pixels, labels = ds.data.numpy(), ds.targets.numpy()
+        records += [Record(f"{layout.dataset}/{split}/{i}", ("", ""), int(labels[i]), pixels=pixels[i])
+                    for i in range(len(pixels))]
+    return Source(layout, list(splits[0].classes), records, channels=1)
+
+
+_open_archives = {}
+
+
+def read_bytes(location: tuple) -> bytes:
+    """The bytes at (zip path or "", member or file path); each process keeps its own open zips."""
+    archive, member = location
+    if not archive:
+        return Path(member).read_bytes()
+    key = (os.getpid(), archive)
+    if key not in _open_archives:
+        _open_archives[key] = zipfile.ZipFile(archive)
+    return _open_archives[key].read(member)
+
+
+def close_archives() -> None:
+    """Close the zips this process opened."""
+    for key in [k for k in _open_archives if k[0] == os.getpid()]:
+        _open_archives.pop(key).close()
+
+
+def parse_voc(data: bytes) -> tuple:
+    """VOC XML -> ([(xmin, ymin, xmax, ymax, name)], problems); raises ValueError when it is not XML."""
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as e:
+        raise ValueError(f"malformed XML ({e})") from None
+    boxes, problems = [], []
+    for i, obj in enumerate(root.iter("object")):
+        try:
+            box = obj.find("bndbox")
+            coords = [float(box.find(tag).text) for tag in ("xmin", "ymin", "xmax", "ymax")]
+        except (AttributeError, TypeError, ValueError):
+            problems.append(f"object {i + 1} has no readable <bndbox>")
+            continue
+        boxes.append((*coords, (obj.findtext("name") or "").strip()))
+    if not boxes and not problems:
+        problems.append("no <object> in the annotation")
+    return boxes, problems
+'''
+
+SOURCES['kit/device.py'] = r'''"""Which torch device a command runs on: one rule for training, sampling, scoring and the benchmarks."""
+import torch
+
+from kit.errors import UserError
+
+
+def resolve_device(name="auto") -> torch.device:
+    """'auto' -> cuda when available, else cpu; anything else as torch names it (a missing GPU is one line)."""
+    if str(name) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name} is not a device: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name} asked for, but no CUDA GPU is visible: use --device cpu")
+    return device
+'''
+
+SOURCES['kit/errors.py'] = r'''"""The one exception type for bad user input: the CLI prints its message as a single line."""
+
+
+class UserError(Exception):
+    """A problem with the user's files or flags; the message names the file and the fix."""
+'''
+
+SOURCES['kit/files.py'] = r'''"""Small file helpers shared by every writer: atomic replace and the --force rule."""
+import contextlib
+import os
+from pathlib import Path
+
+from kit.errors import UserError
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; on success it replaces `path` in one rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def refuse_overwrite(path, force: bool) -> None:
+    """Raise a UserError when `path` exists and --force was not given."""
+    if Path(path).exists() and not force:
+        raise UserError(f"{path} already exists: pass --force to overwrite it, or choose another --out")
+'''
+
+SOURCES['kit/images.py'] = r'''"""Read images from a zip or a folder as uint8 arrays, with every problem found on the way (below packaging and scoring)."""
+import io
+import os
+import re
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from kit.errors import UserError
+
+SIZE = 64
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def workers():
+    """Threads for encoding and decoding: zlib and PIL's decoder release the GIL."""
+    return min(8, os.cpu_count() or 1)
+
+
+def _natural_key(name: str):
+    """Sort key that puts 2.png before 10.png."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def _entries(path: Path):
+    """(name, bytes) of every file in a zip or under a folder, plus layout problems as (kind, name)."""
+    problems, entries = [], []
+    if path.is_dir():
+        for f in sorted((f for f in path.rglob("*") if f.is_file()), key=lambda f: _natural_key(str(f))):
+            rel = f.relative_to(path).as_posix()
+            if any(part.startswith(".") for part in f.relative_to(path).parts):
+                problems.append(("hidden files skipped", rel))
+                continue
+            entries.append((rel, f.read_bytes()))
+        return entries, problems
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{path} is neither a zip file nor a folder of images")
+    with zipfile.ZipFile(path) as zf:
+        for info in sorted(zf.infolist(), key=lambda i: _natural_key(i.filename)):
+            name = info.filename
+            if info.is_dir():
+                problems.append(("folders inside the zip (images must sit at its top level)", name))
+            elif name.startswith("__MACOSX/") or Path(name).name.startswith("._"):
+                problems.append(("macOS metadata files inside the zip", name))
+            else:
+                if "/" in name:
+                    problems.append(("files inside a folder (images must sit at the zip's top level)", name))
+                try:
+                    entries.append((name, zf.read(info)))
+                except Exception:
+                    problems.append(("unreadable zip members (corrupt archive)", name))
+    return entries, problems
+
+
+def _decode(entry, lenient: bool):
+    """(name, bytes) -> (H×W×3 uint8 array or None, problem kinds); lenient converts wrong size/mode/format."""
+    name, data = entry
+    kinds = []
+    if not name.lower().endswith(".png"):
+        kinds.append("files not named .png")
+    try:
+        im = Image.open(io.BytesIO(data))
+        im.load()
+    except Exception:
+        return None, kinds + ["corrupt or unreadable images"]
+    if not data.startswith(PNG_MAGIC):
+        kinds.append(f"files that are {im.format or 'unknown'} data, not PNG")
+    if im.size != (SIZE, SIZE):
+        kinds.append(f"images of size {im.size[0]}×{im.size[1]}, not {SIZE}×{SIZE}")
+    if im.mode != "RGB":
+        kinds.append(f"images in mode {im.mode}, not RGB")
+    content_bad = any(not k.startswith("files not named") for k in kinds)
+    if content_bad and not lenient:
+        return None, kinds
+    im = im.convert("RGB")
+    if im.size != (SIZE, SIZE):
+        im = im.resize((SIZE, SIZE), Image.LANCZOS)
+    return np.asarray(im), kinds
+
+
+def summarise(problems) -> list:
+    """[(kind, name)] -> one line per kind with its count and the first few names."""
+    by_kind = {}
+    for kind, name in problems:
+        by_kind.setdefault(kind, []).append(name)
+    lines = []
+    for kind, names in by_kind.items():
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        lines.append(f"{kind} ({len(names):,}): {shown}")
+    return lines
+
+
+def read_members(path, lenient: bool):
+    """Names, H×W×3 arrays and raw (kind, name) problems of every image in a zip or folder."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path} does not exist: pass a zip file or a folder of images")
+    entries, problems = _entries(path)
+    names, arrays = [], []
+    with ThreadPoolExecutor(workers()) as pool:
+        for (name, _), (array, kinds) in zip(entries, pool.map(lambda e: _decode(e, lenient), entries)):
+            problems += [(k, name) for k in kinds]
+            if array is not None:
+                names.append(name)
+                arrays.append(array)
+    return names, arrays, problems, len(entries)
+
+
+def read_images(path, lenient=False):
+    """Images of a zip or folder -> (uint8 N×3×64×64, problems); strict skips bad images, lenient converts them."""
+    _, arrays, problems, _ = read_members(path, lenient)
+    images = np.stack(arrays).transpose(0, 3, 1, 2) if arrays else np.zeros((0, 3, SIZE, SIZE), np.uint8)
+    return np.ascontiguousarray(images), summarise(problems)
+'''
+
+SOURCES['kit/kernel/__init__.py'] = r'''"""Kaggle kernels: `build` makes and pushes them (never shipped); `runtime` and `preflight` run inside them."""
+'''
+
+SOURCES['kit/kernel/preflight.py'] = r'''"""Preflight, the first thing a kernel does: can this torch run on the GPUs it was given, and how many processes?
+
+`decide(facts)` is a pure function of what torch reports (its version and CUDA build, the architectures it was
+compiled for, the visible GPUs) and of what the run asks for; `read_facts` asks torch, and `probe` runs one tiny
+synchronised operation on each GPU, because a GPU can be visible and still have no kernel image for this torch.
+"""
+import json
+import os
+import platform
+import re
+from dataclasses import dataclass
+
+FIX_ACCELERATOR = "NvidiaTeslaT4"   # two T4s (sm_75), which every recent Kaggle torch build supports
+TORCH_FLOOR = (2, 3)     # the newest API kernel code calls is torch.amp.GradScaler(device), new in torch 2.3
+PYTHON_FLOOR = (3, 9)    # checked by tests/test_kernels.py: the inlined sources parse as Python 3.9
+FAKE_FACTS_ENV = "DOGKIT_PREFLIGHT_FACTS"   # JSON of Facts fields: decide as if on that hardware (tests)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the decision reads: torch's build, the visible GPUs, and what the run asks for."""
+    torch_version: str
+    cuda_build: str = ""          # torch.version.cuda; "" for a CPU-only build
+    arch_list: tuple = ()         # torch.cuda.get_arch_list(): "sm_75", "sm_90a", "compute_90", ...
+    gpus: tuple = ()              # (name, (major, minor)) for each visible GPU
+    device: str = "auto"          # the run's TrainConfig.device: auto, cpu, cuda or cuda:N
+    precision: str = "auto"       # the run's TrainConfig.precision
+    procs: int = 0                # processes asked for ($DOGKIT_PROCS); 0: one per usable GPU, 1 on the CPU
+    kernel: str = "NAME"          # the kernel's name, for the rebuild command in the fix
+    python_version: str = ""      # platform.python_version(); "" skips the check
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Go or stop, on which device type with how many processes, and the one line that says why."""
+    go: bool
+    device: str                   # "cuda" or "cpu"
+    procs: int
+    message: str
+    gpus: tuple = ()              # indices of the GPUs the processes use
+
+
+def runs_on(arch: str, capability: tuple) -> bool:
+    """Whether code compiled for `arch` runs on a GPU of this capability."""
+    # sm_XY (machine code) runs on the same major version from minor Y on; sm_XYa on XY alone; compute_XY (PTX,
+    # compiled by the driver at load) on XY and every later capability
+    kind, _, version = arch.partition("_")
+    specific = version.endswith("a")
+    digits = version.rstrip("af")
+    if kind not in ("sm", "compute") or not digits.isdigit() or len(digits) < 2:
+        return False
+    built = (int(digits[:-1]), int(digits[-1]))
+    if kind == "compute":
+        return tuple(capability) >= built
+    if specific:
+        return tuple(capability) == built
+    return capability[0] == built[0] and capability[1] >= built[1]
+
+
+def sm(capability: tuple) -> str:
+    """(7, 5) -> "sm_75"."""
+    return f"sm_{capability[0]}{capability[1]}"
+
+
+def precision_words(precision: str, capability: tuple) -> str:
+    """What autocast does on this GPU: auto is bf16 from sm_80 (L4, A100, H100), fp16 with a grad scaler before."""
+    if precision != "auto":
+        return f"{precision} (asked for)"
+    if tuple(capability) >= (8, 0):
+        return "bf16 autocast"
+    return "fp16 autocast with a grad scaler (no bf16 before sm_80)"
+
+
+def version(text: str) -> tuple:
+    """"2.8.0+cu128" -> (2, 8); "3.12.1" -> (3, 12)."""
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:2])
+
+
+def decide(facts: Facts) -> Decision:
+    """Go or stop with one line: a GPU this torch cannot run is named with its capability, the build and the fix."""
+    build = f"torch {facts.torch_version} (CUDA {facts.cuda_build or 'none: a CPU-only build'})"
+    fix = (f"rebuild with `python -m kit kernel build {facts.kernel} --accelerator {FIX_ACCELERATOR}` "
+           f"(or NvidiaL4) and push again")
+    floors = (("torch", facts.torch_version, TORCH_FLOOR), ("Python", facts.python_version, PYTHON_FLOOR))
+    for name, found, floor in floors:
+        if found and version(found) < floor:
+            return Decision(False, "cpu", 0, f"preflight: {name} {found} is older than {'.'.join(map(str, floor))}, "
+                                             f"the oldest the kit runs on: run the kernel on Kaggle's latest image "
+                                             f"(\"docker_image_pinning_type\": \"latest\" in kernel-metadata.json)")
+    device = facts.device
+    if device == "cpu":
+        procs = facts.procs or 1
+        idle = f"; the {len(facts.gpus)} GPU(s) stay idle" if facts.gpus else ""
+        return Decision(True, "cpu", procs, f"preflight: the run asks for the CPU: {procs} process(es) "
+                                            f"({'DDP over gloo' if procs > 1 else 'no DDP'}), {build}{idle}")
+    if device not in ("auto", "cuda") and not device.startswith("cuda:"):
+        return Decision(False, "cpu", 0, f"preflight: device {device!r} is not auto, cpu, cuda or cuda:N: "
+                                         f"fix the kernel's train options")
+    if not facts.gpus:
+        return Decision(False, "cpu", 0,
+                        f"preflight: no GPU in this kernel ({build} sees none): {fix}, or run on the CPU "
+                        f"with DOGKIT_TRAIN='{{\"device\": \"cpu\"}}'")
+    indices = list(range(len(facts.gpus)))
+    if device.startswith("cuda:"):
+        index = device.partition(":")[2]
+        if not index.isdigit() or int(index) >= len(facts.gpus):
+            return Decision(False, "cpu", 0, f"preflight: device {device} asked for, but the kernel has "
+                                             f"{len(facts.gpus)} GPU(s): use cuda:0 .. cuda:{len(facts.gpus) - 1}")
+        indices = [int(index)]
+    for i in indices:
+        name, capability = facts.gpus[i]
+        if not any(runs_on(arch, capability) for arch in facts.arch_list):
+            return Decision(False, "cuda", 0,
+                            f"preflight: GPU {i} {name} has capability {sm(capability)}, which {build} has no "
+                            f"kernels for (built for {' '.join(facts.arch_list) or 'nothing'}): {fix}")
+    procs = facts.procs or len(indices)
+    if procs > len(indices):
+        return Decision(False, "cuda", 0, f"preflight: {procs} processes asked for, but {len(indices)} usable "
+                                          f"GPU(s): set DOGKIT_PROCS to at most {len(indices)}")
+    name, capability = facts.gpus[indices[0]]
+    ddp = f"{procs} DDP processes over nccl, one per GPU" if procs > 1 else "1 process"
+    return Decision(True, "cuda", procs,
+                    f"preflight: {len(indices)} × {name} ({sm(capability)}) run {build}: {ddp}, "
+                    f"{precision_words(facts.precision, capability)}", tuple(indices[:procs]))
+
+
+def read_facts(device="auto", precision="auto", procs=0, kernel="NAME") -> Facts:
+    """The Facts of this machine as torch reports them, or of the hardware ${FAKE_FACTS_ENV} describes."""
+    asked = {"device": device, "precision": precision, "procs": procs, "kernel": kernel,
+             "python_version": platform.python_version()}
+    fake = os.environ.get(FAKE_FACTS_ENV)
+    if fake:
+        values = json.loads(fake)
+        values["arch_list"] = tuple(values.get("arch_list", ()))
+        values["gpus"] = tuple((name, tuple(capability)) for name, capability in values.get("gpus", ()))
+        return Facts(**{**values, **asked})
+    import torch
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    gpus = tuple((torch.cuda.get_device_name(i), tuple(torch.cuda.get_device_capability(i))) for i in range(n))
+    return Facts(torch.__version__, torch.version.cuda or "", tuple(torch.cuda.get_arch_list()) if n else (), gpus,
+                 **asked)
+
+
+def probe(gpus, kernel="NAME") -> str:
+    """"" when a tiny synchronised op gives the right answer on each GPU index in `gpus`, else the one line."""
+    import torch
+    for i in gpus:
+        try:
+            x = torch.arange(4.0, device=f"cuda:{i}")
+            value = float((x * x).sum())   # .item() synchronises: a missing kernel image fails here
+            torch.cuda.synchronize(i)
+        except RuntimeError as e:   # torch.AcceleratorError is a RuntimeError
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            return (f"preflight: GPU {i} {torch.cuda.get_device_name(i)} failed a tiny CUDA op ({first}): rebuild "
+                    f"with `python -m kit kernel build {kernel} --accelerator {FIX_ACCELERATOR}` and push again")
+        if value != 14.0:
+            return f"preflight: GPU {i} {torch.cuda.get_device_name(i)} computed 0²+1²+2²+3² = {value}, not 14"
+    return ""
+'''
+
+SOURCES['kit/kernel/runtime.py'] = r'''"""What runs inside a Kaggle kernel: preflight, find the data, prepare it, train (one process per GPU), zip, check.
+
+The generated kernels/NAME/script.py writes the inlined kit/ to a temporary folder and calls `main`. Nothing here
+talks to Kaggle's API: building and pushing live in kit.kernel.build, which never ships inside a kernel.
+"""
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from kit.errors import UserError
+from kit.kernel import preflight
+
+COMPETITION = "generative-dog-images"
+KERNEL_BUDGET = "8h40m"    # Kaggle stops a kernel at 9 h; the tail (10k images + zip) is inside this
+CHECK_RESERVE_S = 10.0     # kept back from training for the final check of images.zip
+JOIN_POLL_S = 2.0          # how often the parent looks at its training processes
+DATA_NAMES = {"all-dogs.zip": "images", "all-dogs": "images", "annotation.zip": "annotations",
+              "annotation": "annotations"}
+HARDWARE_NOTE = ("GPU T4 x2 (NvidiaTeslaT4, sm_75): fp16 autocast with a grad scaler, two DDP processes; "
+                 "L4 (NvidiaL4, sm_89): bf16, one process; the P100 (NvidiaTeslaP100, sm_60) is refused: "
+                 "Kaggle's torch has no sm_60 kernels, so its first CUDA op fails")
+
+
+class Log:
+    """Lines for the kernel's log, each stamped with the seconds since the script started."""
+
+    def __init__(self, start: float):
+        self.start = start
+
+    def __call__(self, line: str) -> None:
+        print(f"[{time.time() - self.start:7.1f} s] {line}", flush=True)
+
+
+def find_inputs(input_dir: Path, max_depth=4) -> dict:
+    """{"images": path, "annotations": path} of the shallowest all-dogs(.zip) and Annotation(.zip) under input_dir."""
+    found = {}
+    for root, dirs, files in os.walk(input_dir):
+        depth = len(Path(root).relative_to(input_dir).parts)
+        for entry in sorted(dirs + files):
+            kind = DATA_NAMES.get(entry.lower())
+            if kind:
+                candidate = (depth, entry.lower().endswith(".zip"), Path(root) / entry)
+                found[kind] = min(found.get(kind, candidate), candidate)
+        dirs[:] = sorted(d for d in dirs if d.lower() not in DATA_NAMES and depth < max_depth)
+    if "images" not in found:
+        raise UserError(f"no all-dogs.zip or all-dogs/ under {input_dir}: add the competition "
+                        f"'{COMPETITION}' to the kernel's data (or set DOGKIT_KAGGLE_ROOT)")
+    return {kind: innermost(path) for kind, (_, _, path) in found.items()}
+
+
+def innermost(path: Path) -> Path:
+    """all-dogs/all-dogs -> the inner folder (Kaggle's dataset folders wrap the real ones)."""
+    while path.is_dir():
+        inner = [p for p in path.iterdir() if p.name.lower() == path.name.lower()]
+        if len(inner) != 1:
+            break
+        path = inner[0]
+    return path
+
+
+def link_inputs(inputs: dict, folder: Path) -> Path:
+    """A folder of symlinks named as kit.data's readers expect: all-dogs(.zip) beside Annotation(.zip)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for kind, path in inputs.items():
+        name = {"images": "all-dogs", "annotations": "Annotation"}[kind] + (".zip" if path.is_file() else "")
+        (folder / name).symlink_to(path.resolve())
+    return folder
+
+
+def parse_arguments(argv) -> argparse.Namespace:
+    """The kernel's options: flags, or the DOGKIT_* variables a CI run sets."""
+    parser = argparse.ArgumentParser(description="dogkit Kaggle kernel")
+    parser.add_argument("--kaggle-root", default=os.environ.get("DOGKIT_KAGGLE_ROOT", "/kaggle"))
+    parser.add_argument("--budget", default=os.environ.get("DOGKIT_BUDGET", KERNEL_BUDGET),
+                        help="whole-kernel wall-clock limit, counted from the script's start")
+    parser.add_argument("--train", default=os.environ.get("DOGKIT_TRAIN", "{}"),
+                        help='JSON of TrainConfig fields overriding the kernel\'s, e.g. \'{"device": "cpu"}\'')
+    parser.add_argument("--procs", default=os.environ.get("DOGKIT_PROCS", "0"),
+                        help="training processes (0: one per usable GPU); on the CPU N > 1 runs DDP over gloo")
+    return parser.parse_args(argv)
+
+
+def train_options(text: str) -> dict:
+    """The --train / DOGKIT_TRAIN JSON object, checked against TrainConfig's fields."""
+    from kit.config import TrainConfig, asdict
+    try:
+        options = json.loads(text)
+    except ValueError:
+        options = None
+    if not isinstance(options, dict):
+        raise UserError(f"--train / DOGKIT_TRAIN {text!r} is not a JSON object: "
+                        f"write it like '{{\"device\": \"cpu\"}}'")
+    unknown = set(options) - set(asdict(TrainConfig()))
+    if unknown:
+        raise UserError(f"--train / DOGKIT_TRAIN names unknown TrainConfig fields {sorted(unknown)}")
+    return options
+
+
+def process_count(text: str) -> int:
+    """--procs / DOGKIT_PROCS as a count (0: decided by preflight)."""
+    if not text.isdigit():
+        raise UserError(f"--procs / DOGKIT_PROCS {text!r} is not a whole number of processes")
+    return int(text)
+
+
+def main(kernel: dict, start: float, argv=()) -> int:
+    """The kernel's job, from the script's start time; bad input is one `error:` line and exit status 2."""
+    try:
+        return run(kernel, start, parse_arguments(argv))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 2
+
+
+def run(kernel: dict, start: float, args) -> int:
+    """Preflight, prepare, train, zip, check; 0 when working/images.zip passes the check."""
+    from kit.config import parse_duration
+    log = Log(start)
+    budget = parse_duration(args.budget)
+    options = {**kernel["train"], **train_options(args.train)}
+    log(f"dogkit kernel {kernel['name']}: Python {sys.version.split()[0]}, built for {kernel['accelerator']}, "
+        f"budget {budget:.0f} s. {HARDWARE_NOTE}")
+    facts = preflight.read_facts(options.get("device", "auto"), options.get("precision", "auto"),
+                                 process_count(args.procs), kernel["name"])
+    decision = preflight.decide(facts)
+    log(decision.message)
+    if decision.go and decision.device == "cuda" and os.environ.get(preflight.FAKE_FACTS_ENV):
+        log(f"preflight: facts from ${preflight.FAKE_FACTS_ENV}: stopping after the decision")
+        return 0
+    if decision.go and decision.device == "cuda":
+        failure = preflight.probe(decision.gpus, kernel["name"])
+        if failure:
+            decision = preflight.Decision(False, "cuda", 0, failure)
+            log(failure)
+    if not decision.go:
+        log("preflight: stopped before preparing anything (exit status 1)")
+        return 1
+
+    work = Path(tempfile.gettempdir())
+    cache_path = prepare(Path(args.kaggle_root) / "input", work, log)
+    cfg = run_config(options, decision, work, budget - (time.time() - start) - CHECK_RESERVE_S, log)
+    last = Path(cfg.out) / "last.pt"
+    failure = train_stage(cfg, decision.procs, start + budget - CHECK_RESERVE_S, log)
+    zip_path = Path(cfg.zip)
+    if failure:
+        log(f"train: ended early: {failure}")
+        if not last.is_file():
+            log("zip: no checkpoint was written, so there is nothing to sample from (exit status 1)")
+            return 1
+        step = zip_from_checkpoint(last, cfg, decision.device)
+        log(f"zip: wrote {cfg.n_images} images to {zip_path} from {last} (step {step}) after the failure above")
+    else:
+        log(f"zip: training wrote {zip_path} ({zip_path.stat().st_size / 2**20:.1f} MiB)")
+    from kit.package import check_zip
+    problems = check_zip(zip_path)
+    for line in problems:
+        log(f"check: problem: {line}")
+    early = f", but it holds step {step}'s images: training ended early (above)" if failure else ""
+    log(f"check: {zip_path} {'REJECTED' if problems else 'passes'}{early}; the kernel took "
+        f"{time.time() - start:.0f} s of its {budget:.0f} s budget")
+    return 1 if problems else 0
+
+
+def prepare(input_dir: Path, work: Path, log) -> Path:
+    """Find the competition's archives and prepare them into TMPDIR/dogkit-cache.npz; returns the cache's path."""
+    from kit.data.cache import prepare as prepare_cache
+    t = time.time()
+    inputs = find_inputs(input_dir)
+    log(f"prepare: {', '.join(f'{kind} {path}' for kind, path in inputs.items())}")
+    cache_path = work / "dogkit-cache.npz"
+    dataset = prepare_cache(link_inputs(inputs, work / "dogkit-data"), out=cache_path, force=True)
+    log(f"prepare: {len(dataset.labels)} crops of {len(dataset.classes)} breeds in {time.time() - t:.0f} s "
+        f"-> {cache_path}")
+    return cache_path
+
+
+def run_config(options: dict, decision, work: Path, seconds: float, log):
+    """The TrainConfig of this kernel, with its per-process batch and learning rates stated in the log."""
+    from kit.config import TrainConfig, asdict, for_device, from_dict
+    values = {**asdict(TrainConfig()), **options, "data": str(work / "dogkit-cache.npz"), "out": str(work / "run"),
+              "budget": f"{seconds:.1f}", "zip": str(Path.cwd() / "images.zip"), "force": True}
+    if decision.device == "cpu" and decision.procs > 1 and not values["threads"]:
+        values["threads"] = max(1, (os.cpu_count() or 1) // decision.procs)   # the cores shared out, not oversubscribed
+    cfg = from_dict(values)
+    shown = for_device(cfg, decision.device)
+    log(f"train: {cfg.model}, loss {shown.loss}, {decision.procs} process(es) on {decision.device}, batch "
+        f"{shown.batch_size} per process ({shown.batch_size * decision.procs} images a step), lr G {shown.lr_g:g} "
+        f"D {shown.lr_d:g} in every process (DDP averages the gradients), {seconds:.0f} s left for training and "
+        f"the {cfg.n_images} final images")
+    return cfg
+
+
+def train_stage(cfg, procs: int, deadline: float, log) -> str:
+    """Train; "" when it finished, else why it stopped. Ranks dead before a trained checkpoint: one process retries."""
+    shutil.rmtree(cfg.out, ignore_errors=True)   # a checkpoint left from another run must not become the zip
+    if procs == 1:
+        return train_here(cfg)
+    failure = train_ranks(cfg, procs, deadline)
+    if not failure or checkpoint_step(Path(cfg.out) / "last.pt") > 0:
+        return failure
+    left = deadline - time.time()   # an old torch's DDP or an untested NCCL must not cost the whole run
+    log(f"train: the {procs} processes ended before a trained checkpoint ({failure}); training again in 1 process "
+        f"for the {left:.0f} s left")
+    shutil.rmtree(cfg.out, ignore_errors=True)
+    return train_here(dataclasses.replace(cfg, budget=f"{left:.1f}"))
+
+
+def checkpoint_step(last: Path) -> int:
+    """The step of the checkpoint `last`; 0 when there is none."""
+    from kit import checkpoint
+    return checkpoint.load(last)["step"] if last.is_file() else 0
+
+
+def train_here(cfg) -> str:
+    """Train in this process; "" when it finished, else why it stopped (the traceback goes to the log)."""
+    from kit.train import train
+    try:
+        train(cfg)
+    except Exception as e:   # noqa: BLE001 - whatever stopped it, the last checkpoint still becomes the zip
+        traceback.print_exc()
+        return f"{type(e).__name__}: {first_line(e)}"
+    return ""
+
+
+def first_line(error) -> str:
+    """The first line of an exception's message (CUDA errors run to five)."""
+    return (str(error).strip().splitlines() or [""])[0]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on, for the processes' rendezvous."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_rank(rank: int, world: int, port: int, cfg) -> None:
+    """One training process, with the variables torchrun would set (kit.train reads them)."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world))
+    from kit.train import train
+    train(cfg)
+
+
+def train_ranks(cfg, procs: int, deadline: float, target=run_rank) -> str:
+    """Train with `procs` spawned processes; "" when all finished, else why the run ended (one dead rank ends it)."""
+    import torch.multiprocessing as mp
+    context = mp.start_processes(target, args=(procs, free_port(), cfg), nprocs=procs, join=False,
+                                 start_method="spawn")
+    try:
+        while not context.join(timeout=JOIN_POLL_S):
+            if time.time() > deadline:
+                for process in context.processes:
+                    process.kill()
+                    process.join()
+                return "the training processes ran past the budget and were stopped"
+    except Exception as e:   # noqa: BLE001 - ProcessRaisedException / ProcessExitedException: the others are stopped
+        print(e, file=sys.stderr, flush=True)
+        lines = [line for line in str(e).splitlines() if line.strip()]
+        return " ".join(dict.fromkeys(lines[:1] + lines[-1:]))   # "process 1 terminated ..." and the error's end
+    return ""
+
+
+def zip_from_checkpoint(last: Path, cfg, device: str) -> int:
+    """Write cfg.n_images images from the checkpoint `last` to cfg.zip, sampling as training's end does."""
+    from kit import checkpoint
+    from kit.package import write_zip
+    from kit.sample import generate, sampling_options
+    state = checkpoint.load(last)
+    images, _ = generate(state, cfg.n_images, seed=cfg.seed, truncation=cfg.truncation, device=device,
+                         **sampling_options(state))
+    write_zip(images, cfg.zip, force=True)
+    return state["step"]
+'''
+
+SOURCES['kit/losses.py'] = r'''"""GAN losses, each declared with what its step needs: D and G terms of (real_logits, fake_logits), whether G's term
+reads D(real), a gradient penalty or weight clipping, the optimiser and the critic steps it wants."""
+import functools
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch.nn import functional as F
+
+from kit.errors import UserError
+
+
+def bce_d(real, fake, real_label=1.0):
+    """Non-saturating GAN, discriminator: BCE with target real_label on real (1, or 0.8 smoothed) and 0 on fake."""
+    smoothing = (1 - real_label) * F.softplus(real).mean() if real_label != 1.0 else 0.0
+    return real_label * F.softplus(-real).mean() + smoothing + F.softplus(fake).mean()
+
+
+def bce_g(real, fake):
+    """Non-saturating GAN, generator: -log sigmoid(fake)."""
+    return F.softplus(-fake).mean()
+
+
+def lsgan_d(real, fake):
+    """Least squares GAN (Mao et al.), discriminator: ½(real - 1)² + ½fake²."""
+    return 0.5 * ((real - 1) ** 2).mean() + 0.5 * (fake ** 2).mean()
+
+
+def lsgan_g(real, fake):
+    """Least squares GAN, generator: ½(fake - 1)²."""
+    return 0.5 * ((fake - 1) ** 2).mean()
+
+
+def wgan_d(real, fake):
+    """Wasserstein critic: fake - real (with a gradient penalty, or with weight clipping)."""
+    return fake.mean() - real.mean()
+
+
+def wgan_g(real, fake):
+    """Wasserstein generator: -fake."""
+    return -fake.mean()
+
+
+def hinge_d(real, fake):
+    """Hinge loss, discriminator: relu(1 - real) + relu(1 + fake)."""
+    return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+
+
+def hinge_g(real, fake):
+    """Hinge loss, generator: -fake."""
+    return -fake.mean()
+
+
+def ralsgan_d(real, fake):
+    """Relativistic average LSGAN, discriminator: ½[(real - mean(fake) - 1)² + (fake - mean(real) + 1)²]."""
+    return 0.5 * (((real - fake.mean() - 1) ** 2).mean() + ((fake - real.mean() + 1) ** 2).mean())
+
+
+def ralsgan_g(real, fake):
+    """Relativistic average LSGAN, generator: the discriminator's loss with real and fake swapped."""
+    return ralsgan_d(fake, real)
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A loss and what the training step must do for it."""
+    name: str
+    d: Callable                      # d(real_logits, fake_logits) -> D's loss
+    g: Callable                      # g(real_logits, fake_logits) -> G's loss
+    g_needs_real: bool = False       # G's term reads D(real) (relativistic losses)
+    gradient_penalty: bool = False   # add cfg.gp_weight × WGAN-GP's penalty to D's loss
+    clip: bool = False               # clip D's weights to [-cfg.clip, cfg.clip] after each D step (WGAN)
+    optimizer: str = "adam"          # adam | rmsprop (WGAN: momentum-free, as Arjovsky et al.)
+    n_critic: int = 1                # D steps per G step when --n-critic is left at 0
+    batch_norm_in_d: bool = True     # False: a critic whose gradient or Lipschitz bound batch norm would spoil
+
+
+LOSSES = {loss.name: loss for loss in (
+    Loss("bce", bce_d, bce_g),
+    Loss("lsgan", lsgan_d, lsgan_g),
+    Loss("wgan-gp", wgan_d, wgan_g, gradient_penalty=True, batch_norm_in_d=False),
+    Loss("wgan", wgan_d, wgan_g, clip=True, optimizer="rmsprop", n_critic=5, batch_norm_in_d=False),
+    Loss("hinge", hinge_d, hinge_g),
+    Loss("ralsgan", ralsgan_d, ralsgan_g, g_needs_real=True),
+)}
+
+
+def get(name, real_label=1.0) -> Loss:
+    """The loss called `name`; real_label < 1 smooths bce's real target (only bce has one)."""
+    if name not in LOSSES:
+        raise UserError(f"--loss {name} is not known: use one of {', '.join(LOSSES)}")
+    if not 0 < real_label <= 1:
+        raise UserError(f"--real-label {real_label} must be in (0, 1]: 1 is plain bce, 0.8 the usual smoothing")
+    loss = LOSSES[name]
+    if real_label != 1.0:
+        if name != "bce":
+            raise UserError(f"--real-label {real_label} applies to --loss bce only, not {name}")
+        loss = Loss(name, functools.partial(bce_d, real_label=real_label), bce_g)
+    return loss
+
+
+def gradient_penalty(D, real, fake, y=None, scale=1.0):
+    """WGAN-GP (Gulrajani et al.): mean over samples of (‖∇D(x̂)‖ - 1)², x̂ a random mix of real and fake.
+
+    `scale` is the fp16 loss scale: the gradient is taken of scaled outputs and divided back, so it does not underflow.
+    """
+    alpha = torch.rand(len(real), 1, 1, 1, device=real.device, dtype=real.dtype)
+    mixed = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    out = D(mixed, y)
+    grad, = torch.autograd.grad(out.float().sum() * scale, mixed, create_graph=True)
+    norm = (grad.float() / scale).flatten(1).norm(dim=1)
+    return ((norm - 1) ** 2).mean()
+'''
+
+SOURCES['kit/models/__init__.py'] = r'''"""The model families: which networks a `--model` name builds and what its training and sampling need."""
+from dataclasses import dataclass
+from typing import Callable
+
+from kit import losses
+from kit.errors import UserError
+from kit.models import biggan
+from kit.models.dcgan import (CondBatchNorm, Discriminator, Generator, MLPDiscriminator, MLPGenerator,  # noqa: F401
+                              dcgan_init)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family: whether G and D take breed labels, whether G's batch-norm statistics should be re-collected
+    before sampling (standing statistics), its builder (cfg, channels, size, n_classes) -> (G, D)."""
+    name: str
+    conditional: bool
+    standing_stats: bool
+    builder: Callable
+    needs_breeds: bool = False   # refuses data with a single class (a one-class BigGAN is simply unconditional)
+
+
+def batch_norm_in_d(cfg) -> bool:
+    """Whether the loss allows batch norm in D (an unset loss is bce's: it does)."""
+    return cfg.loss not in losses.LOSSES or losses.LOSSES[cfg.loss].batch_norm_in_d
+
+
+def build_dcgan(cfg, channels, size, n_classes):
+    """DCGAN, or with n_classes the breed-conditioned DCGAN; D has no BN with wgan/wgan-gp or spectral norm."""
+    G = Generator(cfg.z_dim, channels, size, cfg.g_width, n_classes)
+    D = Discriminator(channels, size, cfg.d_width, n_classes,
+                      batch_norm=not cfg.spectral_norm and batch_norm_in_d(cfg), spectral=cfg.spectral_norm)
+    dcgan_init(G)
+    dcgan_init(D)
+    return G, D
+
+
+def build_mlp(cfg, channels, size, n_classes):
+    """Goodfellow et al.'s fully connected pair."""
+    return (MLPGenerator(cfg.z_dim, channels, size, cfg.g_width),
+            MLPDiscriminator(channels, size, cfg.d_width, cfg.spectral_norm))
+
+
+FAMILIES = {f.name: f for f in (
+    Family("dcgan", conditional=False, standing_stats=False, builder=build_dcgan),
+    Family("cgan", conditional=True, standing_stats=False, builder=build_dcgan, needs_breeds=True),
+    Family("mlp", conditional=False, standing_stats=False, builder=build_mlp),
+    Family("biggan", conditional=True, standing_stats=True, builder=biggan.build),
+)}
+MODELS = tuple(FAMILIES)
+
+
+def family(name: str) -> Family:
+    """The family called `name`; an unknown name is one line listing the known ones."""
+    if name not in FAMILIES:
+        raise UserError(f"--model {name} is not known: use one of {', '.join(MODELS)}")
+    return FAMILIES[name]
+
+
+def build(cfg, image_shape, n_classes=0):
+    """The (G, D) pair `cfg.model` names for images of shape (C, H, W); unconditional families get no labels."""
+    channels, size, _ = image_shape
+    if size not in (32, 64) or image_shape[1] != image_shape[2]:
+        raise UserError(f"images of shape {tuple(image_shape)} are not supported: prepare the data as 32×32 or 64×64")
+    chosen = family(cfg.model)
+    return chosen.builder(cfg, channels, size, n_classes if chosen.conditional else 0)
+'''
+
+SOURCES['kit/models/biggan.py'] = r'''"""BigGAN-class networks (Brock et al.), as the competition's winners used them: residual G and D, spectral norm on
+every weight, orthogonal initialisation, one self-attention block in each, a hierarchical latent whose chunks join a
+shared breed embedding to drive G's conditional batch norm, and a projection discriminator."""
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils.parametrizations import spectral_norm
+
+
+def sn(module: nn.Module) -> nn.Module:
+    """The module with an orthogonally initialised weight under spectral norm."""
+    nn.init.orthogonal_(module.weight)
+    if getattr(module, "bias", None) is not None:
+        nn.init.zeros_(module.bias)
+    return spectral_norm(module)
+
+
+def conv(a: int, b: int, kernel: int = 3) -> nn.Module:
+    """A same-padded convolution with spectral norm."""
+    return sn(nn.Conv2d(a, b, kernel, padding=kernel // 2))
+
+
+class SelfAttention(nn.Module):
+    """SAGAN self-attention: x + gamma·attention(x), with gamma starting at 0 (the identity at initialisation)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        key, value = max(1, channels // 8), max(1, channels // 2)
+        self.theta, self.phi = conv(channels, key, 1), conv(channels, key, 1)
+        self.g, self.out = conv(channels, value, 1), conv(value, channels, 1)
+        self.gamma = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        theta = self.theta(x).flatten(2)                              # N × C/8 × HW
+        phi = F.max_pool2d(self.phi(x), 2).flatten(2)                 # N × C/8 × HW/4
+        g = F.max_pool2d(self.g(x), 2).flatten(2)                     # N × C/2 × HW/4
+        attention = torch.softmax(theta.transpose(1, 2) @ phi, -1)    # N × HW × HW/4
+        o = (g @ attention.transpose(1, 2)).view(n, -1, h, w)
+        return x + self.gamma * self.out(o)
+
+
+class ConditionalBatchNorm(nn.Module):
+    """Batch norm whose gain (1 + ·) and bias are linear functions of a conditioning vector."""
+
+    def __init__(self, channels: int, cond_dim: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, affine=False)
+        self.gain = sn(nn.Linear(cond_dim, channels, bias=False))
+        self.bias = sn(nn.Linear(cond_dim, channels, bias=False))
+
+    def forward(self, x, cond):
+        return self.bn(x) * (1 + self.gain(cond))[:, :, None, None] + self.bias(cond)[:, :, None, None]
+
+
+class UpBlock(nn.Module):
+    """Residual up-block: CBN-ReLU-upsample-conv-CBN-ReLU-conv, plus an upsampled 1×1 shortcut."""
+
+    def __init__(self, a: int, b: int, cond_dim: int):
+        super().__init__()
+        self.bn1, self.bn2 = ConditionalBatchNorm(a, cond_dim), ConditionalBatchNorm(b, cond_dim)
+        self.conv1, self.conv2 = conv(a, b), conv(b, b)
+        self.shortcut = conv(a, b, 1)
+
+    def forward(self, x, cond):
+        h = F.interpolate(F.relu(self.bn1(x, cond)), scale_factor=2)
+        h = self.conv2(F.relu(self.bn2(self.conv1(h), cond)))
+        return h + self.shortcut(F.interpolate(x, scale_factor=2))
+
+
+class DownBlock(nn.Module):
+    """Residual down-block: (ReLU)-conv-ReLU-conv-avgpool plus a 1×1 shortcut; the first block has no pre-activation."""
+
+    def __init__(self, a: int, b: int, first: bool, downsample: bool = True):
+        super().__init__()
+        self.first, self.downsample = first, downsample
+        self.conv1, self.conv2 = conv(a, b), conv(b, b)
+        self.shortcut = conv(a, b, 1) if a != b or downsample else None
+
+    def forward(self, x):
+        h = self.conv2(F.relu(self.conv1(x if self.first else F.relu(x))))
+        pool = (lambda t: F.avg_pool2d(t, 2)) if self.downsample else (lambda t: t)
+        if self.shortcut is None:
+            return pool(h) + x
+        skip = self.shortcut(pool(x)) if self.first else pool(self.shortcut(x))
+        return pool(h) + skip
+
+
+def multipliers(size: int) -> list:
+    """Channel multipliers from 4×4 up to size×size: 64 -> [16, 8, 4, 2, 1], 32 -> [8, 4, 2, 1]."""
+    return [2 ** i for i in reversed(range(int(math.log2(size)) - 1))]
+
+
+class Generator(nn.Module):
+    """BigGAN generator: z chunk 0 -> 4×4, then residual up-blocks conditioned on [shared embedding(y), z chunk]."""
+
+    def __init__(self, z_dim=128, channels=3, size=64, width=32, n_classes=1, shared_dim=128, attention=32):
+        super().__init__()
+        widths = [width * m for m in multipliers(size)]
+        n_blocks = len(widths) - 1
+        self.z_dim, self.n_classes = z_dim, n_classes
+        chunk = z_dim // (n_blocks + 1)
+        self.chunks = [z_dim - chunk * n_blocks] + [chunk] * n_blocks     # hierarchical latent
+        self.shared = nn.Embedding(max(n_classes, 1), shared_dim)
+        nn.init.orthogonal_(self.shared.weight)
+        self.start = sn(nn.Linear(self.chunks[0], widths[0] * 16))
+        self.blocks = nn.ModuleList(UpBlock(a, b, shared_dim + chunk) for a, b in zip(widths, widths[1:]))
+        resolutions = [8 * 2 ** i for i in range(n_blocks)]
+        self.attention = nn.ModuleDict({str(i): SelfAttention(widths[i + 1])
+                                        for i, r in enumerate(resolutions) if r == attention})
+        self.out_bn = nn.BatchNorm2d(widths[-1])
+        self.to_image = conv(widths[-1], channels)
+
+    def forward(self, z, y=None):
+        y = torch.zeros(len(z), dtype=torch.long, device=z.device) if y is None else y
+        parts = torch.split(z, self.chunks, dim=1)
+        shared = self.shared(y)
+        x = self.start(parts[0]).view(len(z), -1, 4, 4)
+        for i, (block, part) in enumerate(zip(self.blocks, parts[1:])):
+            x = block(x, torch.cat([shared, part], 1))
+            if str(i) in self.attention:
+                x = self.attention[str(i)](x)
+        return torch.tanh(self.to_image(F.relu(self.out_bn(x))))
+
+
+class Discriminator(nn.Module):
+    """BigGAN discriminator: residual down-blocks (attention at one resolution), ReLU, sum pooling, a linear logit plus
+    the projection term embed(y)·h."""
+
+    def __init__(self, channels=3, size=64, width=64, n_classes=1, attention=32):
+        super().__init__()
+        widths = [width * m for m in reversed(multipliers(size))]     # 64: [1, 2, 4, 8, 16] × width
+        self.blocks = nn.ModuleList(DownBlock(a, b, first=i == 0)
+                                    for i, (a, b) in enumerate(zip([channels] + widths[:-2], widths[:-1])))
+        self.blocks.append(DownBlock(widths[-2], widths[-1], first=False, downsample=False))
+        resolutions = [size // 2 ** (i + 1) for i in range(len(widths) - 1)] + [4]
+        self.attention = nn.ModuleDict({str(i): SelfAttention(widths[i])
+                                        for i, r in enumerate(resolutions) if r == attention and i < len(widths) - 1})
+        self.linear = sn(nn.Linear(widths[-1], 1))
+        self.embed = sn(nn.Embedding(max(n_classes, 1), widths[-1]))
+
+    def forward(self, x, y=None):
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if str(i) in self.attention:
+                x = self.attention[str(i)](x)
+        h = F.relu(x).sum((2, 3))
+        y = torch.zeros(len(x), dtype=torch.long, device=x.device) if y is None else y
+        return self.linear(h).view(len(x)) + (self.embed(y) * h).sum(1)
+
+
+def build(cfg, channels: int, size: int, n_classes: int):
+    """(G, D) of BigGAN for the config's widths, latent and attention resolutions."""
+    G = Generator(cfg.z_dim, channels, size, cfg.g_width, n_classes, cfg.shared_dim, cfg.attn_g)
+    D = Discriminator(channels, size, cfg.d_width, n_classes, cfg.attn_d)
+    return G, D
+'''
+
+SOURCES['kit/models/dcgan.py'] = r'''"""DCGAN-class networks: DCGAN, breed-conditioned DCGAN (conditional BN in G, projection D), fully connected MLP."""
+import math
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as sn
+
+
+class CondBatchNorm(nn.Module):
+    """Batch norm whose scale and shift come from the class label (plain affine batch norm when n_classes is 0)."""
+
+    def __init__(self, channels, n_classes=0):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, affine=n_classes == 0)
+        if n_classes:
+            self.gamma = nn.Embedding(n_classes, channels)
+            self.beta = nn.Embedding(n_classes, channels)
+            nn.init.normal_(self.gamma.weight, 1.0, 0.02)
+            nn.init.zeros_(self.beta.weight)
+
+    def forward(self, x, y=None):
+        x = self.bn(x)
+        if y is None:
+            return x
+        return x * self.gamma(y)[:, :, None, None] + self.beta(y)[:, :, None, None]
+
+
+class Generator(nn.Module):
+    """DCGAN generator: z -> 4×4 -> strided transposed convs, BN, ReLU -> tanh image; conditional BN if n_classes."""
+
+    def __init__(self, z_dim=128, channels=3, size=64, width=64, n_classes=0):
+        super().__init__()
+        n_up = int(math.log2(size)) - 2
+        widths = [width * 2 ** i for i in reversed(range(n_up))]  # e.g. 8w, 4w, 2w, w
+        self.z_dim, self.n_classes = z_dim, n_classes
+        self.convs = nn.ModuleList([nn.ConvTranspose2d(z_dim, widths[0], 4, 1, 0, bias=False)])
+        self.convs.extend(nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False) for a, b in zip(widths, widths[1:]))
+        self.norms = nn.ModuleList(CondBatchNorm(c, n_classes) for c in widths)
+        self.to_image = nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1)
+
+    def forward(self, z, y=None):
+        x = z.view(len(z), -1, 1, 1)
+        for conv, norm in zip(self.convs, self.norms):
+            x = torch.relu(norm(conv(x), y if self.n_classes else None))
+        return torch.tanh(self.to_image(x))
+
+
+class Discriminator(nn.Module):
+    """DCGAN discriminator: strided convs, LeakyReLU, optional BN -> one logit; plus a projection term if n_classes."""
+
+    def __init__(self, channels=3, size=64, width=64, n_classes=0, batch_norm=True, spectral=False):
+        super().__init__()
+        wrap = sn if spectral else (lambda m: m)
+        n_down = int(math.log2(size)) - 2
+        widths = [width * 2 ** i for i in range(n_down)]  # e.g. w, 2w, 4w, 8w
+        self.convs = nn.ModuleList(wrap(nn.Conv2d(a, b, 4, 2, 1, bias=not batch_norm))
+                                   for a, b in zip([channels] + widths, widths))
+        self.norms = nn.ModuleList(nn.BatchNorm2d(c) if batch_norm and i > 0 else nn.Identity()
+                                   for i, c in enumerate(widths))
+        self.to_logit = wrap(nn.Conv2d(widths[-1], 1, 4, 1, 0))
+        self.embed = None
+        if n_classes:
+            self.embed = nn.Embedding(n_classes, widths[-1])
+            nn.init.normal_(self.embed.weight, 0.0, 0.02)  # the default N(0, 1) swamps the logit at the start
+            self.embed = wrap(self.embed)
+
+    def forward(self, x, y=None):
+        for conv, norm in zip(self.convs, self.norms):
+            x = nn.functional.leaky_relu(norm(conv(x)), 0.2)
+        logit = self.to_logit(x).view(len(x))
+        if self.embed is not None:
+            logit = logit + (self.embed(y) * x.sum((2, 3))).sum(1)
+        return logit
+
+
+class MLPGenerator(nn.Module):
+    """Goodfellow et al.'s fully connected generator: z -> 4w -> 8w -> 16w -> tanh image."""
+
+    def __init__(self, z_dim=128, channels=1, size=32, width=64):
+        super().__init__()
+        self.z_dim, self.n_classes, self.shape = z_dim, 0, (channels, size, size)
+        dims = [z_dim, 4 * width, 8 * width, 16 * width]
+        layers = []
+        for a, b in zip(dims, dims[1:]):
+            layers += [nn.Linear(a, b), nn.LeakyReLU(0.2)]
+        self.net = nn.Sequential(*layers, nn.Linear(dims[-1], channels * size * size), nn.Tanh())
+
+    def forward(self, z, y=None):
+        return self.net(z).view(len(z), *self.shape)
+
+
+class MLPDiscriminator(nn.Module):
+    """Fully connected discriminator: image -> 8w -> 4w -> one logit."""
+
+    def __init__(self, channels=1, size=32, width=64, spectral=False):
+        super().__init__()
+        wrap = sn if spectral else (lambda m: m)
+        dims = [channels * size * size, 8 * width, 4 * width]
+        layers = []
+        for a, b in zip(dims, dims[1:]):
+            layers += [wrap(nn.Linear(a, b)), nn.LeakyReLU(0.2)]
+        self.net = nn.Sequential(*layers, wrap(nn.Linear(dims[-1], 1)))
+
+    def forward(self, x, y=None):
+        return self.net(x.flatten(1)).view(len(x))
+
+
+def dcgan_init(module):
+    """Radford et al.'s initialisation: conv weights N(0, 0.02), batch-norm scales N(1, 0.02)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and not hasattr(m, "parametrizations"):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+        elif isinstance(m, nn.BatchNorm2d) and m.affine:
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+'''
+
+SOURCES['kit/package.py'] = r'''"""Write the competition's zip (10,000 PNG 64×64 RGB) and check any zip against the rules; `kit zip` / make_zip."""
+import hashlib
+import struct
+import zipfile
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from kit.errors import UserError
+from kit.files import atomic_path, refuse_overwrite
+from kit.images import PNG_MAGIC, read_images, read_members, summarise, workers
+from kit.sample import add_sampling_arguments
+
+N_IMAGES = 10000
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed member timestamps: the same images give the same zip bytes
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, type, data, CRC."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _encode_png(hwc: np.ndarray) -> bytes:
+    """H×W×3 uint8 -> PNG bytes: 8-bit RGB, every row Sub-filtered, zlib level 1 (twice PIL's speed, smaller)."""
+    h, w, _ = hwc.shape
+    flat = hwc.reshape(h, w * 3)
+    rows = np.empty((h, w * 3 + 1), np.uint8)
+    rows[:, 0] = 1                                            # filter type 1: each byte minus the one 3 to its left
+    rows[:, 1:4] = flat[:, :3]
+    np.subtract(flat[:, 3:], flat[:, :-3], out=rows[:, 4:])   # uint8 wraps modulo 256, as PNG wants
+    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)     # bit depth 8, colour type 2 (RGB)
+    return (PNG_MAGIC + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 1))
+            + _png_chunk(b"IEND", b""))
+
+
+def _as_nhwc_rgb(images) -> np.ndarray:
+    """N×C×H×W uint8 (numpy or torch, C 1 or 3) -> contiguous N×H×W×3 uint8."""
+    if hasattr(images, "detach"):
+        images = images.detach().cpu().numpy()
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"write_zip needs uint8 N×C×H×W images with C 1 or 3, got {images.dtype} {images.shape}")
+    if images.shape[1] == 1:
+        images = np.repeat(images, 3, axis=1)
+    return np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+
+
+def write_zip(images, path, force=False, progress=True) -> Path:
+    """Write images as 0.png..N-1.png, encoded in parallel, straight into an uncompressed zip, atomically."""
+    path = Path(path)
+    refuse_overwrite(path, force)
+    hwc = _as_nhwc_rgb(images)
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+        with ThreadPoolExecutor(workers()) as pool:
+            pngs = pool.map(_encode_png, hwc)
+            for i, png in enumerate(tqdm(pngs, total=len(hwc), desc=f"zip {path.name}", unit="img",
+                                         disable=not progress, leave=False)):
+                info = zipfile.ZipInfo(f"{i}.png", date_time=ZIP_DATE)
+                info.external_attr = 0o644 << 16
+                zf.writestr(info, png)
+    return path
+
+
+def inspect_zip(path, n_images=N_IMAGES) -> tuple:
+    """(problems, warnings): each problem breaks the rules; a warning (repeated images) is legal but costs score."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder: --check takes a zip file (pack a folder with --from-dir)")
+    if path.is_file() and not zipfile.is_zipfile(path):
+        return [f"{path} is not a zip file"], []
+    names, arrays, problems, n_files = read_members(path, lenient=False)
+    count = [] if n_files == n_images else [f"{path.name} holds {n_files:,} files; exactly {n_images:,} are needed"]
+    first_seen, repeats = {}, []
+    for name, array in zip(names, arrays):
+        digest = hashlib.blake2b(array.tobytes(), digest_size=16).digest()
+        if digest in first_seen:
+            repeats.append(("images identical to an earlier one (legal, but they only lower the score)",
+                            f"{name} (= {first_seen[digest]})"))
+        else:
+            first_seen[digest] = name
+    return count + summarise(problems), summarise(repeats)
+
+
+def check_zip(path, n_images=N_IMAGES, strict=False) -> list:
+    """Every way the zip breaks the rules, one line each (repeated images too when strict); empty: accepted."""
+    problems, warnings = inspect_zip(path, n_images)
+    return problems + (warnings if strict else [])
+
+
+def add_arguments(parser):
+    """Flags of `python -m kit zip` and submit/make_zip.py."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="last.pt of a run: generate the images from it")
+    source.add_argument("--from-dir", metavar="DIR", help="pack a folder of images (converted to 64×64 RGB PNG)")
+    source.add_argument("--check", metavar="ZIP", help="only check ZIP against the rules; exit 0 when it passes")
+    parser.add_argument("--out", default="images.zip", help="zip to write (default images.zip)")
+    parser.add_argument("--n", type=int, default=N_IMAGES, help="images to generate (default 10000)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--truncation", type=float, default=0.0, help="truncated sampling; 0 is off")
+    add_sampling_arguments(parser)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--real", help="real data (cache or archive) for the memorisation guard")
+    parser.add_argument("--inception-weights", help="FID Inception weights file (default: the torch hub cache)")
+    parser.add_argument("--nasnet-weights", help="NASNet-A Large weights for the private leaderboard's guard "
+                                                 "(default: $DOGKIT_NASNET_WEIGHTS, then timm's cache)")
+    parser.add_argument("--guard-n", type=int, default=1000, help="images the memorisation guard scores (default 1000)")
+    parser.add_argument("--strict", action="store_true", help="treat repeated images as a problem (Kaggle accepts them)")
+    parser.add_argument("--force", action="store_true", help="overwrite --out")
+
+
+def print_check(name, problems, warnings) -> None:
+    """Each problem and each warning on its own line; warnings framed so they cannot be missed."""
+    for line in problems:
+        print(f"problem: {line}")
+    for line in warnings:
+        print(f"{'!' * 72}\nWARNING: {line}\n{'!' * 72}")
+
+
+def main(args) -> int:
+    """Generate or pack the images, write the zip, check it; exit 1 when the check finds problems."""
+    if args.check:
+        problems, warnings = inspect_zip(args.check)
+        problems += warnings if args.strict else []
+        print_check(args.check, problems, [] if args.strict else warnings)
+        verdict = f"REJECTED, {len(problems)} kind(s) of problem" if problems else "OK, would be accepted"
+        print(f"{args.check}: {verdict}")
+        return 1 if problems else 0
+    refuse_overwrite(args.out, args.force)
+    if args.checkpoint:
+        from kit.checkpoint import load
+        from kit.sample import generate, sampling_options
+        state = load(args.checkpoint)
+        images, _ = generate(state, args.n, seed=args.seed, truncation=args.truncation, device=args.device,
+                             **sampling_options(state, args.standing_stats, args.class_balance))
+    else:
+        if not Path(args.from_dir).is_dir():
+            raise UserError(f"--from-dir {args.from_dir} is not a folder: pass the folder holding your images")
+        images, notes = read_images(args.from_dir, lenient=True)
+        for line in notes:
+            print(f"converted or skipped: {line}")
+    if args.real:
+        from kit.metrics.guard import memorisation_guard
+        memorisation_guard(images, args.real, {"public": args.inception_weights, "private": args.nasnet_weights},
+                           device=args.device, n=args.guard_n)
+    else:
+        print("memorisation guard off: pass --real DATA to estimate d (MiFID's penalty starts below 0.1 on the "
+              "public leaderboard, 0.25 on the private one)")
+    write_zip(images, args.out, force=args.force)
+    problems, warnings = inspect_zip(args.out)
+    problems += warnings if args.strict else []
+    print_check(args.out, problems, [] if args.strict else warnings)
+    size_mb = Path(args.out).stat().st_size / 1e6
+    print(f"wrote {args.out}: {len(images):,} images, {size_mb:.1f} MB, "
+          f"{'REJECTED by the check' if problems else 'passes the check'}")
+    return 1 if problems else 0
+'''
+
+SOURCES['kit/plot.py'] = r'''"""PNG pictures: sample grids (torchvision's make_grid) and line charts (matplotlib, drawn off-screen)."""
+import math
+
+import numpy as np
+import torch
+from PIL import Image
+
+from kit.files import atomic_path
+
+COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]   # matplotlib's tab10
+SMOOTH_FROM = 20      # series with at least this many points get a smoothed line over the faint raw one
+
+
+def save_grid(images, path, nrow=8, pad=2):
+    """Write uint8 images N×C×H×W (numpy or torch, C 1 or 3) as one PNG grid, `nrow` images per row."""
+    from torchvision.utils import make_grid
+    images = torch.as_tensor(np.asarray(images.cpu() if hasattr(images, "cpu") else images))
+    channels = images.shape[1]
+    grid = make_grid(images, nrow=nrow, padding=pad, pad_value=0).permute(1, 2, 0).numpy()
+    with atomic_path(path) as tmp:
+        Image.fromarray(grid[:, :, 0] if channels == 1 else grid).save(tmp, format="PNG")
+
+
+def smoothed(ys, weight):
+    """Exponential moving average of ys with the start-up bias removed (as TensorBoard smooths its curves)."""
+    out, average = [], 0.0
+    for i, y in enumerate(ys, 1):
+        average = weight * average + (1 - weight) * y
+        out.append(average / (1 - weight ** i))
+    return out
+
+
+def save_line_chart(series, path, xlabel="", ylabel="", title="", size=(800, 500), log_x=False, log_y=False):
+    """Write {name: (xs, ys)} as a line chart PNG (grid, legend; long series smoothed); non-finite points skipped."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    figure = Figure(figsize=(size[0] / 100, size[1] / 100), dpi=100)
+    canvas = FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for i, (name, (xs, ys)) in enumerate(series.items()):
+        points = [(float(x), float(y)) for x, y in zip(xs, ys) if math.isfinite(x) and math.isfinite(y)
+                  and (x > 0 or not log_x) and (y > 0 or not log_y)]
+        if not points:
+            continue
+        colour = tuple(c / 255 for c in COLOURS[i % len(COLOURS)])
+        style = "-" if i < len(COLOURS) else "--"    # past ten series the colours repeat, dashed
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        if len(points) >= SMOOTH_FROM:
+            axes.plot(xs, ys, color=colour, alpha=0.3, linewidth=1)
+            axes.plot(xs, smoothed(ys, 1 - 10 / len(ys)), color=colour, linestyle=style, linewidth=2, label=name)
+        else:
+            axes.plot(xs, ys, color=colour, linestyle=style, linewidth=2, marker="o", markersize=4, label=name)
+    axes.set_xscale("log" if log_x else "linear")
+    axes.set_yscale("log" if log_y else "linear")
+    axes.grid(True, which="major", alpha=0.4)
+    if log_x or log_y:
+        axes.grid(True, which="minor", alpha=0.15)
+    axes.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    if axes.lines:
+        axes.legend(fontsize="small")
+    figure.tight_layout()
+    canvas.draw()
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.asarray(canvas.buffer_rgba())[:, :, :3]).save(tmp, format="PNG")
+'''
+
+SOURCES['kit/progress.py'] = r'''"""What a person sees of a run: a tqdm bar on a terminal; in a log file (a Kaggle kernel) one line a minute."""
+import sys
+import time
+
+from tqdm import tqdm
+
+LINE_EVERY_S = 60.0   # seconds between progress lines when stderr is not a terminal
+
+
+def clock(seconds: float) -> str:
+    """Seconds as H:MM:SS."""
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class Progress:
+    """Steps done, with the latest losses, images/s and budget left; quiet on every rank but the first."""
+
+    def __init__(self, total, initial, enabled=True, stream=None, interval=LINE_EVERY_S):
+        self.stream = stream or sys.stderr
+        self.enabled, self.interval = enabled, interval
+        self.terminal = enabled and self.stream.isatty()
+        self.step, self.total, self.stats, self.last_line = initial, total, {}, time.monotonic()
+        self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, file=self.stream,
+                        disable=not self.terminal)
+
+    def update(self, steps: int, **stats) -> None:
+        """Count `steps` more; stats (d, g, img_s, left in seconds) replace the shown ones when given."""
+        self.step += steps
+        self.stats.update(stats)
+        self.bar.update(steps)
+        if stats and self.terminal:
+            self.bar.set_postfix(d=f"{self.stats['d']:.3f}", g=f"{self.stats['g']:.3f}",
+                                 img_s=f"{self.stats['img_s']:.0f}", left=clock(self.stats["left"]))
+        now = time.monotonic()
+        if self.enabled and not self.terminal and self.stats and now - self.last_line >= self.interval:
+            self.last_line = now
+            of = f"/{self.total}" if self.total else ""
+            print(f"step {self.step}{of}  loss D {self.stats['d']:.4f}  G {self.stats['g']:.4f}  "
+                  f"{self.stats['img_s']:.0f} images/s  budget left {clock(self.stats['left'])}",
+                  file=self.stream, flush=True)
+
+    def restart_at(self, step: int) -> None:
+        """After a rollback: count again from `step`."""
+        self.step = step
+        self.bar.reset(total=self.total)
+        self.bar.update(step)
+
+    def close(self) -> None:
+        self.bar.close()
+'''
+
+SOURCES['kit/sample.py'] = r'''"""Generate images from a checkpoint (EMA weights) and write them as one PNG grid."""
+import argparse
+import math
+
+import numpy as np
+import torch
+
+from kit import checkpoint as ckpt
+from kit.config import from_dict
+from kit.errors import UserError
+from kit.files import refuse_overwrite
+from kit.device import resolve_device
+from kit.models import build
+from kit.plot import save_grid
+
+CHUNK = 500  # images per forward pass
+
+
+def to_uint8(x):
+    """Images in [-1, 1] -> uint8 [0, 255] on the CPU."""
+    return ((x.float() + 1) * 127.5).round_().clamp_(0, 255).to(torch.uint8).cpu()
+
+
+def truncated_noise(n, z_dim, truncation, generator):
+    """Standard normal noise; with truncation t > 0 every entry with |z| > t is drawn again."""
+    z = torch.randn(n, z_dim, generator=generator)
+    while truncation > 0 and (bad := z.abs() > truncation).any():
+        z[bad] = torch.randn(int(bad.sum()), generator=generator)
+    return z
+
+
+def load_generator(checkpoint, device):
+    """The checkpoint's generator (EMA weights when present) in eval mode on `device`, and the checkpoint dict."""
+    state = checkpoint if isinstance(checkpoint, dict) else ckpt.load(checkpoint)
+    with torch.random.fork_rng(devices=[]):  # building initialises weights: leave the caller's RNG alone
+        G, _ = build(from_dict(state["config"]), state["image_shape"], len(state.get("classes") or []))
+    G.load_state_dict(state.get("G_ema") or state["G"])
+    return G.to(device).eval(), state
+
+
+def pick_labels(state, n, labels, generator):
+    """Labels for n samples: the given ones (an int, a name or a sequence), else drawn with the training frequencies."""
+    classes = list(state.get("classes") or [])
+    if labels is None:
+        counts = torch.as_tensor(np.asarray(state["label_counts"]), dtype=torch.float64)
+        return torch.multinomial(counts, n, replacement=True, generator=generator)
+    if isinstance(labels, str):
+        if labels not in classes and not labels.isdigit():
+            raise UserError(f"breed '{labels}' is not in this checkpoint: pass an index 0..{len(classes) - 1} "
+                            f"or one of {', '.join(classes[:5])}...")
+        labels = classes.index(labels) if labels in classes else int(labels)
+    labels = torch.full((n,), labels) if isinstance(labels, int) else torch.as_tensor(labels).long()
+    if len(labels) != n or labels.min() < 0 or labels.max() >= len(classes):
+        raise UserError(f"breed labels must be {n} indices in 0..{len(classes) - 1} "
+                        f"(this checkpoint has {len(classes)} breeds)")
+    return labels
+
+
+def balanced_labels(n_classes, n, generator):
+    """n labels covering the classes evenly (counts differ by at most one), shuffled."""
+    labels = torch.arange(n) % n_classes
+    return labels[torch.randperm(n, generator=generator)]
+
+
+@torch.no_grad()
+def collect_standing_stats(G, batches, batch_size, labels_for, generator, device):
+    """Re-estimate G's batch-norm running statistics as the average over `batches` generated batches (BigGAN's
+    standing statistics): reset, cumulative momentum, batch norm alone in training mode (spectral norm's power
+    iteration must not move), then back to eval. Weights unchanged."""
+    norms = [m for m in G.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    G.eval()
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+        norm.train()
+    for _ in range(batches):
+        z = torch.randn(batch_size, G.z_dim, generator=generator).to(device)
+        y = labels_for(batch_size)
+        G(z, None if y is None else y.to(device))
+    return G.eval()
+
+
+@torch.no_grad()
+def generate(checkpoint, n, seed=0, truncation=0.0, device="auto", labels=None, standing_stats=0,
+             class_balance=False):
+    """n images (uint8 N×C×H×W on the CPU) and their labels (None unless conditional) from a checkpoint.
+
+    standing_stats: re-collect G's batch-norm statistics over that many generated batches first;
+    class_balance: draw breeds evenly instead of with the training frequencies.
+    """
+    device = resolve_device(device)
+    G, state = load_generator(checkpoint, device)
+    if labels is not None and not G.n_classes:
+        raise UserError("this checkpoint's model is not breed-conditioned: leave out --breed")
+    generator = torch.Generator().manual_seed(seed)
+    conditional = G.n_classes > 1 or labels is not None
+
+    def labels_for(k):
+        if not conditional:
+            return None
+        if class_balance and labels is None:
+            return balanced_labels(G.n_classes, k, generator)
+        return pick_labels(state, k, labels, generator)
+
+    if standing_stats:
+        collect_standing_stats(G, standing_stats, min(CHUNK, 256), labels_for, generator, device)
+    z = truncated_noise(n, G.z_dim, truncation, generator)
+    y = labels_for(n)
+    images = [to_uint8(G(z[i:i + CHUNK].to(device), None if y is None else y[i:i + CHUNK].to(device)))
+              for i in range(0, n, CHUNK)]
+    return torch.cat(images) if images else torch.zeros(0, *state["image_shape"], dtype=torch.uint8), y
+
+
+def sampling_options(state, standing_stats=None, class_balance=None) -> dict:
+    """standing_stats and class_balance as given, else as the run that wrote the checkpoint chose them."""
+    config = state.get("config", {})
+    return {"standing_stats": config.get("standing_stats", 0) if standing_stats is None else standing_stats,
+            "class_balance": config.get("class_balance", False) if class_balance is None else class_balance}
+
+
+def add_sampling_arguments(parser):
+    """--standing-stats and --class-balance, for `kit sample` and `kit zip`."""
+    parser.add_argument("--standing-stats", type=int, default=None, metavar="N",
+                        help="re-collect G's batch-norm statistics over N generated batches (default: the run's)")
+    parser.add_argument("--class-balance", action=argparse.BooleanOptionalAction, default=None,
+                        help="draw breeds evenly instead of by training frequency (default: the run's)")
+
+
+def add_arguments(parser):
+    """Flags of `kit sample`."""
+    parser.add_argument("--checkpoint", required=True, help="last.pt of a run")
+    parser.add_argument("--n", type=int, default=64, help="number of images")
+    parser.add_argument("--out", required=True, help="PNG grid to write")
+    parser.add_argument("--breed", default=None, help="breed index or name (conditional models)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--truncation", type=float, default=0.0, help="redraw noise entries with |z| above it; 0: off")
+    add_sampling_arguments(parser)
+    parser.add_argument("--nrow", type=int, default=0, help="images per grid row (default: about square)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--force", action="store_true", help="overwrite --out")
+
+
+def main(args):
+    """Write a grid of --n samples."""
+    refuse_overwrite(args.out, args.force)
+    state = ckpt.load(args.checkpoint)
+    images, _ = generate(state, args.n, args.seed, args.truncation, args.device, args.breed,
+                         **sampling_options(state, args.standing_stats, args.class_balance))
+    save_grid(images, args.out, args.nrow or math.ceil(math.sqrt(args.n)))
+    print(f"wrote {len(images)} samples to {args.out}")
+'''
+
+SOURCES['kit/train.py'] = r'''"""Train a GAN on a prepared cache within a hard wall-clock budget, read top to bottom: open the run, build the
+Trainer (kit.trainer: the step), reserve the end's time (kit.budget), loop, then write the images and the zip."""
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from kit import checkpoint, models
+from kit.budget import Budget
+from kit.config import TrainConfig, add_arguments as add_config_arguments, asdict, for_device, from_args, from_dict
+from kit.data import cache
+from kit.device import resolve_device
+from kit.errors import UserError
+from kit.files import refuse_overwrite
+from kit.package import write_zip
+from kit.plot import save_grid, save_line_chart
+from kit.progress import Progress
+from kit.sample import generate, to_uint8
+from kit.trainer import Trainer, set_rng_state, to_cpu
+
+# Fields a resumed run takes from the command line; every other field comes from the checkpoint.
+RUN_FIELDS = ("data", "out", "budget", "device", "threads", "compile", "cuda_graph", "checkpoint_every", "sample_every",
+              "log_every", "n_images", "zip", "truncation", "standing_stats", "class_balance", "resume", "max_steps",
+              "force")
+MAX_ROLLBACKS = 5       # NaN rollbacks in a row before giving up
+TAIL_SAFETY = 1.5       # the measured time of generating + zipping is multiplied by this ...
+TAIL_MARGIN_S = 10.0    # ... and this is added
+TAIL_PROBE = 256        # images generated and zipped at the start to time the tail
+GRID_BREEDS = 10        # rows of the conditional sample grid (breeds spread over the classes)
+
+
+def pick_precision(name, device):
+    """The autocast dtype (None is fp32): auto is bf16 on GPUs that have it, fp16 on older GPUs, fp32 on CPU;
+    fp16 runs on the CPU too (with a grad scaler), which is how the T4 path is tested without a GPU."""
+    if name == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.get_device_capability(device) >= (8, 0) else torch.float16  # T4, P100: fp16
+    table = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if name not in table:
+        raise UserError(f"--precision {name} is not known: use auto, fp32, bf16 or fp16")
+    return table[name]
+
+
+def setup_distributed(device_name):
+    """(rank, world size, device); under torchrun one process per GPU (gloo on CPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = resolve_device(device_name)
+    if world == 1:
+        return 0, 1, device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return torch.distributed.get_rank(), world, device
+
+
+def open_data(cfg, rank, world):
+    """The training Dataset; under DDP rank 0 prepares it first so the others only read the cache."""
+    if not cfg.data:
+        raise UserError("no --data given: pass a cache made by `kit prepare`, or a folder/archive to prepare")
+    if world > 1 and rank > 0:
+        torch.distributed.barrier()   # wait until rank 0 has prepared the cache
+    dataset = cache.load_or_prepare(cfg.data, crop=cfg.crop)
+    if world > 1 and rank == 0:
+        torch.distributed.barrier()
+    if len(dataset) == 0:
+        raise UserError(f"{cfg.data} holds no images: check the path, or prepare it again with `kit prepare`")
+    return dataset
+
+
+def measure_tail(state, cfg, out, device):
+    """Seconds the end of a run needs (generate + zip n_images, measured on a small probe, with a safety factor)."""
+    k = max(1, min(cfg.n_images, TAIL_PROBE))
+    t = time.monotonic()
+    images, _ = generate(state, k, device=device, standing_stats=cfg.standing_stats, class_balance=cfg.class_balance)
+    with tempfile.TemporaryDirectory(dir=out) as tmp:
+        write_zip(images, Path(tmp) / "probe.zip", force=True, progress=False)
+    return (time.monotonic() - t) / k * cfg.n_images * TAIL_SAFETY + TAIL_MARGIN_S
+
+
+def fixed_noise(cfg, n_classes, conditional):
+    """The sample grid's noise and labels (one row per breed for a conditional model) and its row length."""
+    generator = torch.Generator().manual_seed(cfg.seed)
+    if not conditional:
+        return torch.randn(64, cfg.z_dim, generator=generator), None, 8
+    breeds = np.unique(np.linspace(0, n_classes - 1, min(n_classes, GRID_BREEDS)).round().astype(np.int64))
+    z = torch.randn(8 * len(breeds), cfg.z_dim, generator=generator)
+    return z, torch.from_numpy(breeds).repeat_interleave(8), 8
+
+
+def read_metrics(path):
+    """The loss lines of metrics.jsonl as {name: (steps, values)}."""
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if "loss_d" in r]
+    return {name: ([r["step"] for r in rows], [r[key] for r in rows])
+            for name, key in (("D", "loss_d"), ("G", "loss_g"))}
+
+
+def open_run(cfg, device):
+    """(cfg with the checkpoint's fields when resuming and device defaults filled, the resumed checkpoint or None)."""
+    last = Path(cfg.out) / "last.pt"
+    resumed = None
+    if cfg.resume:
+        if not last.exists():
+            raise UserError(f"--resume given but {last} does not exist: leave out --resume to start a new run")
+        resumed = checkpoint.load(last)
+        cfg = from_dict({**resumed["config"], **{k: getattr(cfg, k) for k in RUN_FIELDS}})
+    elif last.exists() and not cfg.force:
+        raise UserError(f"{last} exists: pass --resume to continue that run, or --force to start a new one over it")
+    cfg = for_device(cfg, device.type)   # the checkpoint stores the concrete widths, learning rates, loss and betas
+    if cfg.zip and not cfg.resume:
+        refuse_overwrite(cfg.zip, cfg.force)
+    if cfg.batch_size < 1 or cfg.n_critic < 0:
+        raise UserError(f"--batch-size {cfg.batch_size} must be at least 1 and --n-critic {cfg.n_critic} at least 0")
+    return cfg, resumed
+
+
+def synced(losses, stop, save_now, world):
+    """(D loss sum, G loss sum, stop, save) with one host sync; under DDP rank 0's clock decides for everyone."""
+    flags = torch.cat([losses, torch.tensor([float(stop), float(save_now)], device=losses.device)])
+    if world > 1:
+        torch.distributed.broadcast(flags[2:], 0)
+        torch.distributed.all_reduce(flags[:2])
+    return flags.tolist()
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train until cfg.max_steps or the budget's end, then checkpoint and zip cfg.n_images; returns OUT/last.pt."""
+    start = time.monotonic()
+    rank, world, device = setup_distributed(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    main = rank == 0
+    cfg, resumed = open_run(cfg, device)
+    out, last = Path(cfg.out), Path(cfg.out) / "last.pt"
+    zip_path = Path(cfg.zip) if cfg.zip else out / "images.zip"
+    dtype = pick_precision(cfg.precision, device)
+    use_graph = cfg.cuda_graph and device.type == "cuda" and dtype is not torch.float16 and world == 1
+    if cfg.cuda_graph and not use_graph and main:
+        tqdm.write("cuda_graph is off: it needs one CUDA GPU and bf16 or fp32 precision")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+
+    # --- data on the device, the trainer (models, optimisers, scalers, EMA) ---
+    dataset = open_data(cfg, rank, world)
+    classes, family = list(dataset.classes), models.family(cfg.model)
+    if family.needs_breeds and len(classes) < 2:
+        raise UserError(f"--model {cfg.model} needs breed labels, but {cfg.data} has {len(classes)} class: "
+                        "use --model dcgan or biggan")
+    images = torch.from_numpy(dataset.images).to(device)   # uint8 N×C×H×W, resident
+    trainer = Trainer(cfg, images, torch.from_numpy(dataset.labels).to(device), len(classes), device, dtype,
+                      use_graph, rank, world)
+    run = {"config": asdict(cfg), "classes": classes, "image_shape": tuple(images.shape[1:]),
+           "label_counts": np.bincount(dataset.labels, minlength=len(classes)).tolist()}
+    elapsed_before = 0.0
+    if resumed:
+        if tuple(resumed["image_shape"]) != run["image_shape"] or list(resumed["classes"]) != classes:
+            raise UserError(f"{last} was trained on other data (images {tuple(resumed['image_shape'])}, "
+                            f"{len(resumed['classes'])} classes): pass the same --data, or start a new --out")
+        trainer.restore(resumed)
+        elapsed_before = resumed["elapsed"]
+        if world == 1:
+            set_rng_state(resumed["rng"])
+        else:  # one saved RNG state cannot serve every rank: reseed each from the step
+            torch.manual_seed(cfg.seed + rank + 1000003 * trainer.step_count)
+
+    def state():
+        """The checkpoint dict of the run as it is now (references to live tensors)."""
+        return {**run, **trainer.state(), "elapsed": elapsed_before + time.monotonic() - start}
+
+    # --- the budget: measure what the end needs (images, zip, a checkpoint) before writing anything ---
+    budget = Budget(cfg, start, device.type)
+    out.mkdir(parents=True, exist_ok=True)
+    good = to_cpu(state())   # the last state known to be finite: rollback target
+    tail = measure_tail(good, cfg, out, device) if main else 0.0
+    if main and time.monotonic() + tail >= start + budget.seconds:
+        raise UserError(f"--budget {cfg.budget} leaves no time to train: writing {cfg.n_images} images needs "
+                        f"about {tail:.0f} s; raise --budget or lower --n-images")
+    t = time.monotonic()
+    if main:
+        checkpoint.save(last, good)
+        metrics = open(out / "metrics.jsonl", "a" if resumed else "w")
+    budget.reserve(tail + 2 * (time.monotonic() - t))   # the final checkpoint, twice over
+
+    def log(row):
+        if main:
+            metrics.write(json.dumps(row) + "\n")
+            metrics.flush()
+
+    z_fixed, y_fixed, nrow = fixed_noise(cfg, len(classes), trainer.conditional)
+
+    def save_samples():
+        sampler = trainer.G_ema or trainer.G
+        was_training = sampler.training
+        sampler.eval()
+        with torch.no_grad():
+            grid = to_uint8(sampler(z_fixed.to(device), None if y_fixed is None else y_fixed.to(device)))
+        sampler.train(was_training)
+        save_grid(grid, out / "samples" / f"step_{trainer.step_count:07d}.png", nrow)
+
+    precision = str(dtype or "fp32").replace("torch.", "")
+    log({"event": "start", "step": trainer.step_count, "resumed": bool(resumed), "world_size": world,
+         "device": str(device), "precision": precision, "cuda_graph": use_graph,
+         "tail_reserved_s": round(budget.tail, 1)})
+    if main:
+        tqdm.write(f"training {cfg.model} ({cfg.loss}) on {device}, {precision}, {world} process(es); batch "
+                   f"{cfg.batch_size} per process ({cfg.batch_size * world} in all); lr G {cfg.lr_g:g} D {cfg.lr_d:g}; "
+                   f"{trainer.n_critic} D step(s) per G step")
+
+    # --- the loop: a step, and every budget.check_every steps one host sync to check ---
+    progress = Progress(cfg.max_steps or None, trainer.step_count, enabled=main)
+    since_check, rollbacks = 0, 0
+    window = {"n": 0, "d": 0.0, "g": 0.0, "t": time.monotonic(), "step": trainer.step_count}
+    try:
+        while True:
+            if budget.check_due(since_check):
+                now = time.monotonic()
+                budget.checked(since_check, now)
+                stop = trainer.step_count >= cfg.max_steps > 0 or budget.out_of_time(now)
+                d_sum, g_sum, stop, save_now = synced(trainer.take_losses(), stop, budget.checkpoint_due(now), world)
+                if not (math.isfinite(d_sum) and math.isfinite(g_sum)):
+                    rollbacks += 1
+                    step = roll_back(trainer, good, rollbacks, log, main)
+                    progress.restart_at(step)
+                    window.update(n=0, d=0.0, g=0.0, t=time.monotonic(), step=step)
+                    since_check = 0
+                    budget.checked(0, time.monotonic())
+                    continue
+                window.update(d=window["d"] + d_sum, g=window["g"] + g_sum, n=window["n"] + since_check)
+                shown = {}
+                if window["n"] and (trainer.step_count - window["step"] >= cfg.log_every or stop):
+                    row = loss_row(window, trainer, elapsed_before + now - start, now, world)
+                    log(row)
+                    shown = dict(d=row["loss_d"], g=row["loss_g"], img_s=row["images_per_s"], left=budget.left(now))
+                    window.update(n=0, d=0.0, g=0.0, t=now, step=trainer.step_count)
+                progress.update(since_check, **shown)
+                since_check = 0
+                if save_now or stop:
+                    good, rollbacks = to_cpu(state()), 0
+                    if main:
+                        checkpoint.save(last, good)
+                    budget.checkpointed(time.monotonic())
+                if main and (budget.sample_due(now) or stop):
+                    save_samples()
+                if stop:
+                    break
+            trainer.step()
+            since_check += 1
+    except torch.cuda.OutOfMemoryError:
+        raise UserError(f"--batch-size {cfg.batch_size} does not fit in the GPU's memory: pass a smaller --batch-size "
+                        "(or --no-compile / --no-cuda-graph)") from None
+    finally:
+        progress.close()
+
+    # --- the end: loss curve, images, zip (all inside the budget) ---
+    if main:
+        t = time.monotonic()
+        save_line_chart(read_metrics(out / "metrics.jsonl"), out / "losses.png", "step", "loss",
+                        f"{cfg.model} {cfg.loss}")
+        images_out, _ = generate(good, cfg.n_images, seed=cfg.seed, truncation=cfg.truncation, device=device,
+                                 standing_stats=cfg.standing_stats, class_balance=cfg.class_balance)
+        write_zip(images_out, zip_path, force=True)
+        log({"event": "end", "step": trainer.step_count, "tail_s": round(time.monotonic() - t, 2),
+             "tail_reserved_s": round(budget.tail, 1), "wall_s": round(time.monotonic() - start, 2),
+             "budget_s": budget.seconds, "zip": str(zip_path)})
+        metrics.close()
+        tqdm.write(f"{trainer.step_count} steps; wrote {last} and {cfg.n_images} images to {zip_path} "
+                   f"({time.monotonic() - start:.0f} s of the {budget.seconds:.0f} s budget)")
+    if world > 1:
+        torch.distributed.destroy_process_group()
+    return last
+
+
+def roll_back(trainer, good, rollbacks, log, main):
+    """After NaN/inf losses: back to the `good` state, learning rates × 0.5^rollbacks, said and logged; its step."""
+    if rollbacks > MAX_ROLLBACKS:
+        raise UserError(f"training diverged: {MAX_ROLLBACKS} rollbacks in a row after NaN/inf losses; "
+                        "lower --lr-g/--lr-d or try another --loss")
+    bad_step, step = trainer.step_count, trainer.rollback(good, rollbacks)
+    opt_G, opt_D = trainer.optimisers()
+    message = (f"NaN/inf loss near step {bad_step}: rolled back to step {step}, learning rates ×{0.5 ** rollbacks:g} "
+               f"(now G {opt_G.param_groups[0]['lr']:.2e}, D {opt_D.param_groups[0]['lr']:.2e})")
+    if main:
+        tqdm.write(message)
+    log({"event": "rollback", "step": step, "bad_step": bad_step, "message": message})
+    return step
+
+
+def loss_row(window, trainer, elapsed, now, world):
+    """The metrics.jsonl line for the steps in `window`: mean losses, images/s, learning rates."""
+    opt_G, opt_D = trainer.optimisers()
+    seconds = max(now - window["t"], 1e-9)
+    return {"step": trainer.step_count, "elapsed": round(elapsed, 2), "loss_d": window["d"] / window["n"],
+            "loss_g": window["g"] / window["n"],
+            "images_per_s": round(window["n"] * trainer.n_critic * trainer.cfg.batch_size * world / seconds, 1),
+            "lr_g": opt_G.param_groups[0]["lr"], "lr_d": opt_D.param_groups[0]["lr"]}
+
+
+def add_arguments(parser):
+    """Flags of `kit train`: one per TrainConfig field."""
+    add_config_arguments(parser)
+
+
+def main(args):
+    """Run `kit train`."""
+    train(from_args(args))
+'''
+
+SOURCES['kit/trainer.py'] = r'''"""The training step as an object: models, optimisers, grad scalers and EMA of one run, with state, restore and
+rollback. What a step does comes from the model family and the loss, never from `if cfg.loss == ...`."""
+import copy
+import random
+
+import numpy as np
+import torch
+
+from kit import losses, models
+from kit.data import augment
+
+
+def to_cpu(obj):
+    """A deep copy of nested dicts/lists of tensors with every tensor copied to the CPU."""
+    if torch.is_tensor(obj):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_cpu(v) for v in obj)
+    return copy.deepcopy(obj)
+
+
+def rng_state():
+    """Every random generator the loop reads: torch CPU and CUDA, numpy, python."""
+    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def set_rng_state(state):
+    """Restore what rng_state() returned."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+@torch.no_grad()
+def ema_update(ema, model, weight):
+    """ema ← ema + weight·(model - ema) for parameters and floating-point buffers; other buffers are copied."""
+    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), weight)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.lerp_(b, weight) if e.is_floating_point() else e.copy_(b)
+
+
+class GraphedStep:
+    """Runs `step` eagerly on a side stream for a few calls, then captures it once and replays the CUDA graph."""
+
+    def __init__(self, step, warmup=3):
+        self.step, self.warmup, self.calls, self.graph = step, warmup, 0, None
+
+    def __call__(self):
+        if self.graph is None and self.calls < self.warmup:
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                self.step()
+            torch.cuda.current_stream().wait_stream(stream)
+            self.calls += 1
+            return
+        if self.graph is None:
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.step()
+        self.graph.replay()
+
+    def reset(self):
+        """Forget the graph (after optimiser states were replaced): warm up and capture again."""
+        self.calls, self.graph = 0, None
+
+
+def optimiser(kind, parameters, lr, betas, capturable):
+    """Adam with the config's betas, or RMSprop (WGAN with clipping wants no momentum)."""
+    if kind == "rmsprop":
+        return torch.optim.RMSprop(parameters, lr, capturable=capturable)
+    return torch.optim.Adam(parameters, lr, betas, capturable=capturable)
+
+
+class Trainer:
+    """One run's G, D, EMA of G, optimisers and scalers on a device, and the step: n_critic D steps, one G step."""
+
+    def __init__(self, cfg, images, labels, n_classes, device, dtype, use_graph, rank=0, world=1):
+        self.cfg, self.device, self.dtype, self.use_graph = cfg, device, dtype, use_graph
+        self.images, self.labels = images, labels                # uint8 N×C×H×W and labels, resident on the device
+        self.loss = losses.get(cfg.loss, cfg.real_label)
+        self.n_critic = cfg.n_critic or self.loss.n_critic
+        self.conditional = models.family(cfg.model).conditional and n_classes > 1
+        self.augmentations = augment.parse(cfg.augment)
+        self.memory_format = (torch.channels_last if cfg.channels_last and device.type == "cuda"
+                              else torch.contiguous_format)
+        torch.manual_seed(cfg.seed)   # the same initial weights on every rank (G_ema is copied before DDP syncs)
+        G, D = models.build(cfg, tuple(images.shape[1:]), n_classes)
+        torch.manual_seed(cfg.seed + rank)   # different batches and noise on every rank
+        np.random.seed(cfg.seed + rank)
+        random.seed(cfg.seed + rank)
+        self.G = G.to(device, memory_format=self.memory_format)
+        self.D = D.to(device, memory_format=self.memory_format)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if cfg.ema else None
+        betas = (cfg.beta1, cfg.beta2)
+        self.opt_G = optimiser(self.loss.optimizer, self.G.parameters(), cfg.lr_g, betas, use_graph)
+        self.opt_D = optimiser(self.loss.optimizer, self.D.parameters(), cfg.lr_d, betas, use_graph)
+        self.scalers = {k: torch.amp.GradScaler(device.type, enabled=dtype is torch.float16) for k in "GD"}
+        self.step_count = 0
+        self.nan_at_step = 0                           # tests: make the losses NaN once at this step
+        self.acc = torch.zeros(2, device=device)       # summed D and G losses since the last check
+        self.ema_weight = torch.zeros((), device=device)
+        Gc, self.Dc = (torch.compile(self.G), torch.compile(self.D)) if cfg.compile else (self.G, self.D)
+        self.G_train, self.D_train = Gc, self.Dc
+        if world > 1:
+            ids = [device] if device.type == "cuda" else None
+            self.G_train = torch.nn.parallel.DistributedDataParallel(Gc, device_ids=ids)
+            self.D_train = torch.nn.parallel.DistributedDataParallel(self.Dc, device_ids=ids)
+        self.run_step = GraphedStep(self.one_step) if use_graph else self.one_step
+
+    def optimisers(self):
+        """(G's, D's)."""
+        return self.opt_G, self.opt_D
+
+    def state(self) -> dict:
+        """Models, EMA, optimisers, scalers, step and RNG (references to live tensors)."""
+        return {"G": self.G.state_dict(), "D": self.D.state_dict(),
+                "G_ema": self.G_ema.state_dict() if self.G_ema else None,
+                "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
+                "scaler": {k: s.state_dict() for k, s in self.scalers.items()}, "step": self.step_count,
+                "rng": rng_state()}
+
+    def restore(self, saved) -> int:
+        """Load models, EMA, optimisers and scalers from a checkpoint dict; returns its step."""
+        self.G.load_state_dict(saved["G"])
+        self.D.load_state_dict(saved["D"])
+        if self.G_ema:
+            self.G_ema.load_state_dict(saved["G_ema"] or saved["G"])
+        for opt, key in ((self.opt_G, "opt_G"), (self.opt_D, "opt_D")):
+            opt.load_state_dict(saved[key])
+            for group in opt.param_groups:
+                group["capturable"] = self.use_graph   # the saved run may have used another device or mode
+        for k, s in self.scalers.items():
+            s.load_state_dict(saved["scaler"][k])
+        self.step_count = saved["step"]
+        return self.step_count
+
+    def rollback(self, good, rollbacks) -> int:
+        """Back to `good` (a CPU state) with learning rates × 0.5^rollbacks; returns the step it went back to."""
+        step = self.restore(to_cpu(good))     # a copy: optimisers may alias what they load
+        for opt in self.optimisers():
+            for group in opt.param_groups:
+                group["lr"] *= 0.5 ** rollbacks
+        if self.use_graph:
+            self.run_step.reset()
+        return step
+
+    def autocast(self):
+        """Mixed precision as chosen (bf16 or fp16), off for fp32."""
+        return torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None,
+                              cache_enabled=not self.use_graph)
+
+    def augmented(self, x):
+        """x through every per-batch augmentation, in order."""
+        for fn in self.augmentations:
+            x = fn(x)
+        return x
+
+    def real_batch(self):
+        """A random batch of real images in [-1, 1] and their labels (None unless conditional)."""
+        idx = torch.randint(len(self.images), (self.cfg.batch_size,), device=self.device)
+        x = self.images[idx].float().div_(127.5).sub_(1).contiguous(memory_format=self.memory_format)
+        return x, self.labels[idx] if self.conditional else None
+
+    def optimiser_step(self, key, opt, loss):
+        """Backward through the scaler, step, update the scale."""
+        opt.zero_grad(set_to_none=True)
+        self.scalers[key].scale(loss).backward()
+        self.scalers[key].step(opt)
+        self.scalers[key].update()
+
+    def one_step(self):
+        """n_critic D steps then one G step; no host syncs (CUDA-graph safe)."""
+        cfg, batch = self.cfg, self.cfg.batch_size
+        for i in range(self.n_critic):
+            real, y = self.real_batch()
+            z = torch.randn(batch, cfg.z_dim, device=self.device)
+            with self.autocast():
+                with torch.set_grad_enabled(i == self.n_critic - 1):
+                    fake = self.G_train(z, y)
+                real_aug, fake_aug = self.augmented(real), self.augmented(fake.detach())
+                loss_d = self.loss.d(self.D_train(real_aug, y).float(), self.D_train(fake_aug, y).float())
+                if self.loss.gradient_penalty:
+                    scale = self.scalers["D"].get_scale() if self.scalers["D"].is_enabled() else 1.0
+                    loss_d = loss_d + cfg.gp_weight * losses.gradient_penalty(self.D_train, real_aug, fake_aug, y,
+                                                                              scale)
+            self.optimiser_step("D", self.opt_D, loss_d)
+            if self.loss.clip:
+                with torch.no_grad():
+                    for parameter in self.D.parameters():
+                        parameter.clamp_(-cfg.clip, cfg.clip)
+        self.D.requires_grad_(False)   # the G step reads D without DDP and without D gradients
+        with self.autocast():
+            real_logits = self.Dc(real_aug, y).float() if self.loss.g_needs_real else None
+            loss_g = self.loss.g(real_logits, self.Dc(self.augmented(fake), y).float())
+        self.optimiser_step("G", self.opt_G, loss_g)
+        self.D.requires_grad_(True)
+        if self.G_ema:
+            ema_update(self.G_ema, self.G, self.ema_weight)
+        self.acc.add_(torch.stack([loss_d.detach(), loss_g.detach()]))
+
+    def step(self):
+        """One training step (through the CUDA graph when captured)."""
+        if self.G_ema:
+            self.ema_weight.fill_(1 - min(self.cfg.ema, (1 + self.step_count) / (10 + self.step_count)))
+        self.run_step()
+        self.step_count += 1
+        if self.nan_at_step and self.step_count >= self.nan_at_step:
+            self.acc.fill_(float("nan"))
+            self.nan_at_step = 0
+
+    def take_losses(self):
+        """The summed D and G losses since the last call (a device tensor of 2), and reset them."""
+        summed = self.acc.clone()
+        self.acc.zero_()
+        return summed
+'''
+
+
+def install(sources, manifest):
+    """Write the inlined kit/ into a fresh temporary folder, each file checked against the manifest; import it."""
+    root = tempfile.mkdtemp(prefix="dogkit-src-")
+    for name, digest in manifest.items():
+        text = sources[name]
+        if hashlib.sha256(text.encode("utf-8")).hexdigest() != digest:
+            sys.exit(f"error: {name} does not match its SHA-256 in MANIFEST: this script was edited; rebuild it")
+        path = os.path.join(root, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    sys.path.insert(0, root)
+
+
+if __name__ == "__main__":
+    sys.dont_write_bytecode = True
+    install(SOURCES, MANIFEST)
+    from kit.kernel.runtime import main
+    sys.exit(main(KERNEL, START, sys.argv[1:]))
