@@ -38,8 +38,12 @@ def set_rng_state(state):
 
 @torch.no_grad()
 def ema_update(ema, model, weight):
-    """ema ← ema + weight·(model - ema) for parameters and floating-point buffers; other buffers are copied."""
-    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), weight)
+    """ema ← ema + weight·(model - ema) for parameters and floating-point buffers; other buffers are copied.
+    `weight` is a 0-d device tensor read on the device (a CUDA graph replays it), never turned into a Python number."""
+    ema_params = list(ema.parameters())
+    steps = torch._foreach_sub([p.detach() for p in model.parameters()], ema_params)
+    torch._foreach_mul_(steps, weight)
+    torch._foreach_add_(ema_params, steps)
     for e, b in zip(ema.buffers(), model.buffers()):
         e.lerp_(b, weight) if e.is_floating_point() else e.copy_(b)
 
@@ -109,8 +113,10 @@ class Trainer:
         self.G_train, self.D_train = Gc, self.Dc
         if world > 1:
             ids = [device] if device.type == "cuda" else None
-            self.G_train = torch.nn.parallel.DistributedDataParallel(Gc, device_ids=ids)
-            self.D_train = torch.nn.parallel.DistributedDataParallel(self.Dc, device_ids=ids)
+            # Buffers stay each rank's own: re-broadcasting them before every forward writes in place into tensors
+            # autograd saved (a version error on 2 processes); rank 0's are the ones saved and sampled from.
+            self.G_train = torch.nn.parallel.DistributedDataParallel(Gc, device_ids=ids, broadcast_buffers=False)
+            self.D_train = torch.nn.parallel.DistributedDataParallel(self.Dc, device_ids=ids, broadcast_buffers=False)
         self.run_step = GraphedStep(self.one_step) if use_graph else self.one_step
 
     def optimisers(self):
