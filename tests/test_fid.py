@@ -122,7 +122,9 @@ def test_identical_feature_sets_give_d_exactly_zero_and_a_huge_positive_mifid():
     real = features(200, 64, 6, shift=0.2)
     fid, d, d_thr, score = kit_scores(real.copy(), real, threshold=0.1)
     assert d == 0.0 and d_thr == 0.0                # exactly, not merely close: no negative round-off
-    assert score == fid / 1e-15 and score > 0
+    assert 0.0 <= fid < 1e-9 and score == fid / 1e-15 and score >= 0   # FID's round-off is never below 0 either
+    fid, d, d_thr, score = kit_scores(real[:120].copy(), real, threshold=0.1)   # copies of part of the real set
+    assert d == 0.0 and fid > 1e-3 and score == fid / 1e-15 and score > 1e12
     negated = F.nearest_real(torch.from_numpy(-real), torch.from_numpy(real))[0]
     assert (negated == 0).all()                     # 1 - |cos|: a sign flip is a copy too
 

@@ -26,7 +26,9 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, sqrt_sigma2=None) -> float:
     m = r @ sigma1 @ r                        # similar to S2 S1, but symmetric PSD: stable eigvalsh
     tr_covmean = torch.linalg.eigvalsh((m + m.T) / 2).clamp(min=0).sqrt().sum()
     diff = mu1 - mu2
-    return float(diff @ diff + sigma1.trace() + sigma2.trace() - 2 * tr_covmean)
+    # A squared distance: identical statistics give round-off either side of 0, and a negative FID would make MiFID
+    # negative (the best score there is) for a memorised set.
+    return max(0.0, float(diff @ diff + sigma1.trace() + sigma2.trace() - 2 * tr_covmean))
 
 
 def nearest_real(gen, real, chunk=1024, candidates=4):
