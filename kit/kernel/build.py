@@ -7,6 +7,7 @@ import ast
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -214,7 +215,9 @@ def push_takes_accelerator(exe: str) -> bool:
     helped = subprocess.run([exe, "kernels", "push", "--help"], capture_output=True, text=True, timeout=120)
     if helped.returncode != 0:
         last = (helped.stderr.strip().splitlines() or ["no output"])[-1]
-        raise UserError(f"the kaggle CLI does not start ({last}): reinstall it with pip install -U kaggle")
+        missing = re.search(r"No module named '([\w.]+)'", last)   # kaggle 2.2 imports six without requiring it
+        fix = f"pip install {missing.group(1).split('.')[0]}" if missing else "reinstall it with pip install -U kaggle"
+        raise UserError(f"the kaggle CLI does not start ({last}): {fix}")
     return "--accelerator" in helped.stdout
 
 
