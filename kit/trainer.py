@@ -1,6 +1,7 @@
 """The training step as an object: models, optimisers, grad scalers and EMA of one run, with state, restore and
 rollback. What a step does comes from the model family and the loss, never from `if cfg.loss == ...`."""
 import copy
+import inspect
 import random
 
 import numpy as np
@@ -46,6 +47,15 @@ def ema_update(ema, model, weight):
     torch._foreach_add_(ema_params, steps)
     for e, b in zip(ema.buffers(), model.buffers()):
         e.lerp_(b, weight) if e.is_floating_point() else e.copy_(b)
+
+
+def distributed(module, device_ids):
+    """DDP that does not re-send rank 0's buffers before every forward: that wrote in place into tensors autograd had
+    saved (a version error with 2 processes on torch 2.3.1); each rank keeps its batch-norm statistics, rank 0's are
+    saved and sampled from. Newer torch names the switch forward_sync_buffers, older broadcast_buffers."""
+    ddp = torch.nn.parallel.DistributedDataParallel
+    newer = "forward_sync_buffers" in inspect.signature(ddp.__init__).parameters
+    return ddp(module, device_ids=device_ids, **{"forward_sync_buffers" if newer else "broadcast_buffers": False})
 
 
 class GraphedStep:
@@ -113,10 +123,7 @@ class Trainer:
         self.G_train, self.D_train = Gc, self.Dc
         if world > 1:
             ids = [device] if device.type == "cuda" else None
-            # Buffers stay each rank's own: re-broadcasting them before every forward writes in place into tensors
-            # autograd saved (a version error on 2 processes); rank 0's are the ones saved and sampled from.
-            self.G_train = torch.nn.parallel.DistributedDataParallel(Gc, device_ids=ids, broadcast_buffers=False)
-            self.D_train = torch.nn.parallel.DistributedDataParallel(self.Dc, device_ids=ids, broadcast_buffers=False)
+            self.G_train, self.D_train = distributed(Gc, ids), distributed(self.Dc, ids)
         self.run_step = GraphedStep(self.one_step) if use_graph else self.one_step
 
     def optimisers(self):
