@@ -1,14 +1,18 @@
 """Training images/s of `kit train` (DCGAN, CGAN, BigGAN; eager, compile, CUDA graph) against a notebook DCGAN loop.
 
-    python bench/bench_train.py [--device auto] [--batch-sizes 64 256] [--steps N] [--threads N]
+    python bench/bench_train.py [--device auto] [--batch-sizes 64 256] [--steps N] [--threads N] [--procs 1 2]
 
 The baseline is the notebook that bench/quality measures (bench/quality/baseline.py): pytorch/examples' width-64
 DCGAN, ImageFolder of JPEGs + DataLoader(num_workers=2), fp32, BCE. kit trains from the uint8 cache resident on the
 device, with its default precision (bf16 on recent GPUs).
 Figures are real images consumed per second after warm-up; the device is detected, so this runs unchanged on a GPU.
+Each run appends its table to --results with the commit, device and load; on a CPU the GPU rows (every model, eager,
+compile and CUDA graph) are listed as not measured yet.
 """
 import argparse
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout's
 from kit.config import TrainConfig  # noqa: E402
 from kit.data import cache, synthetic  # noqa: E402
 from kit.device import resolve_device  # noqa: E402
+from kit.kernel.runtime import train_ranks  # noqa: E402
 from kit.train import train  # noqa: E402
 from quality.baseline import notebook_steps  # noqa: E402
 
@@ -49,17 +54,21 @@ def baseline(folder, device, batch, steps, warmup):
     return seen / (time.perf_counter() - start)
 
 
-def kit_rate(data, out, device, model, batch, mode, steps, warmup, threads):
-    """images/s of `kit train`, from its metrics.jsonl lines after the warm-up window."""
+def kit_rate(data, out, device, model, batch, mode, steps, warmup, threads, procs=1):
+    """images/s of `kit train` (all `procs` DDP processes together, as a kernel starts them), from rank 0's
+    metrics.jsonl lines after the warm-up window."""
     cfg = TrainConfig(data=str(data), out=str(out), model=model, batch_size=batch, device=str(device),
                       compile=mode == "compile", cuda_graph=mode == "cuda_graph", max_steps=warmup + steps,
                       log_every=warmup, n_images=64, checkpoint_every="1h", sample_every="1h", threads=threads,
                       force=True)
-    train(cfg)
+    if procs == 1:
+        train(cfg)
+    elif failure := train_ranks(cfg, procs, deadline=time.time() + 3600):
+        raise SystemExit(f"{procs} processes: {failure}")
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     rows = [r for r in rows if "images_per_s" in r]
     first, last = rows[0], rows[-1]   # the first line closes the warm-up window
-    return (last["step"] - first["step"]) * batch / (last["elapsed"] - first["elapsed"])
+    return (last["step"] - first["step"]) * batch * procs / (last["elapsed"] - first["elapsed"])
 
 
 def main():
@@ -73,7 +82,11 @@ def main():
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: 100 GPU, 2 CPU)")
     parser.add_argument("--images", type=int, default=1024, help="JPEGs generated for the baseline and the cache")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--procs", type=int, nargs="+", default=[1],
+                        help="DDP processes per kit row (one per GPU; on the CPU gloo processes), e.g. 1 2")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--results", type=Path, default=Path(__file__).resolve().parent / "results" / "train.md",
+                        help="markdown file the table is appended to (empty: print only)")
     args = parser.parse_args()
     device = resolve_device(args.device)
     gpu = device.type == "cuda"
@@ -85,7 +98,7 @@ def main():
         torch.set_num_threads(args.threads)
     name = torch.cuda.get_device_name(device) if gpu else f"CPU, {torch.get_num_threads()} torch threads"
     print(f"device: {name}; torch {torch.__version__}; {warmup} warm-up + {steps} timed steps per row", flush=True)
-    results = []
+    results, load_before = [], os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         folder, data = make_data(work, args.images)
@@ -96,13 +109,34 @@ def main():
                 print(f"{results[-1][0]:<56} batch {batch:>4} {'eager':<10} {rate:>9.0f} img/s", flush=True)
             for model in args.models:
                 for mode in modes:
-                    rate = kit_rate(data, work / f"run-{model}-{batch}-{mode}", device, model, batch, mode, steps,
-                                    warmup, args.threads)
-                    results.append((f"kit train --model {model}", batch, mode, rate))
-                    print(f"{results[-1][0]:<56} batch {batch:>4} {mode:<10} {rate:>9.0f} img/s", flush=True)
-    print("\n| loop | batch | mode | images/s |\n|---|---|---|---|")
-    for loop, batch, mode, rate in results:
-        print(f"| {loop} | {batch} | {mode} | {rate:,.0f} |")
+                    for procs in args.procs:
+                        rate = kit_rate(data, work / f"run-{model}-{batch}-{mode}-{procs}", device, model, batch,
+                                        mode, steps, warmup, args.threads, procs)
+                        loop = f"kit train --model {model}" + (f", {procs} DDP processes" if procs > 1 else "")
+                        results.append((loop, batch, mode, rate))
+                        print(f"{loop:<56} batch {batch:>4} {mode:<10} {rate:>9.0f} img/s", flush=True)
+    lines = ["| loop | batch | mode | images/s |", "|---|---|---|---|"]
+    lines += [f"| {loop} | {batch} | {mode} | {rate:,.0f} |" for loop, batch, mode, rate in results]
+    if not gpu:
+        lines += [f"| kit train --model {model} | {batch} | GPU: eager, compile, cuda_graph | not measured yet |"
+                  for batch in args.batch_sizes for model in args.models]
+    print("\n" + "\n".join(lines))
+    if str(args.results):
+        root = Path(__file__).resolve().parents[1]
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True).stdout.strip()
+        head = (f"## {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {name}, torch {torch.__version__}, "
+                f"commit {commit.stdout.strip()}{' + uncommitted changes' if dirty else ''}, {warmup} warm-up + "
+                f"{steps} timed steps, load {load_before:.1f}–{os.getloadavg()[0]:.1f}")
+        command = "`python bench/bench_train.py " + " ".join(sys.argv[1:]) + "`"
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        new = not args.results.exists()
+        with open(args.results, "a") as f:
+            if new:
+                f.write("# Training images/s (`bench/bench_train.py`), every run appended\n\n")
+            f.write("\n".join([head, "", command, "", *lines, "", ""]))
+        print(f"appended to {args.results}")
 
 
 if __name__ == "__main__":

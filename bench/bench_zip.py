@@ -37,6 +37,13 @@ def encode_with_pil(hwc):
     return buf.getvalue()
 
 
+def encode_with_opencv(hwc):
+    """OpenCV's PNG encoder (albumentations brings it), at compression 1, for comparison."""
+    import cv2
+    ok, png = cv2.imencode(".png", np.ascontiguousarray(hwc[:, :, ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    return png.tobytes()
+
+
 def encode_chunk(chunk):
     """Process-pool worker: PNG bytes of a chunk of H×W×3 arrays."""
     return [package._encode_png(a) for a in chunk]
@@ -68,16 +75,19 @@ def main():
     results = {}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        timed(f"write_zip, {package._workers()} threads (shipped)",
+        timed(f"write_zip, {package.workers()} threads (shipped)",
               lambda: package.write_zip(images, tmp / "a.zip", progress=False), results)
-        workers = package._workers
-        package._workers = lambda: 1
+        workers = package.workers
+        package.workers = lambda: 1
         timed("write_zip, 1 thread", lambda: package.write_zip(images, tmp / "b.zip", progress=False), results)
-        package._workers = workers
+        package.workers = workers
         encode = package._encode_png
         package._encode_png = encode_with_pil
         timed(f"write_zip with PIL's PNG encoder, {workers()} threads",
               lambda: package.write_zip(images, tmp / "d.zip", progress=False), results)
+        package._encode_png = encode_with_opencv
+        timed(f"write_zip with OpenCV's PNG encoder, {workers()} threads",
+              lambda: package.write_zip(images, tmp / "e.zip", progress=False), results)
         package._encode_png = encode
         timed(f"process pool of {workers()}", lambda: write_with_processes(images, tmp / "c.zip", workers()), results)
         timed("baseline: PNG folder + shutil.make_archive", lambda: baseline(images, tmp), results)
