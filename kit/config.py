@@ -16,7 +16,7 @@ class TrainConfig:
     model: str = "dcgan"           # dcgan | cgan | mlp | biggan
     loss: str = ""                 # bce | lsgan | wgan-gp | wgan | hinge | ralsgan; "": the model's, see MODEL_DEFAULTS
     budget: str = "8h30m"          # hard wall-clock limit, tail (10k images + zip) included
-    batch_size: int = 64
+    batch_size: int = 0            # per process; 0: by model and device (64, biggan on a CPU 16), see MODEL_DEFAULTS
     lr_g: float = 0.0              # 0: by model and device, see MODEL_DEFAULTS
     lr_d: float = 0.0              # 0: by model and device
     beta1: float = -1.0            # Adam betas; -1: the model's
@@ -26,8 +26,8 @@ class TrainConfig:
     d_width: int = 0               # channels of D's first layer; 0: by model and device
     spectral_norm: bool = False    # spectral norm on D (biggan has it on every G and D weight anyway)
     shared_dim: int = 128          # biggan: size of the breed embedding shared by G's blocks
-    attn_g: int = 32               # biggan: resolution of G's self-attention block (0: none)
-    attn_d: int = 32               # biggan: resolution of D's self-attention block (0: none)
+    attn_g: int = -1               # biggan: resolution of G's self-attention block (0: none; -1: by device)
+    attn_d: int = -1               # biggan: resolution of D's self-attention block (0: none; -1: by device)
     n_critic: int = 0              # D steps per G step; 0: the loss's (5 for wgan, else 1)
     gp_weight: float = 10.0        # gradient penalty weight (wgan-gp)
     real_label: float = 1.0        # bce: D's target for real images (0.8: one-sided label smoothing, as 3rd place)
@@ -57,19 +57,25 @@ class TrainConfig:
 
 # Values for the fields left unset (0, "" or -1), by model and device type. dcgan/cgan/mlp, CPU: chosen by
 # bench/quality on real digits (README); GPU: the DCGAN paper's. biggan, GPU: the 5th place's (hinge, Adam betas (0,
-# 0.999), lr 1e-4 / 4e-4, G width 32, D width 64); CPU: chosen by bench/quality (README). No GPU has measured them here.
+# 0.999), lr 1e-4 / 4e-4, G width 32, D width 64, batch 64, self-attention at 32×32 in G and D). No GPU has measured
+# them here. biggan, CPU: chosen by bench/quality on the digits at 2 min (bench/results/quality_explore.md, "How the
+# biggan CPU row was chosen"): attention at 32×32 was 60% of a step (1.7 s at batch 64, one thread), at 16×16 a step
+# costs 0.7 s; batch 16 with lr 1e-3 / 1e-3 reached digit-FID 301-549 and 82-94% asked-for digits in 2 min where the
+# old row (batch 64, lr 2e-4 / 8e-4, attention 32) reached 3237 and 12%.
 DCGAN_DEFAULTS = {"cpu": {"g_width": 16, "d_width": 16, "lr_g": 1e-3, "lr_d": 1e-3, "loss": "bce", "beta1": 0.5,
-                          "beta2": 0.999},
+                          "beta2": 0.999, "batch_size": 64},
                   "cuda": {"g_width": 64, "d_width": 64, "lr_g": 2e-4, "lr_d": 2e-4, "loss": "bce", "beta1": 0.5,
-                           "beta2": 0.999}}
+                           "beta2": 0.999, "batch_size": 64}}
 MODEL_DEFAULTS = {
     "dcgan": DCGAN_DEFAULTS, "cgan": DCGAN_DEFAULTS, "mlp": DCGAN_DEFAULTS,
-    "biggan": {"cpu": {"g_width": 8, "d_width": 8, "lr_g": 2e-4, "lr_d": 8e-4, "loss": "hinge", "beta1": 0.0,
-                       "beta2": 0.999},
+    "biggan": {"cpu": {"g_width": 8, "d_width": 8, "lr_g": 1e-3, "lr_d": 1e-3, "loss": "hinge", "beta1": 0.0,
+                       "beta2": 0.999, "batch_size": 16, "attn_g": 16, "attn_d": 16},
                "cuda": {"g_width": 32, "d_width": 64, "lr_g": 1e-4, "lr_d": 4e-4, "loss": "hinge", "beta1": 0.0,
-                        "beta2": 0.999}},
+                        "beta2": 0.999, "batch_size": 64, "attn_g": 32, "attn_d": 32}},
 }
-UNSET = {"loss": "", "beta1": -1.0, "beta2": -1.0}   # what "unset" is for these fields; 0 for every other
+# What "unset" is for these fields; 0 for every other. attn_g/attn_d were 32 by default before they were by device:
+# older checkpoints store 32 and load as 32.
+UNSET = {"loss": "", "beta1": -1.0, "beta2": -1.0, "attn_g": -1, "attn_d": -1}
 
 
 def for_device(cfg: TrainConfig, device_type: str) -> TrainConfig:

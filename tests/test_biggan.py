@@ -1,5 +1,6 @@
 """BigGAN: shapes, spectral norm on every weight, orthogonal init, attention, standing statistics, balanced breeds,
-and the trainer's promises (learns, resumes exactly, rolls back, keeps its budget) for --model biggan."""
+exact resume and sampling. The trainer's other promises (learns colours and breeds, rolls back on NaN, keeps its
+budget) run for biggan in tests/test_train.py, parametrised beside the DCGAN-class models."""
 import json
 
 import numpy as np
@@ -124,3 +125,18 @@ def test_sampling_options_come_from_the_run_unless_given():
     assert sampling_options(state) == {"standing_stats": 50, "class_balance": True}
     assert sampling_options(state, 0, False) == {"standing_stats": 0, "class_balance": False}
     assert sampling_options({"config": {}}) == {"standing_stats": 0, "class_balance": False}   # older checkpoints
+
+
+def test_attention_resolutions_come_by_device_unless_given():
+    from kit.config import MODEL_DEFAULTS, for_device, from_dict
+    cuda = for_device(TrainConfig(model="biggan"), "cuda")
+    assert (cuda.attn_g, cuda.attn_d) == (32, 32)                                  # what biggan is on a GPU
+    cpu = for_device(TrainConfig(model="biggan"), "cpu")
+    assert (cpu.attn_g, cpu.attn_d) == (MODEL_DEFAULTS["biggan"]["cpu"].get("attn_g", -1),
+                                        MODEL_DEFAULTS["biggan"]["cpu"].get("attn_d", -1))
+    given = for_device(TrainConfig(model="biggan", attn_g=0, attn_d=16), "cuda")
+    assert (given.attn_g, given.attn_d) == (0, 16)                                 # 0 (none) is a choice, not unset
+    old = for_device(from_dict({"model": "biggan", "attn_g": 32, "attn_d": 32}), "cpu")
+    assert (old.attn_g, old.attn_d) == (32, 32)                                    # older checkpoints stored 32
+    G, D = models.build(tiny(attn_g=-1, attn_d=-1), (3, 64, 64), 2)                # never resolved: as before, 32
+    assert list(G.attention) == ["2"] and list(D.attention) == ["0"]

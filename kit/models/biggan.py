@@ -151,8 +151,12 @@ class Discriminator(nn.Module):
         return self.linear(h).view(len(x)) + (self.embed(y) * h).sum(1)
 
 
+ATTENTION = 32   # the attention resolution of a config that left attn_g / attn_d unset (-1) and was never resolved
+
+
 def build(cfg, channels: int, size: int, n_classes: int):
     """(G, D) of BigGAN for the config's widths, latent and attention resolutions."""
-    G = Generator(cfg.z_dim, channels, size, cfg.g_width, n_classes, cfg.shared_dim, cfg.attn_g)
-    D = Discriminator(channels, size, cfg.d_width, n_classes, cfg.attn_d)
+    attn_g, attn_d = (ATTENTION if a < 0 else a for a in (cfg.attn_g, cfg.attn_d))
+    G = Generator(cfg.z_dim, channels, size, cfg.g_width, n_classes, cfg.shared_dim, attn_g)
+    D = Discriminator(channels, size, cfg.d_width, n_classes, attn_d)
     return G, D
