@@ -13,6 +13,8 @@ class bits: entropy of the classifier's predicted digits (an even spread is log2
 the least drawn digit (an even spread is 10%). d: MiFID memorisation distance in the same features (copies of the
 data: 0). asked-for: share of samples, asked for digit k = i mod 10, that the classifier reads as k (conditional
 models). settings: what the run used, read back from its checkpoint (threads 0: torch's default).
+How the CPU rows of the kit's defaults were chosen (trials with their flags, figures, load and commit):
+`quality_explore.md`.
 """
 
 
@@ -60,6 +62,12 @@ def ratios(rows):
             parts.append(f"kit-biggan / kit-cgan = {fid['kit-biggan', budget] / fid['kit-cgan', budget]:.3f}")
         if parts:
             lines.append(f"At {duration(budget)}, digit-FID ratios: {'; '.join(parts)}.  ")
+    both = sorted(b for c, b in fid if c == "kit-biggan" and ("kit-cgan", b) in fid)
+    if both:
+        ahead = [duration(b) for b in both if fid["kit-biggan", b] < fid["kit-cgan", b]]
+        lines.append(f"kit-biggan overtakes kit-cgan (a lower digit-FID at equal seconds) at "
+                     f"{', '.join(ahead) if ahead else 'none'} of the budgets both ran "
+                     f"({', '.join(duration(b) for b in both)}).  ")
     return lines
 
 
