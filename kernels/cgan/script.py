@@ -15,7 +15,7 @@ MANIFEST = {
     'kit/__init__.py': 'e7d0045deac9a05a409a26697e4ba733903926c7c14286cfeb66ba9a6b828972',
     'kit/budget.py': 'cf54f52780863e167243ec06231b7c026d0bbd5a40657009490748015ab6b6a4',
     'kit/checkpoint.py': '9826014c39803051565833cfcc876438233cb28a5d8c4b8aeece283ce8c87c3f',
-    'kit/config.py': 'a85d768222ef18e3465014afc1e0bf94c9eb0762009b960bad824b65b89b8f3b',
+    'kit/config.py': '4a531377e0229b9bbabd51820aa3ea7e331ca23aa73c67724a728e4adf0883d8',
     'kit/data/__init__.py': '91eae478aba0ba4b29f550ad3c9b81cc15a9bbbc242a8f90a34d539f4381dbe1',
     'kit/data/augment.py': '5723c75430df5acd95695c13d591fd60a73d90c476b0a8ca98a26df99bd66f20',
     'kit/data/cache.py': 'd97b231dcfad583b9db15790a7cbae9d91e22c70c86b6d8465380d2be0521d40',
@@ -30,14 +30,14 @@ MANIFEST = {
     'kit/kernel/runtime.py': '7efdc141a86ca70a0f2a4351d8402681901e9e619b8107b3010cfb10469fa023',
     'kit/losses.py': '1455e9b17776f408522587ca4532812cc261b91c223546f8a7482ec5409956ff',
     'kit/models/__init__.py': '45974f41fb6b7107e92c8db6749d05a4919518eef832f8e05eda55b9f0c300ce',
-    'kit/models/biggan.py': 'a62350b6d09a9fda3777f7b70067ae0ec4e3243e9667967bba68ccf983f7d259',
+    'kit/models/biggan.py': '82bbd20217cacb497e5db9f707520a4955fe9cdfc3f835e779db94afd3a119c2',
     'kit/models/dcgan.py': '15671d195d80d9428a53c73298789e6186acd0572c8c39455a045a4c7b67a581',
     'kit/package.py': '249878b62aaf342e4b11576406b4e27c5a25e0188e3c3dc96d73301390c2bb17',
     'kit/plot.py': 'fa5e4ffc4adc85a8c6faa33832bfb0f7dcd14d0dbff56e8506bbd317634eaec0',
     'kit/progress.py': '6683bd9a355ba4006be3dbeada7474de8d3dd901d3fd7d211e1d958cf409b20b',
     'kit/sample.py': '757577745b1023f98bf69bfc72e24c36c9bfbb04f3963137ac56df821ddca3a4',
     'kit/train.py': '828adefed4b8d8ce108cf8b8a654e6586b591e293d0f13daa3534b49b48060e0',
-    'kit/trainer.py': '0bd37b2c9ae4e49b8f5b2a8c7921b9f237eec3ec4bab813f480f634a562c5429',
+    'kit/trainer.py': 'e1628ec2a6b023185a06b7e7fdb4183e4e92504b146ead043654997e0f67d950',
 }
 SOURCES = {}
 
@@ -154,7 +154,7 @@ class TrainConfig:
     model: str = "dcgan"           # dcgan | cgan | mlp | biggan
     loss: str = ""                 # bce | lsgan | wgan-gp | wgan | hinge | ralsgan; "": the model's, see MODEL_DEFAULTS
     budget: str = "8h30m"          # hard wall-clock limit, tail (10k images + zip) included
-    batch_size: int = 64
+    batch_size: int = 0            # per process; 0: by model and device (64, biggan on a CPU 16), see MODEL_DEFAULTS
     lr_g: float = 0.0              # 0: by model and device, see MODEL_DEFAULTS
     lr_d: float = 0.0              # 0: by model and device
     beta1: float = -1.0            # Adam betas; -1: the model's
@@ -164,8 +164,8 @@ class TrainConfig:
     d_width: int = 0               # channels of D's first layer; 0: by model and device
     spectral_norm: bool = False    # spectral norm on D (biggan has it on every G and D weight anyway)
     shared_dim: int = 128          # biggan: size of the breed embedding shared by G's blocks
-    attn_g: int = 32               # biggan: resolution of G's self-attention block (0: none)
-    attn_d: int = 32               # biggan: resolution of D's self-attention block (0: none)
+    attn_g: int = -1               # biggan: resolution of G's self-attention block (0: none; -1: by device)
+    attn_d: int = -1               # biggan: resolution of D's self-attention block (0: none; -1: by device)
     n_critic: int = 0              # D steps per G step; 0: the loss's (5 for wgan, else 1)
     gp_weight: float = 10.0        # gradient penalty weight (wgan-gp)
     real_label: float = 1.0        # bce: D's target for real images (0.8: one-sided label smoothing, as 3rd place)
@@ -195,19 +195,25 @@ class TrainConfig:
 
 # Values for the fields left unset (0, "" or -1), by model and device type. dcgan/cgan/mlp, CPU: chosen by
 # bench/quality on real digits (README); GPU: the DCGAN paper's. biggan, GPU: the 5th place's (hinge, Adam betas (0,
-# 0.999), lr 1e-4 / 4e-4, G width 32, D width 64); CPU: chosen by bench/quality (README). No GPU has measured them here.
+# 0.999), lr 1e-4 / 4e-4, G width 32, D width 64, batch 64, self-attention at 32×32 in G and D). No GPU has measured
+# them here. biggan, CPU: chosen by bench/quality on the digits at 2 min (bench/results/quality_explore.md, "How the
+# biggan CPU row was chosen"): attention at 32×32 was 60% of a step (1.7 s at batch 64, one thread), at 16×16 a step
+# costs 0.7 s; batch 16 with lr 1e-3 / 1e-3 reached digit-FID 301-549 and 82-94% asked-for digits in 2 min where the
+# old row (batch 64, lr 2e-4 / 8e-4, attention 32) reached 3237 and 12%.
 DCGAN_DEFAULTS = {"cpu": {"g_width": 16, "d_width": 16, "lr_g": 1e-3, "lr_d": 1e-3, "loss": "bce", "beta1": 0.5,
-                          "beta2": 0.999},
+                          "beta2": 0.999, "batch_size": 64},
                   "cuda": {"g_width": 64, "d_width": 64, "lr_g": 2e-4, "lr_d": 2e-4, "loss": "bce", "beta1": 0.5,
-                           "beta2": 0.999}}
+                           "beta2": 0.999, "batch_size": 64}}
 MODEL_DEFAULTS = {
     "dcgan": DCGAN_DEFAULTS, "cgan": DCGAN_DEFAULTS, "mlp": DCGAN_DEFAULTS,
-    "biggan": {"cpu": {"g_width": 8, "d_width": 8, "lr_g": 2e-4, "lr_d": 8e-4, "loss": "hinge", "beta1": 0.0,
-                       "beta2": 0.999},
+    "biggan": {"cpu": {"g_width": 8, "d_width": 8, "lr_g": 1e-3, "lr_d": 1e-3, "loss": "hinge", "beta1": 0.0,
+                       "beta2": 0.999, "batch_size": 16, "attn_g": 16, "attn_d": 16},
                "cuda": {"g_width": 32, "d_width": 64, "lr_g": 1e-4, "lr_d": 4e-4, "loss": "hinge", "beta1": 0.0,
-                        "beta2": 0.999}},
+                        "beta2": 0.999, "batch_size": 64, "attn_g": 32, "attn_d": 32}},
 }
-UNSET = {"loss": "", "beta1": -1.0, "beta2": -1.0}   # what "unset" is for these fields; 0 for every other
+# What "unset" is for these fields; 0 for every other. attn_g/attn_d were 32 by default before they were by device:
+# older checkpoints store 32 and load as 32.
+UNSET = {"loss": "", "beta1": -1.0, "beta2": -1.0, "attn_g": -1, "attn_d": -1}
 
 
 def for_device(cfg: TrainConfig, device_type: str) -> TrainConfig:
@@ -2022,10 +2028,14 @@ class Discriminator(nn.Module):
         return self.linear(h).view(len(x)) + (self.embed(y) * h).sum(1)
 
 
+ATTENTION = 32   # the attention resolution of a config that left attn_g / attn_d unset (-1) and was never resolved
+
+
 def build(cfg, channels: int, size: int, n_classes: int):
     """(G, D) of BigGAN for the config's widths, latent and attention resolutions."""
-    G = Generator(cfg.z_dim, channels, size, cfg.g_width, n_classes, cfg.shared_dim, cfg.attn_g)
-    D = Discriminator(channels, size, cfg.d_width, n_classes, cfg.attn_d)
+    attn_g, attn_d = (ATTENTION if a < 0 else a for a in (cfg.attn_g, cfg.attn_d))
+    G = Generator(cfg.z_dim, channels, size, cfg.g_width, n_classes, cfg.shared_dim, attn_g)
+    D = Discriminator(channels, size, cfg.d_width, n_classes, attn_d)
     return G, D
 '''
 
@@ -2897,6 +2907,7 @@ def main(args):
 SOURCES['kit/trainer.py'] = r'''"""The training step as an object: models, optimisers, grad scalers and EMA of one run, with state, restore and
 rollback. What a step does comes from the model family and the loss, never from `if cfg.loss == ...`."""
 import copy
+import inspect
 import random
 
 import numpy as np
@@ -2934,10 +2945,23 @@ def set_rng_state(state):
 
 @torch.no_grad()
 def ema_update(ema, model, weight):
-    """ema ← ema + weight·(model - ema) for parameters and floating-point buffers; other buffers are copied."""
-    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), weight)
+    """ema ← ema + weight·(model - ema) for parameters and floating-point buffers; other buffers are copied.
+    `weight` is a 0-d device tensor read on the device (a CUDA graph replays it), never turned into a Python number."""
+    ema_params = list(ema.parameters())
+    steps = torch._foreach_sub([p.detach() for p in model.parameters()], ema_params)
+    torch._foreach_mul_(steps, weight)
+    torch._foreach_add_(ema_params, steps)
     for e, b in zip(ema.buffers(), model.buffers()):
         e.lerp_(b, weight) if e.is_floating_point() else e.copy_(b)
+
+
+def distributed(module, device_ids):
+    """DDP that does not re-send rank 0's buffers before every forward: that wrote in place into tensors autograd had
+    saved (a version error with 2 processes on torch 2.3.1); each rank keeps its batch-norm statistics, rank 0's are
+    saved and sampled from. Newer torch names the switch forward_sync_buffers, older broadcast_buffers."""
+    ddp = torch.nn.parallel.DistributedDataParallel
+    newer = "forward_sync_buffers" in inspect.signature(ddp.__init__).parameters
+    return ddp(module, device_ids=device_ids, **{"forward_sync_buffers" if newer else "broadcast_buffers": False})
 
 
 class GraphedStep:
@@ -3005,8 +3029,7 @@ class Trainer:
         self.G_train, self.D_train = Gc, self.Dc
         if world > 1:
             ids = [device] if device.type == "cuda" else None
-            self.G_train = torch.nn.parallel.DistributedDataParallel(Gc, device_ids=ids)
-            self.D_train = torch.nn.parallel.DistributedDataParallel(self.Dc, device_ids=ids)
+            self.G_train, self.D_train = distributed(Gc, ids), distributed(self.Dc, ids)
         self.run_step = GraphedStep(self.one_step) if use_graph else self.one_step
 
     def optimisers(self):
