@@ -102,8 +102,13 @@ def generate(checkpoint, n, seed=0, truncation=0.0, device="auto", labels=None, 
             return balanced_labels(G.n_classes, k, generator)
         return pick_labels(state, k, labels, generator)
 
-    if standing_stats:
-        collect_standing_stats(G, standing_stats, min(CHUNK, 256), labels_for, generator, device)
+    def labels_for_stats(k):
+        if conditional and labels is not None and not isinstance(labels, (int, str)):   # a label per image asked
+            return pick_labels(state, n, labels, generator)[torch.randint(n, (k,), generator=generator)]
+        return labels_for(k)
+
+    if standing_stats and n:
+        collect_standing_stats(G, standing_stats, min(CHUNK, 256), labels_for_stats, generator, device)
     z = truncated_noise(n, G.z_dim, truncation, generator)
     y = labels_for(n)
     images = [to_uint8(G(z[i:i + CHUNK].to(device), None if y is None else y[i:i + CHUNK].to(device)))

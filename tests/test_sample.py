@@ -58,6 +58,17 @@ def test_breed_by_index_or_name_and_bad_breeds(tmp_path):
         generate(tmp_path / "plain.pt", 4, labels=1)
 
 
+def test_standing_stats_with_a_label_per_image(tmp_path):
+    """A label per image (as bench/quality asks for digit i mod 10) and standing statistics: the statistics batches
+    draw from the asked labels, and the images get exactly the labels asked."""
+    make_checkpoint(tmp_path / "last.pt")
+    asked = np.arange(300) % 4
+    images, labels = generate(tmp_path / "last.pt", 300, labels=asked, standing_stats=2)
+    assert labels.tolist() == asked.tolist() and images.shape == (300, 3, 32, 32)
+    plain, _ = generate(tmp_path / "last.pt", 300, labels=asked)
+    assert not torch.equal(images, plain)            # the re-collected statistics changed the images
+
+
 def test_truncation_redraws_large_values():
     z = truncated_noise(5000, 8, 0.5, torch.Generator().manual_seed(0))
     assert z.abs().max() <= 0.5
