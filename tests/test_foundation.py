@@ -93,7 +93,8 @@ def test_device_defaults_fill_only_fields_left_at_zero():
         resolved = config.for_device(cfg, device_type)
         table = config.MODEL_DEFAULTS["dcgan"][device_type]
         assert (resolved.g_width, resolved.lr_g, resolved.lr_d) == (table["g_width"], table["lr_g"], table["lr_d"])
-        assert resolved.d_width == 24 and resolved.batch_size == cfg.batch_size
+        assert resolved.d_width == 24 and resolved.batch_size == table["batch_size"]   # batch 0: by model and device
+        assert config.for_device(config.TrainConfig(batch_size=32), device_type).batch_size == 32   # given: kept
     assert config.for_device(cfg, "mps") == config.for_device(cfg, "cpu")
 
 
