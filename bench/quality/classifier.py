@@ -103,9 +103,7 @@ def evaluate(images, real, extractor, asked=None):
     from kit.metrics.score import score_images
     report = score_images(images, as_dataset(real), extractor=extractor, device="cpu")
     predicted = extractor.classify(images)
-    # FID and d are distances (>= 0): identical sets give rounding noise either side of 0, shown as 0
-    result = {"fid": max(float(report["fid"]), 0.0), "d": max(float(report["distance"]), 0.0),
-              "bits": class_bits(predicted),
+    result = {"fid": float(report["fid"]), "d": float(report["distance"]), "bits": class_bits(predicted),
               "rarest": float(np.bincount(predicted, minlength=10).min() / len(predicted))}
     if asked is not None:
         result["cgan_acc"] = float((predicted == np.asarray(asked)).mean())
