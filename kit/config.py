@@ -47,7 +47,8 @@ class TrainConfig:
     n_images: int = 10000          # images written to the zip at the end
     zip: str = ""                  # where the final zip goes; default OUT/images.zip
     truncation: float = 0.0        # truncated sampling for the final zip; 0 is off
-    standing_stats: int = 0        # final zip: re-collect G's batch-norm statistics over this many batches first
+    standing_stats: int = -1       # final zip: re-collect G's batch-norm statistics over this many batches of 256
+                                   # first (0: off; -1: by model and device, see MODEL_DEFAULTS)
     class_balance: bool = False    # final zip: draw breeds evenly instead of by training frequency
     crop: str = "square"           # square | box | whole (when DATA must be prepared first)
     resume: bool = False           # continue from OUT/last.pt
@@ -64,19 +65,19 @@ class TrainConfig:
 # digits, against 3237 and 12% for the old row: batch 64, lr 2e-4 / 8e-4, attention at 32), and lr 2.5e-4 / 1e-3
 # (the GPU row's 1:4) kept improving to 5 min (275, 96%) where 1e-3 / 1e-3 rose back from 340 to 771.
 DCGAN_DEFAULTS = {"cpu": {"g_width": 16, "d_width": 16, "lr_g": 1e-3, "lr_d": 1e-3, "loss": "bce", "beta1": 0.5,
-                          "beta2": 0.999, "batch_size": 64},
+                          "beta2": 0.999, "batch_size": 64, "standing_stats": 0},
                   "cuda": {"g_width": 64, "d_width": 64, "lr_g": 2e-4, "lr_d": 2e-4, "loss": "bce", "beta1": 0.5,
-                           "beta2": 0.999, "batch_size": 64}}
+                           "beta2": 0.999, "batch_size": 64, "standing_stats": 0}}
 MODEL_DEFAULTS = {
     "dcgan": DCGAN_DEFAULTS, "cgan": DCGAN_DEFAULTS, "mlp": DCGAN_DEFAULTS,
     "biggan": {"cpu": {"g_width": 8, "d_width": 8, "lr_g": 2.5e-4, "lr_d": 1e-3, "loss": "hinge", "beta1": 0.0,
-                       "beta2": 0.999, "batch_size": 16, "attn_g": 16, "attn_d": 16},
+                       "beta2": 0.999, "batch_size": 16, "attn_g": 16, "attn_d": 16, "standing_stats": 4},
                "cuda": {"g_width": 32, "d_width": 64, "lr_g": 1e-4, "lr_d": 4e-4, "loss": "hinge", "beta1": 0.0,
-                        "beta2": 0.999, "batch_size": 64, "attn_g": 32, "attn_d": 32}},
+                        "beta2": 0.999, "batch_size": 64, "attn_g": 32, "attn_d": 32, "standing_stats": 16}},
 }
 # What "unset" is for these fields; 0 for every other. attn_g/attn_d were 32 by default before they were by device:
 # older checkpoints store 32 and load as 32.
-UNSET = {"loss": "", "beta1": -1.0, "beta2": -1.0, "attn_g": -1, "attn_d": -1}
+UNSET = {"loss": "", "beta1": -1.0, "beta2": -1.0, "attn_g": -1, "attn_d": -1, "standing_stats": -1}
 
 
 def for_device(cfg: TrainConfig, device_type: str) -> TrainConfig:

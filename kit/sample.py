@@ -14,6 +14,7 @@ from kit.models import build
 from kit.plot import save_grid
 
 CHUNK = 500  # images per forward pass
+STATS_BATCH = 256  # images per batch of the standing statistics
 
 
 def to_uint8(x):
@@ -107,8 +108,8 @@ def generate(checkpoint, n, seed=0, truncation=0.0, device="auto", labels=None, 
             return pick_labels(state, n, labels, generator)[torch.randint(n, (k,), generator=generator)]
         return labels_for(k)
 
-    if standing_stats and n:
-        collect_standing_stats(G, standing_stats, min(CHUNK, 256), labels_for_stats, generator, device)
+    if standing_stats > 0 and n:
+        collect_standing_stats(G, standing_stats, STATS_BATCH, labels_for_stats, generator, device)
     z = truncated_noise(n, G.z_dim, truncation, generator)
     y = labels_for(n)
     images = [to_uint8(G(z[i:i + CHUNK].to(device), None if y is None else y[i:i + CHUNK].to(device)))

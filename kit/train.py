@@ -21,7 +21,7 @@ from kit.files import refuse_overwrite
 from kit.package import write_zip
 from kit.plot import save_grid, save_line_chart
 from kit.progress import Progress
-from kit.sample import generate, to_uint8
+from kit.sample import STATS_BATCH, generate, to_uint8
 from kit.trainer import Trainer, set_rng_state, to_cpu
 
 # Fields a resumed run takes from the command line; every other field comes from the checkpoint.
@@ -80,10 +80,17 @@ def measure_tail(state, cfg, out, device):
     """Seconds the end of a run needs (generate + zip n_images, measured on a small probe, with a safety factor)."""
     k = max(1, min(cfg.n_images, TAIL_PROBE))
     t = time.monotonic()
-    images, _ = generate(state, k, device=device, standing_stats=cfg.standing_stats, class_balance=cfg.class_balance)
+    images, _ = generate(state, k, device=device, class_balance=cfg.class_balance)
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         write_zip(images, Path(tmp) / "probe.zip", force=True, progress=False)
-    return (time.monotonic() - t) / k * cfg.n_images * TAIL_SAFETY + TAIL_MARGIN_S
+    return tail_seconds((time.monotonic() - t) / k, cfg)
+
+
+def tail_seconds(per_image, cfg):
+    """The tail's reserve from the probe's seconds per image: n_images generated and zipped, plus the standing
+    statistics' batches (a fixed cost, generated but not zipped), times the safety factor, plus the margin."""
+    images = cfg.n_images + (max(0, cfg.standing_stats) * STATS_BATCH if cfg.n_images else 0)
+    return per_image * images * TAIL_SAFETY + TAIL_MARGIN_S
 
 
 def fixed_noise(cfg, n_classes, conditional):

@@ -140,3 +140,32 @@ def test_attention_resolutions_come_by_device_unless_given():
     assert (old.attn_g, old.attn_d) == (32, 32)                                    # older checkpoints stored 32
     G, D = models.build(tiny(attn_g=-1, attn_d=-1), (3, 64, 64), 2)                # never resolved: as before, 32
     assert list(G.attention) == ["2"] and list(D.attention) == ["0"]
+
+
+def test_standing_stats_come_by_model_and_device_unless_given():
+    from kit.config import for_device
+    assert [for_device(TrainConfig(model=m), "cpu").standing_stats for m in models.MODELS] == [0, 0, 0, 4]
+    assert [for_device(TrainConfig(model=m), "cuda").standing_stats for m in models.MODELS] == [0, 0, 0, 16]
+    assert for_device(TrainConfig(model="biggan", standing_stats=0), "cuda").standing_stats == 0   # off is a choice
+    assert for_device(TrainConfig(model="dcgan", standing_stats=3), "cpu").standing_stats == 3
+
+
+def test_the_tail_reserve_counts_standing_stats_once_not_per_image():
+    from kit.sample import STATS_BATCH
+    from kit.train import TAIL_MARGIN_S, TAIL_SAFETY, tail_seconds
+    plain = tail_seconds(0.01, TrainConfig(n_images=10000, standing_stats=0))
+    assert plain == pytest.approx(0.01 * 10000 * TAIL_SAFETY + TAIL_MARGIN_S)
+    with_stats = tail_seconds(0.01, TrainConfig(n_images=10000, standing_stats=16))
+    assert with_stats - plain == pytest.approx(0.01 * 16 * STATS_BATCH * TAIL_SAFETY)
+    assert tail_seconds(0.01, TrainConfig(n_images=0, standing_stats=16)) == TAIL_MARGIN_S   # nothing generated
+
+
+def test_unresolved_standing_stats_leave_the_statistics_alone(tmp_path):
+    """-1 (unset, never resolved) is no standing statistics, not a reset with zero batches."""
+    G, _ = models.build(tiny(), (3, 32, 32), 3)
+    G.out_bn.running_mean.fill_(0.5)
+    state = {"config": vars(tiny(standing_stats=-1)), "G": G.state_dict(), "image_shape": (3, 32, 32),
+             "classes": ["a", "b", "c"], "label_counts": [1, 1, 1]}
+    images_unset, _ = generate(state, 4, standing_stats=-1)
+    images_off, _ = generate(state, 4, standing_stats=0)
+    assert torch.equal(images_unset, images_off)

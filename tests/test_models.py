@@ -104,7 +104,6 @@ def test_bad_inputs_are_user_errors():
 def test_families_say_what_each_model_needs():
     assert models.MODELS == ("dcgan", "cgan", "mlp", "biggan")
     assert [models.family(m).conditional for m in models.MODELS] == [False, True, False, True]
-    assert [models.family(m).standing_stats for m in models.MODELS] == [False, False, False, True]
     with pytest.raises(AttributeError):
         models.family("dcgan").conditional = True                     # frozen
     with pytest.raises(UserError, match="biggan"):

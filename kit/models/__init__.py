@@ -11,11 +11,10 @@ from kit.models.dcgan import (CondBatchNorm, Discriminator, Generator, MLPDiscri
 
 @dataclass(frozen=True)
 class Family:
-    """A model family: whether G and D take breed labels, whether G's batch-norm statistics should be re-collected
-    before sampling (standing statistics), its builder (cfg, channels, size, n_classes) -> (G, D)."""
+    """A model family: whether G and D take breed labels, and its builder (cfg, channels, size, n_classes) -> (G, D).
+    Whether G's batch-norm statistics are re-collected before sampling is a default by device (config.MODEL_DEFAULTS)."""
     name: str
     conditional: bool
-    standing_stats: bool
     builder: Callable
     needs_breeds: bool = False   # refuses data with a single class (a one-class BigGAN is simply unconditional)
 
@@ -42,10 +41,10 @@ def build_mlp(cfg, channels, size, n_classes):
 
 
 FAMILIES = {f.name: f for f in (
-    Family("dcgan", conditional=False, standing_stats=False, builder=build_dcgan),
-    Family("cgan", conditional=True, standing_stats=False, builder=build_dcgan, needs_breeds=True),
-    Family("mlp", conditional=False, standing_stats=False, builder=build_mlp),
-    Family("biggan", conditional=True, standing_stats=True, builder=biggan.build),
+    Family("dcgan", conditional=False, builder=build_dcgan),
+    Family("cgan", conditional=True, builder=build_dcgan, needs_breeds=True),
+    Family("mlp", conditional=False, builder=build_mlp),
+    Family("biggan", conditional=True, builder=biggan.build),
 )}
 MODELS = tuple(FAMILIES)
 
