@@ -37,16 +37,24 @@ def set_rng_state(state):
     random.setstate(state["python"])
 
 
+def power_iteration_vector(name):
+    """Whether a buffer is spectral norm's u or v: a unit vector that an average would shorten."""
+    parts = name.split(".")
+    return "parametrizations" in parts and parts[-1] in ("_u", "_v")
+
+
 @torch.no_grad()
 def ema_update(ema, model, weight):
-    """ema ← ema + weight·(model - ema) for parameters and floating-point buffers; other buffers are copied.
+    """ema ← ema + weight·(model - ema) for parameters and floating-point buffers (batch-norm statistics); other
+    buffers are copied, and so are spectral norm's power-iteration vectors: in eval mode sigma is uᵀWv with the
+    stored u and v, and an average of unit vectors is shorter than 1, which inflated every weight of the EMA G.
     `weight` is a 0-d device tensor read on the device (a CUDA graph replays it), never turned into a Python number."""
     ema_params = list(ema.parameters())
     steps = torch._foreach_sub([p.detach() for p in model.parameters()], ema_params)
     torch._foreach_mul_(steps, weight)
     torch._foreach_add_(ema_params, steps)
-    for e, b in zip(ema.buffers(), model.buffers()):
-        e.lerp_(b, weight) if e.is_floating_point() else e.copy_(b)
+    for (name, e), b in zip(ema.named_buffers(), model.buffers()):
+        e.lerp_(b, weight) if e.is_floating_point() and not power_iteration_vector(name) else e.copy_(b)
 
 
 def distributed(module, device_ids):

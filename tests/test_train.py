@@ -1,4 +1,5 @@
 """The trainer on the demo data (CPU, tiny widths): it learns, resumes exactly, keeps its budget, rolls back on NaN."""
+import copy
 import json
 import subprocess
 import sys
@@ -225,6 +226,27 @@ def test_ema_update_by_hand():
     torch.testing.assert_close(ema.weight, torch.full((2,), 1 + 0.25 * (3 - 1)))  # BatchNorm weights start at 1
     torch.testing.assert_close(ema.running_mean, torch.full((2,), 0.5))
     assert ema.num_batches_tracked.item() == 7
+
+
+def test_ema_of_unchanged_spectral_norm_weights_is_the_model_itself():
+    """Spectral norm's u and v move at every training forward while the weights stay put: the EMA copies them
+    instead of averaging them (an average of unit vectors is shorter than 1, sigma = uᵀWv came out too small and
+    the EMA layer's output too large)."""
+    from torch.nn.utils.parametrizations import spectral_norm
+    torch.manual_seed(0)
+    model = spectral_norm(torch.nn.Linear(6, 5))
+    norm = model.parametrizations.weight[0]
+    with torch.no_grad():                         # start u and v far from converged, so that iterations turn them
+        for vector in (norm._u, norm._v):
+            vector.copy_(torch.nn.functional.normalize(torch.randn_like(vector), dim=0))
+    ema = copy.deepcopy(model)
+    x = torch.randn(4, 6)
+    for _ in range(5):
+        model(x)                                  # training mode: one power iteration, u and v rotate
+        ema_update(ema, model, torch.tensor(0.5))
+    model.eval(), ema.eval()
+    torch.testing.assert_close(ema(x), model(x))
+    assert torch.linalg.vector_norm(ema.parametrizations.weight[0]._u) == pytest.approx(1, abs=1e-6)
 
 
 def test_ema_update_never_reads_its_weight_on_the_host():
