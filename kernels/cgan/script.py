@@ -15,7 +15,7 @@ MANIFEST = {
     'kit/__init__.py': 'e7d0045deac9a05a409a26697e4ba733903926c7c14286cfeb66ba9a6b828972',
     'kit/budget.py': 'cf54f52780863e167243ec06231b7c026d0bbd5a40657009490748015ab6b6a4',
     'kit/checkpoint.py': '9826014c39803051565833cfcc876438233cb28a5d8c4b8aeece283ce8c87c3f',
-    'kit/config.py': '689fa7c8ced641707e46fa662a1d3b28fce294df9770861255bc950f3f4dda6b',
+    'kit/config.py': '39c7880d6bd2856a0e65c111ebe5004cb268d30ea6aa7a60229f92c65cba484a',
     'kit/data/__init__.py': '91eae478aba0ba4b29f550ad3c9b81cc15a9bbbc242a8f90a34d539f4381dbe1',
     'kit/data/augment.py': '5723c75430df5acd95695c13d591fd60a73d90c476b0a8ca98a26df99bd66f20',
     'kit/data/cache.py': 'd97b231dcfad583b9db15790a7cbae9d91e22c70c86b6d8465380d2be0521d40',
@@ -29,15 +29,15 @@ MANIFEST = {
     'kit/kernel/preflight.py': 'ec66052e61da741138a329f9c59e2ad3eb9fba6f1292d659368dcd1d11c69542',
     'kit/kernel/runtime.py': '7efdc141a86ca70a0f2a4351d8402681901e9e619b8107b3010cfb10469fa023',
     'kit/losses.py': '1455e9b17776f408522587ca4532812cc261b91c223546f8a7482ec5409956ff',
-    'kit/models/__init__.py': '45974f41fb6b7107e92c8db6749d05a4919518eef832f8e05eda55b9f0c300ce',
+    'kit/models/__init__.py': '438a45967f7da59d2ff53e771f57aeb5323b89a82c1ca6400ee1471396e75256',
     'kit/models/biggan.py': '82bbd20217cacb497e5db9f707520a4955fe9cdfc3f835e779db94afd3a119c2',
     'kit/models/dcgan.py': '15671d195d80d9428a53c73298789e6186acd0572c8c39455a045a4c7b67a581',
     'kit/package.py': '249878b62aaf342e4b11576406b4e27c5a25e0188e3c3dc96d73301390c2bb17',
     'kit/plot.py': 'fa5e4ffc4adc85a8c6faa33832bfb0f7dcd14d0dbff56e8506bbd317634eaec0',
     'kit/progress.py': '6683bd9a355ba4006be3dbeada7474de8d3dd901d3fd7d211e1d958cf409b20b',
-    'kit/sample.py': 'cb6b36b96eb50c0b564222ce6151549ecee7c7d3d0679d528aa5a0fd16cc98c1',
-    'kit/train.py': '828adefed4b8d8ce108cf8b8a654e6586b591e293d0f13daa3534b49b48060e0',
-    'kit/trainer.py': 'e1628ec2a6b023185a06b7e7fdb4183e4e92504b146ead043654997e0f67d950',
+    'kit/sample.py': '0321d97fce854d28e5d0bc06da7de24e6423f379a1d91dca34d6f885de6d2031',
+    'kit/train.py': '3ab57495d6528645b6dff1c4e378e9f2fe0173d9d6c4a08d450e156bb15fd321',
+    'kit/trainer.py': '4b25864fde8552580e2483622891167a3a7495bda828731907d428c80f69c96f',
 }
 SOURCES = {}
 
@@ -185,7 +185,8 @@ class TrainConfig:
     n_images: int = 10000          # images written to the zip at the end
     zip: str = ""                  # where the final zip goes; default OUT/images.zip
     truncation: float = 0.0        # truncated sampling for the final zip; 0 is off
-    standing_stats: int = 0        # final zip: re-collect G's batch-norm statistics over this many batches first
+    standing_stats: int = -1       # final zip: re-collect G's batch-norm statistics over this many batches of 256
+                                   # first (0: off; -1: by model and device, see MODEL_DEFAULTS)
     class_balance: bool = False    # final zip: draw breeds evenly instead of by training frequency
     crop: str = "square"           # square | box | whole (when DATA must be prepared first)
     resume: bool = False           # continue from OUT/last.pt
@@ -202,19 +203,19 @@ class TrainConfig:
 # digits, against 3237 and 12% for the old row: batch 64, lr 2e-4 / 8e-4, attention at 32), and lr 2.5e-4 / 1e-3
 # (the GPU row's 1:4) kept improving to 5 min (275, 96%) where 1e-3 / 1e-3 rose back from 340 to 771.
 DCGAN_DEFAULTS = {"cpu": {"g_width": 16, "d_width": 16, "lr_g": 1e-3, "lr_d": 1e-3, "loss": "bce", "beta1": 0.5,
-                          "beta2": 0.999, "batch_size": 64},
+                          "beta2": 0.999, "batch_size": 64, "standing_stats": 0},
                   "cuda": {"g_width": 64, "d_width": 64, "lr_g": 2e-4, "lr_d": 2e-4, "loss": "bce", "beta1": 0.5,
-                           "beta2": 0.999, "batch_size": 64}}
+                           "beta2": 0.999, "batch_size": 64, "standing_stats": 0}}
 MODEL_DEFAULTS = {
     "dcgan": DCGAN_DEFAULTS, "cgan": DCGAN_DEFAULTS, "mlp": DCGAN_DEFAULTS,
     "biggan": {"cpu": {"g_width": 8, "d_width": 8, "lr_g": 2.5e-4, "lr_d": 1e-3, "loss": "hinge", "beta1": 0.0,
-                       "beta2": 0.999, "batch_size": 16, "attn_g": 16, "attn_d": 16},
+                       "beta2": 0.999, "batch_size": 16, "attn_g": 16, "attn_d": 16, "standing_stats": 4},
                "cuda": {"g_width": 32, "d_width": 64, "lr_g": 1e-4, "lr_d": 4e-4, "loss": "hinge", "beta1": 0.0,
-                        "beta2": 0.999, "batch_size": 64, "attn_g": 32, "attn_d": 32}},
+                        "beta2": 0.999, "batch_size": 64, "attn_g": 32, "attn_d": 32, "standing_stats": 16}},
 }
 # What "unset" is for these fields; 0 for every other. attn_g/attn_d were 32 by default before they were by device:
 # older checkpoints store 32 and load as 32.
-UNSET = {"loss": "", "beta1": -1.0, "beta2": -1.0, "attn_g": -1, "attn_d": -1}
+UNSET = {"loss": "", "beta1": -1.0, "beta2": -1.0, "attn_g": -1, "attn_d": -1, "standing_stats": -1}
 
 
 def for_device(cfg: TrainConfig, device_type: str) -> TrainConfig:
@@ -1821,11 +1822,10 @@ from kit.models.dcgan import (CondBatchNorm, Discriminator, Generator, MLPDiscri
 
 @dataclass(frozen=True)
 class Family:
-    """A model family: whether G and D take breed labels, whether G's batch-norm statistics should be re-collected
-    before sampling (standing statistics), its builder (cfg, channels, size, n_classes) -> (G, D)."""
+    """A model family: whether G and D take breed labels, and its builder (cfg, channels, size, n_classes) -> (G, D).
+    Whether G's batch-norm statistics are re-collected before sampling is a default by device (config.MODEL_DEFAULTS)."""
     name: str
     conditional: bool
-    standing_stats: bool
     builder: Callable
     needs_breeds: bool = False   # refuses data with a single class (a one-class BigGAN is simply unconditional)
 
@@ -1852,10 +1852,10 @@ def build_mlp(cfg, channels, size, n_classes):
 
 
 FAMILIES = {f.name: f for f in (
-    Family("dcgan", conditional=False, standing_stats=False, builder=build_dcgan),
-    Family("cgan", conditional=True, standing_stats=False, builder=build_dcgan, needs_breeds=True),
-    Family("mlp", conditional=False, standing_stats=False, builder=build_mlp),
-    Family("biggan", conditional=True, standing_stats=True, builder=biggan.build),
+    Family("dcgan", conditional=False, builder=build_dcgan),
+    Family("cgan", conditional=True, builder=build_dcgan, needs_breeds=True),
+    Family("mlp", conditional=False, builder=build_mlp),
+    Family("biggan", conditional=True, builder=biggan.build),
 )}
 MODELS = tuple(FAMILIES)
 
@@ -2452,6 +2452,7 @@ from kit.models import build
 from kit.plot import save_grid
 
 CHUNK = 500  # images per forward pass
+STATS_BATCH = 256  # images per batch of the standing statistics
 
 
 def to_uint8(x):
@@ -2545,8 +2546,8 @@ def generate(checkpoint, n, seed=0, truncation=0.0, device="auto", labels=None, 
             return pick_labels(state, n, labels, generator)[torch.randint(n, (k,), generator=generator)]
         return labels_for(k)
 
-    if standing_stats and n:
-        collect_standing_stats(G, standing_stats, min(CHUNK, 256), labels_for_stats, generator, device)
+    if standing_stats > 0 and n:
+        collect_standing_stats(G, standing_stats, STATS_BATCH, labels_for_stats, generator, device)
     z = truncated_noise(n, G.z_dim, truncation, generator)
     y = labels_for(n)
     images = [to_uint8(G(z[i:i + CHUNK].to(device), None if y is None else y[i:i + CHUNK].to(device)))
@@ -2616,7 +2617,7 @@ from kit.files import refuse_overwrite
 from kit.package import write_zip
 from kit.plot import save_grid, save_line_chart
 from kit.progress import Progress
-from kit.sample import generate, to_uint8
+from kit.sample import STATS_BATCH, generate, to_uint8
 from kit.trainer import Trainer, set_rng_state, to_cpu
 
 # Fields a resumed run takes from the command line; every other field comes from the checkpoint.
@@ -2675,10 +2676,17 @@ def measure_tail(state, cfg, out, device):
     """Seconds the end of a run needs (generate + zip n_images, measured on a small probe, with a safety factor)."""
     k = max(1, min(cfg.n_images, TAIL_PROBE))
     t = time.monotonic()
-    images, _ = generate(state, k, device=device, standing_stats=cfg.standing_stats, class_balance=cfg.class_balance)
+    images, _ = generate(state, k, device=device, class_balance=cfg.class_balance)
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         write_zip(images, Path(tmp) / "probe.zip", force=True, progress=False)
-    return (time.monotonic() - t) / k * cfg.n_images * TAIL_SAFETY + TAIL_MARGIN_S
+    return tail_seconds((time.monotonic() - t) / k, cfg)
+
+
+def tail_seconds(per_image, cfg):
+    """The tail's reserve from the probe's seconds per image: n_images generated and zipped, plus the standing
+    statistics' batches (a fixed cost, generated but not zipped), times the safety factor, plus the margin."""
+    images = cfg.n_images + (max(0, cfg.standing_stats) * STATS_BATCH if cfg.n_images else 0)
+    return per_image * images * TAIL_SAFETY + TAIL_MARGIN_S
 
 
 def fixed_noise(cfg, n_classes, conditional):
@@ -2949,16 +2957,24 @@ def set_rng_state(state):
     random.setstate(state["python"])
 
 
+def power_iteration_vector(name):
+    """Whether a buffer is spectral norm's u or v: a unit vector that an average would shorten."""
+    parts = name.split(".")
+    return "parametrizations" in parts and parts[-1] in ("_u", "_v")
+
+
 @torch.no_grad()
 def ema_update(ema, model, weight):
-    """ema ← ema + weight·(model - ema) for parameters and floating-point buffers; other buffers are copied.
+    """ema ← ema + weight·(model - ema) for parameters and floating-point buffers (batch-norm statistics); other
+    buffers are copied, and so are spectral norm's power-iteration vectors: in eval mode sigma is uᵀWv with the
+    stored u and v, and an average of unit vectors is shorter than 1, which inflated every weight of the EMA G.
     `weight` is a 0-d device tensor read on the device (a CUDA graph replays it), never turned into a Python number."""
     ema_params = list(ema.parameters())
     steps = torch._foreach_sub([p.detach() for p in model.parameters()], ema_params)
     torch._foreach_mul_(steps, weight)
     torch._foreach_add_(ema_params, steps)
-    for e, b in zip(ema.buffers(), model.buffers()):
-        e.lerp_(b, weight) if e.is_floating_point() else e.copy_(b)
+    for (name, e), b in zip(ema.named_buffers(), model.buffers()):
+        e.lerp_(b, weight) if e.is_floating_point() and not power_iteration_vector(name) else e.copy_(b)
 
 
 def distributed(module, device_ids):
