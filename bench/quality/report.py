@@ -130,5 +130,5 @@ def duration(seconds):
 
 
 def read_records(path):
-    """All records of results.jsonl ([] when missing)."""
+    """All records of the runs file (quality.jsonl; [] when missing)."""
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []

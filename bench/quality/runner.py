@@ -143,8 +143,9 @@ def parse_args(argv):
     parser.add_argument("--device", default="auto")
     parser.add_argument("--n-eval", type=int, default=1000, help="generated images scored per snapshot")
     parser.add_argument("--points", type=int, default=10, help="snapshots per run for the digit-FID curves")
-    parser.add_argument("--out", type=Path, default=OUT, help="scratch folder (data, classifier, runs, results.jsonl)")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="where the table, plots and sample grids go")
+    parser.add_argument("--out", type=Path, default=OUT, help="scratch folder (data, classifier, runs)")
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="where the records (quality.jsonl), table, plots and sample grids go")
     parser.add_argument("--table", action="store_true", help="only rewrite the table and plots from past runs")
     return parser.parse_args(argv)
 
@@ -157,7 +158,7 @@ def main(argv=None):
     unknown = [name for name, flags in configs.items() if flags == "?"]
     if unknown:
         raise SystemExit(f"error: config {unknown[0]} is not known: use one of {', '.join(CONFIGS)}, or --custom")
-    results_file = args.out / "results.jsonl"
+    results_file = args.results / "quality.jsonl"   # kept with the table, so a new machine still has every run
     if not args.table:
         real, labels = write_digit_sets(args.out / "digits")
         extractor, accuracy = load_classifier(real, labels, args.out / "digit_classifier.pt")
