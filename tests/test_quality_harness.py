@@ -118,7 +118,7 @@ def test_baseline_trains_and_samples(digits):
 
 
 def record(config, budget, steps, fid, curve, **scores):
-    """A results.jsonl record as bench/quality's runner writes it (only the fields the report reads)."""
+    """A quality.jsonl record as bench/quality's runner writes it (only the fields the report reads)."""
     session = {"id": "2026-01-01 00:00 UTC", "machine": "test machine", "commit": "abc1234", "accuracy": 0.98,
                "references": {"ref: held-out real vs the rest": {"fid": 37.0, "bits": 3.32, "rarest": 0.09, "d": 0.02}}}
     return {"session": session, "config": config, "budget_s": budget, "steps": steps, "images_seen": 64 * steps,

@@ -15,7 +15,7 @@ MANIFEST = {
     'kit/__init__.py': 'e7d0045deac9a05a409a26697e4ba733903926c7c14286cfeb66ba9a6b828972',
     'kit/budget.py': 'cf54f52780863e167243ec06231b7c026d0bbd5a40657009490748015ab6b6a4',
     'kit/checkpoint.py': '9826014c39803051565833cfcc876438233cb28a5d8c4b8aeece283ce8c87c3f',
-    'kit/config.py': '39c7880d6bd2856a0e65c111ebe5004cb268d30ea6aa7a60229f92c65cba484a',
+    'kit/config.py': '964d5e3a09371ff7dc5d2590761730e5828c694b7117b046cab6d37449207696',
     'kit/data/__init__.py': '91eae478aba0ba4b29f550ad3c9b81cc15a9bbbc242a8f90a34d539f4381dbe1',
     'kit/data/augment.py': '5723c75430df5acd95695c13d591fd60a73d90c476b0a8ca98a26df99bd66f20',
     'kit/data/cache.py': 'd97b231dcfad583b9db15790a7cbae9d91e22c70c86b6d8465380d2be0521d40',
@@ -29,7 +29,7 @@ MANIFEST = {
     'kit/kernel/preflight.py': 'ec66052e61da741138a329f9c59e2ad3eb9fba6f1292d659368dcd1d11c69542',
     'kit/kernel/runtime.py': '7efdc141a86ca70a0f2a4351d8402681901e9e619b8107b3010cfb10469fa023',
     'kit/losses.py': '1455e9b17776f408522587ca4532812cc261b91c223546f8a7482ec5409956ff',
-    'kit/models/__init__.py': '438a45967f7da59d2ff53e771f57aeb5323b89a82c1ca6400ee1471396e75256',
+    'kit/models/__init__.py': 'c3d1a2ecaf77dd192900016aedd6bde6833f9c676c6f1faf2cb405e61700645c',
     'kit/models/biggan.py': '82bbd20217cacb497e5db9f707520a4955fe9cdfc3f835e779db94afd3a119c2',
     'kit/models/dcgan.py': '15671d195d80d9428a53c73298789e6186acd0572c8c39455a045a4c7b67a581',
     'kit/package.py': '249878b62aaf342e4b11576406b4e27c5a25e0188e3c3dc96d73301390c2bb17',
@@ -201,7 +201,9 @@ class TrainConfig:
 # biggan CPU row was chosen"): attention at 32×32 was 60% of a step (1.7 s at batch 64, one thread), at 16×16 a step
 # costs 0.7 s; batch 16 learns the digits per second far faster than 64 (2 min: digit-FID 301-549, 82-94% asked-for
 # digits, against 3237 and 12% for the old row: batch 64, lr 2e-4 / 8e-4, attention at 32), and lr 2.5e-4 / 1e-3
-# (the GPU row's 1:4) kept improving to 5 min (275, 96%) where 1e-3 / 1e-3 rose back from 340 to 771.
+# (the GPU row's 1:4) kept improving to 5 min (275, 96%) where 1e-3 / 1e-3 rose back from 340 to 771. biggan samples
+# with standing statistics ("Why biggan's EMA sampled badly" in the same file): any count from 2 batches of 256 cut the
+# late digit-FID by about a third, 2-16 within the noise; 4 on a CPU is cheap, 16 on a GPU is BigGAN-PyTorch's.
 DCGAN_DEFAULTS = {"cpu": {"g_width": 16, "d_width": 16, "lr_g": 1e-3, "lr_d": 1e-3, "loss": "bce", "beta1": 0.5,
                           "beta2": 0.999, "batch_size": 64, "standing_stats": 0},
                   "cuda": {"g_width": 64, "d_width": 64, "lr_g": 2e-4, "lr_d": 2e-4, "loss": "bce", "beta1": 0.5,
@@ -1823,7 +1825,7 @@ from kit.models.dcgan import (CondBatchNorm, Discriminator, Generator, MLPDiscri
 @dataclass(frozen=True)
 class Family:
     """A model family: whether G and D take breed labels, and its builder (cfg, channels, size, n_classes) -> (G, D).
-    Whether G's batch-norm statistics are re-collected before sampling is a default by device (config.MODEL_DEFAULTS)."""
+    Whether G's batch-norm statistics are re-collected before sampling is a default (config.MODEL_DEFAULTS)."""
     name: str
     conditional: bool
     builder: Callable

@@ -12,7 +12,7 @@ from kit.models.dcgan import (CondBatchNorm, Discriminator, Generator, MLPDiscri
 @dataclass(frozen=True)
 class Family:
     """A model family: whether G and D take breed labels, and its builder (cfg, channels, size, n_classes) -> (G, D).
-    Whether G's batch-norm statistics are re-collected before sampling is a default by device (config.MODEL_DEFAULTS)."""
+    Whether G's batch-norm statistics are re-collected before sampling is a default (config.MODEL_DEFAULTS)."""
     name: str
     conditional: bool
     builder: Callable
