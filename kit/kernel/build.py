@@ -27,7 +27,8 @@ KERNELS = {
     "cgan": {"model": "cgan"},
     "biggan": {"model": "biggan"},
 }
-DEFAULT_KERNEL = "cgan"   # what `kernel build` builds when no name is given: the model bench/quality favours
+DEFAULT_KERNEL = "biggan"   # what `kernel build` builds when no name is given: the model bench/quality favours
+                            # at its longest budget (README, Quality)
 DEFAULT_ACCELERATOR = "NvidiaTeslaT4"
 # Kaggle's accelerator ids (kaggle-cli docs/kernels.md, Feb 2026) -> what a dogkit kernel does on them
 ACCELERATORS = {
