@@ -244,7 +244,8 @@ def test_ema_of_unchanged_spectral_norm_weights_is_the_model_itself():
     for _ in range(5):
         model(x)                                  # training mode: one power iteration, u and v rotate
         ema_update(ema, model, torch.tensor(0.5))
-    model.eval(), ema.eval()
+    model.eval()
+    ema.eval()
     torch.testing.assert_close(ema(x), model(x))
     assert torch.linalg.vector_norm(ema.parametrizations.weight[0]._u) == pytest.approx(1, abs=1e-6)
 
