@@ -1,5 +1,5 @@
 """The run's clock: a hard deadline (the budget less what the end needs), when to stop and check (one host sync),
-and when a checkpoint or a sample grid is due."""
+and the cadences of the loop's periodic jobs."""
 import time
 
 from kit.config import parse_duration
@@ -7,22 +7,42 @@ from kit.config import parse_duration
 CHECK_EVERY_CUDA = 25   # steps between host syncs on a GPU (NaN check, budget, logging); every step on CPU
 
 
+class Every:
+    """A cadence in seconds (a duration's text, or math.inf for never), counted from the last time the job ran."""
+
+    def __init__(self, every, now: float):
+        self.seconds = every if isinstance(every, float) else parse_duration(every)
+        self.last = now
+
+    def due(self, now: float) -> bool:
+        """Whether the cadence has passed since the job last ran (0: at every check)."""
+        return now - self.last >= self.seconds
+
+    def ran(self, now: float) -> None:
+        """Note that the job ran at `now`."""
+        self.last = now
+
+
 class Budget:
-    """Deadline and timers of one run, counted from `start` (time.monotonic())."""
+    """Deadline and step timing of one run, counted from `start` (time.monotonic()).
+
+    A budget written "+DURATION" is training time: the deadline falls DURATION after the reserve is known, and the
+    whole budget is that plus what the end needs (`kit demo` uses it, so it never refuses on a slow machine)."""
 
     def __init__(self, cfg, start, device_type):
         self.start = start
-        self.seconds = parse_duration(cfg.budget)
-        self.checkpoint_every = parse_duration(cfg.checkpoint_every)
-        self.sample_every = parse_duration(cfg.sample_every)
+        self.training_only = str(cfg.budget).strip().startswith("+")
+        self.seconds = self.asked = parse_duration(str(cfg.budget).strip().lstrip("+"))
         self.check_every = 1 if device_type == "cpu" else CHECK_EVERY_CUDA
         self.tail = 0.0
         self.deadline = start + self.seconds
         self.step_seconds = 0.0
-        self.last_check = self.last_checkpoint = self.last_sample = time.monotonic()
+        self.last_check = time.monotonic()
 
     def reserve(self, tail: float) -> None:
-        """Keep `tail` seconds at the end for the final images, zip and checkpoint."""
+        """Keep `tail` seconds at the end for what follows training (final images, zip, checkpoint, scoring)."""
+        if self.training_only:
+            self.seconds = time.monotonic() - self.start + self.asked + tail
         self.tail = tail
         self.deadline = self.start + self.seconds - tail
 
@@ -40,19 +60,9 @@ class Budget:
         """Whether the steps until the next check would run past the deadline."""
         return now + self.step_seconds * (self.check_every + 1) >= self.deadline
 
-    def checkpoint_due(self, now: float) -> bool:
-        """Whether --checkpoint-every has passed since the last checkpoint."""
-        return now - self.last_checkpoint >= self.checkpoint_every
-
-    def checkpointed(self, now: float) -> None:
-        """Note that a checkpoint was written at `now`."""
-        self.last_checkpoint = now
-
-    def sample_due(self, now: float) -> bool:
-        """Whether --sample-every has passed since the last sample grid (the clock restarts when it says yes)."""
-        due = now - self.last_sample >= self.sample_every
-        self.last_sample = now if due else self.last_sample
-        return due
+    def fits(self, seconds: float, now: float) -> bool:
+        """Whether work of `seconds` started now ends before the deadline."""
+        return now + seconds < self.deadline
 
     def left(self, now: float) -> float:
         """Seconds until the deadline."""

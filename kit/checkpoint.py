@@ -18,11 +18,11 @@ def load(path, map_location="cpu") -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
     except FileNotFoundError:
-        raise UserError(f"checkpoint {path} does not exist: pass the last.pt of a run made by `kit train`")
+        raise UserError(f"checkpoint {path} does not exist: pass the last.pt or best.pt of a run made by `kit train`")
     except Exception as e:
         raise UserError(f"checkpoint {path} is not readable ({type(e).__name__}): "
-                        "pass the last.pt of a run made by `kit train`") from None
+                        "pass the last.pt or best.pt of a run made by `kit train`") from None
     if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
         raise UserError(f"checkpoint {path} was not written by `kit train` (no config/G/step inside): "
-                        "pass the last.pt of a run made by `kit train`")
+                        "pass the last.pt or best.pt of a run made by `kit train`")
     return state

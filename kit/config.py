@@ -15,7 +15,8 @@ class TrainConfig:
     out: str = "runs/dcgan"        # run folder: checkpoints, samples, metrics, images.zip
     model: str = "dcgan"           # dcgan | cgan | mlp | biggan
     loss: str = ""                 # bce | lsgan | wgan-gp | wgan | hinge | ralsgan; "": the model's, see MODEL_DEFAULTS
-    budget: str = "8h30m"          # hard wall-clock limit, tail (10k images + zip) included
+    budget: str = "8h30m"          # hard wall-clock limit, tail (10k images + zip) included; "+45s": 45 s of
+                                   # training, plus whatever the tail needs
     batch_size: int = 0            # per process; 0: by model and device (64, biggan on a CPU 16), see MODEL_DEFAULTS
     lr_g: float = 0.0              # 0: by model and device, see MODEL_DEFAULTS
     lr_d: float = 0.0              # 0: by model and device
@@ -50,6 +51,14 @@ class TrainConfig:
     standing_stats: int = -1       # final zip: re-collect G's batch-norm statistics over this many batches of 256
                                    # first (0: off; -1: by model and device, see MODEL_DEFAULTS)
     class_balance: bool = False    # final zip: draw breeds evenly instead of by training frequency
+    eval_every: str = ""           # duration between evaluations of the EMA G with each leaderboard network whose
+                                   # weights are at hand; "": by device (30m on a GPU, off on a CPU); 0: off
+    eval_n: int = 2000             # images generated for each evaluation (the same noise every time)
+    select: str = ""               # private | public | last: which checkpoint the final zip comes from (best.pt by
+                                   # that leaderboard's estimated MiFID); "": private, else public, else last
+    score_n: int = -1              # the final zip's first N images scored with both networks into score.json
+                                   # (-1: by device, 10000 on a GPU, 0 (off) on a CPU)
+    real: str = ""                 # real images for evaluation and scoring; "": the folder DATA was prepared from
     crop: str = "square"           # square | box | whole (when DATA must be prepared first)
     resume: bool = False           # continue from OUT/last.pt
     max_steps: int = 0             # stop after this many G steps; 0 is no limit
@@ -77,14 +86,20 @@ MODEL_DEFAULTS = {
                "cuda": {"g_width": 32, "d_width": 64, "lr_g": 1e-4, "lr_d": 4e-4, "loss": "hinge", "beta1": 0.0,
                         "beta2": 0.999, "batch_size": 64, "attn_g": 32, "attn_d": 32, "standing_stats": 16}},
 }
+# Values by device alone, for fields left unset: evaluation and the final score are cheap on a GPU and cost hours
+# on a CPU (bench/results/eval.md).
+DEVICE_DEFAULTS = {"cpu": {"eval_every": "0", "score_n": 0}, "cuda": {"eval_every": "30m", "score_n": 10000}}
 # What "unset" is for these fields; 0 for every other. attn_g/attn_d were 32 by default before they were by device:
 # older checkpoints store 32 and load as 32.
-UNSET = {"loss": "", "beta1": -1.0, "beta2": -1.0, "attn_g": -1, "attn_d": -1, "standing_stats": -1}
+UNSET = {"loss": "", "beta1": -1.0, "beta2": -1.0, "attn_g": -1, "attn_d": -1, "standing_stats": -1, "eval_every": "",
+         "score_n": -1}
 
 
 def for_device(cfg: TrainConfig, device_type: str) -> TrainConfig:
-    """cfg with each field left unset that MODEL_DEFAULTS names filled in for its model and this device type."""
-    table = MODEL_DEFAULTS.get(cfg.model, DCGAN_DEFAULTS)["cuda" if device_type == "cuda" else "cpu"]
+    """cfg with each field left unset that MODEL_DEFAULTS (or DEVICE_DEFAULTS) names filled in for its model and this
+    device type."""
+    kind = "cuda" if device_type == "cuda" else "cpu"
+    table = {**MODEL_DEFAULTS.get(cfg.model, DCGAN_DEFAULTS)[kind], **DEVICE_DEFAULTS[kind]}
     return dataclasses.replace(cfg, **{k: v for k, v in table.items() if getattr(cfg, k) == UNSET.get(k, 0)})
 
 

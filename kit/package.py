@@ -93,7 +93,7 @@ def check_zip(path, n_images=N_IMAGES, strict=False) -> list:
 def add_arguments(parser):
     """Flags of `python -m kit zip` and submit/make_zip.py."""
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", help="last.pt of a run: generate the images from it")
+    source.add_argument("--checkpoint", help="last.pt or best.pt of a run: generate the images from it")
     source.add_argument("--from-dir", metavar="DIR", help="pack a folder of images (converted to 64×64 RGB PNG)")
     source.add_argument("--check", metavar="ZIP", help="only check ZIP against the rules; exit 0 when it passes")
     parser.add_argument("--out", default="images.zip", help="zip to write (default images.zip)")

@@ -134,7 +134,7 @@ def add_sampling_arguments(parser):
 
 def add_arguments(parser):
     """Flags of `kit sample`."""
-    parser.add_argument("--checkpoint", required=True, help="last.pt of a run")
+    parser.add_argument("--checkpoint", required=True, help="last.pt or best.pt of a run")
     parser.add_argument("--n", type=int, default=64, help="number of images")
     parser.add_argument("--out", required=True, help="PNG grid to write")
     parser.add_argument("--breed", default=None, help="breed index or name (conditional models)")

@@ -1,6 +1,8 @@
 """Train a GAN on a prepared cache within a hard wall-clock budget, read top to bottom: open the run, build the
-Trainer (kit.trainer: the step), reserve the end's time (kit.budget), loop, then write the images and the zip."""
+Trainer (kit.trainer: the step) and the Run (kit.jobs: periodic work and the record), reserve the end's time
+(kit.budget), loop, then write the images and the zip from the selected checkpoint, and score it."""
 import json
+import dataclasses
 import math
 import os
 import tempfile
@@ -19,20 +21,23 @@ from kit.device import resolve_device
 from kit.errors import UserError
 from kit.files import refuse_overwrite
 from kit.package import write_zip
-from kit.plot import save_grid, save_line_chart
+from kit.jobs import Run, optional
+from kit.plot import save_line_chart
 from kit.progress import Progress
-from kit.sample import STATS_BATCH, generate, to_uint8
-from kit.trainer import Trainer, set_rng_state, to_cpu
+from kit.sample import STATS_BATCH, generate
+from kit.trainer import Trainer, set_rng_state
 
 # Fields a resumed run takes from the command line; every other field comes from the checkpoint.
 RUN_FIELDS = ("data", "out", "budget", "device", "threads", "compile", "cuda_graph", "checkpoint_every", "sample_every",
               "log_every", "n_images", "zip", "truncation", "standing_stats", "class_balance", "resume", "max_steps",
-              "force")
+              "force", "eval_every", "eval_n", "select", "score_n", "real")
 MAX_ROLLBACKS = 5       # NaN rollbacks in a row before giving up
-TAIL_SAFETY = 1.5       # the measured time of generating + zipping is multiplied by this ...
-TAIL_MARGIN_S = 10.0    # ... and this is added
-TAIL_PROBE = 256        # images generated and zipped at the start to time the tail
-GRID_BREEDS = 10        # rows of the conditional sample grid (breeds spread over the classes)
+FP16_ROLLBACKS = 2      # rollbacks in a row under fp16 before the run goes on in fp32 (bf16 where the GPU has it)
+FIRST_STEPS = 100       # steps after the start in which a compile/capture failure or an OOM falls back
+TAIL_SAFETY = 1.25      # the measured costs of the end are multiplied by this ...
+TAIL_MARGIN_S = 3.0     # ... and this is added
+TAIL_PROBES = (8, 32, 256)   # images generated and zipped at the start: a warm-up, then two timed probes
+SELECTIONS = ("private", "public", "last")
 
 
 def pick_precision(name, device):
@@ -46,6 +51,11 @@ def pick_precision(name, device):
     if name not in table:
         raise UserError(f"--precision {name} is not known: use auto, fp32, bf16 or fp16")
     return table[name]
+
+
+def graph_allowed(cfg, device, dtype, world):
+    """Whether the step is captured in a CUDA graph: asked for, one CUDA process, bf16 or fp32."""
+    return cfg.cuda_graph and device.type == "cuda" and dtype is not torch.float16 and world == 1
 
 
 def setup_distributed(device_name):
@@ -76,31 +86,30 @@ def open_data(cfg, rank, world):
     return dataset
 
 
-def measure_tail(state, cfg, out, device):
-    """Seconds the end of a run needs (generate + zip n_images, measured on a small probe, with a safety factor)."""
-    k = max(1, min(cfg.n_images, TAIL_PROBE))
-    t = time.monotonic()
-    images, _ = generate(state, k, device=device, class_balance=cfg.class_balance)
-    with tempfile.TemporaryDirectory(dir=out) as tmp:
-        write_zip(images, Path(tmp) / "probe.zip", force=True, progress=False)
-    return tail_seconds((time.monotonic() - t) / k, cfg)
+def measure_tail(state, cfg, device):
+    """(fixed seconds, seconds per image) of generating and zipping images, on warm probes: the first call (thread
+    start-up, first allocations, matplotlib's import by the loss chart) is left out, and two sizes separate the
+    fixed cost from the per-image cost."""
+    warm, small, large = (min(k, max(1, cfg.n_images)) for k in TAIL_PROBES)
+    with tempfile.TemporaryDirectory() as tmp:
+        def seconds(k):
+            t = time.monotonic()
+            images, _ = generate(state, k, device=device, class_balance=cfg.class_balance)
+            write_zip(images, Path(tmp) / "probe.zip", force=True, progress=False)
+            return time.monotonic() - t
+
+        optional("the loss chart's warm-up", save_line_chart, {}, Path(tmp) / "chart.png")
+        seconds(warm)
+        t_small, t_large = seconds(small), seconds(large)
+    per_image = max(t_large - t_small, 0.0) / max(large - small, 1)
+    return max(t_small - per_image * small, 0.0), per_image
 
 
-def tail_seconds(per_image, cfg):
-    """The tail's reserve from the probe's seconds per image: n_images generated and zipped, plus the standing
-    statistics' batches (a fixed cost, generated but not zipped), times the safety factor, plus the margin."""
+def tail_seconds(fixed, per_image, cfg):
+    """The images' share of the end's reserve: the fixed cost, n_images generated and zipped, plus the standing
+    statistics' batches (generated, not zipped), times the safety factor, plus the margin."""
     images = cfg.n_images + (max(0, cfg.standing_stats) * STATS_BATCH if cfg.n_images else 0)
-    return per_image * images * TAIL_SAFETY + TAIL_MARGIN_S
-
-
-def fixed_noise(cfg, n_classes, conditional):
-    """The sample grid's noise and labels (one row per breed for a conditional model) and its row length."""
-    generator = torch.Generator().manual_seed(cfg.seed)
-    if not conditional:
-        return torch.randn(64, cfg.z_dim, generator=generator), None, 8
-    breeds = np.unique(np.linspace(0, n_classes - 1, min(n_classes, GRID_BREEDS)).round().astype(np.int64))
-    z = torch.randn(8 * len(breeds), cfg.z_dim, generator=generator)
-    return z, torch.from_numpy(breeds).repeat_interleave(8), 8
+    return (fixed + per_image * images) * TAIL_SAFETY + TAIL_MARGIN_S
 
 
 def read_metrics(path):
@@ -127,20 +136,62 @@ def open_run(cfg, device):
         refuse_overwrite(cfg.zip, cfg.force)
     if cfg.batch_size < 1 or cfg.n_critic < 0:
         raise UserError(f"--batch-size {cfg.batch_size} must be at least 1 and --n-critic {cfg.n_critic} at least 0")
+    if cfg.select not in ("",) + SELECTIONS:
+        raise UserError(f"--select {cfg.select} is not known: use private, public or last")
+    if cfg.eval_n < 2:
+        raise UserError(f"--eval-n {cfg.eval_n} must be at least 2 (FID needs two images)")
     return cfg, resumed
 
 
-def synced(losses, stop, save_now, world):
-    """(D loss sum, G loss sum, stop, save) with one host sync; under DDP rank 0's clock decides for everyone."""
-    flags = torch.cat([losses, torch.tensor([float(stop), float(save_now)], device=losses.device)])
+def synced(losses, flags, world):
+    """(D loss sum, G loss sum, flags) with one host sync; under DDP rank 0's flags decide for everyone."""
+    values = torch.cat([losses, torch.tensor([float(f) for f in flags], device=losses.device)])
     if world > 1:
-        torch.distributed.broadcast(flags[2:], 0)
-        torch.distributed.all_reduce(flags[:2])
-    return flags.tolist()
+        torch.distributed.broadcast(values[2:], 0)
+        torch.distributed.all_reduce(values[:2])
+    d_sum, g_sum, *rest = values.tolist()
+    return d_sum, g_sum, [bool(f) for f in rest]
+
+
+def real_images(cfg, dataset):
+    """Where the real images for evaluation are: --real, else what DATA was prepared from; "" when unknown."""
+    if cfg.real:
+        return cfg.real
+    source = dataset.report.get("data", "")
+    return source if source and Path(source).exists() else ("" if cache.is_cache(cfg.data) else cfg.data)
+
+
+def open_evaluator(cfg, real, device, rank, world):
+    """(the Evaluator or None, the selection: private, public or last, and a line on what is not evaluated)."""
+    wanted = cfg.eval_every not in ("0", "") or cfg.score_n > 0
+    evaluator, why = None, ""
+    if wanted and not real:
+        why = f"no real images to evaluate against ({cfg.data} does not say where it was prepared from): pass --real"
+    elif wanted:
+        from kit.metrics.evaluate import Evaluator
+        if world > 1 and rank > 0:
+            torch.distributed.barrier()   # rank 0 computes the real statistics first; the others read them cached
+        evaluator = Evaluator(real, device, cfg.eval_n, rank=rank, world=world)
+        if world > 1 and rank == 0:
+            torch.distributed.barrier()
+        skipped = "; ".join(f"{name}: {reason}" for name, reason in evaluator.skipped.items())
+        if not evaluator.leaderboards:
+            evaluator, why = None, f"no leaderboard weights at hand, so no evaluation ({skipped})"
+        elif skipped:
+            why = f"evaluating {', '.join(evaluator.leaderboards)} only ({skipped})"
+        else:
+            why = ""
+    at_hand = evaluator.leaderboards if evaluator else ()
+    select = cfg.select or next((name for name in ("private", "public") if name in at_hand), "last")
+    if select != "last" and select not in at_hand:
+        raise UserError(f"--select {select} needs that leaderboard's network, which is not at hand ({why}): "
+                        f"attach its weights or pass --select last")
+    return evaluator, select, why
 
 
 def train(cfg: TrainConfig) -> Path:
-    """Train until cfg.max_steps or the budget's end, then checkpoint and zip cfg.n_images; returns OUT/last.pt."""
+    """Train until cfg.max_steps or the budget's end, then checkpoint, zip cfg.n_images from the selected checkpoint
+    and score the zip when the leaderboards' weights are at hand; returns OUT/last.pt."""
     start = time.monotonic()
     rank, world, device = setup_distributed(cfg.device)
     if cfg.threads:
@@ -150,14 +201,14 @@ def train(cfg: TrainConfig) -> Path:
     out, last = Path(cfg.out), Path(cfg.out) / "last.pt"
     zip_path = Path(cfg.zip) if cfg.zip else out / "images.zip"
     dtype = pick_precision(cfg.precision, device)
-    use_graph = cfg.cuda_graph and device.type == "cuda" and dtype is not torch.float16 and world == 1
+    use_graph = graph_allowed(cfg, device, dtype, world)
     if cfg.cuda_graph and not use_graph and main:
         tqdm.write("cuda_graph is off: it needs one CUDA GPU and bf16 or fp32 precision")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
-    # --- data on the device, the trainer (models, optimisers, scalers, EMA) ---
+    # --- data on the device, the trainer (models, optimisers, scalers, EMA), the evaluator ---
     dataset = open_data(cfg, rank, world)
     classes, family = list(dataset.classes), models.family(cfg.model)
     if family.needs_breeds and len(classes) < 2:
@@ -166,151 +217,182 @@ def train(cfg: TrainConfig) -> Path:
     images = torch.from_numpy(dataset.images).to(device)   # uint8 N×C×H×W, resident
     trainer = Trainer(cfg, images, torch.from_numpy(dataset.labels).to(device), len(classes), device, dtype,
                       use_graph, rank, world)
-    run = {"config": asdict(cfg), "classes": classes, "image_shape": tuple(images.shape[1:]),
-           "label_counts": np.bincount(dataset.labels, minlength=len(classes)).tolist()}
-    elapsed_before = 0.0
+    record = {"classes": classes, "image_shape": tuple(images.shape[1:]),
+              "label_counts": np.bincount(dataset.labels, minlength=len(classes)).tolist()}
     if resumed:
-        if tuple(resumed["image_shape"]) != run["image_shape"] or list(resumed["classes"]) != classes:
+        if tuple(resumed["image_shape"]) != record["image_shape"] or list(resumed["classes"]) != classes:
             raise UserError(f"{last} was trained on other data (images {tuple(resumed['image_shape'])}, "
                             f"{len(resumed['classes'])} classes): pass the same --data, or start a new --out")
         trainer.restore(resumed)
-        elapsed_before = resumed["elapsed"]
         if world == 1:
             set_rng_state(resumed["rng"])
         else:  # one saved RNG state cannot serve every rank: reseed each from the step
             torch.manual_seed(cfg.seed + rank + 1000003 * trainer.step_count)
+    real = real_images(cfg, dataset)
+    evaluator, select, why = open_evaluator(cfg, real, device, rank, world)
+    if why and main:
+        tqdm.write(why)
 
-    def state():
-        """The checkpoint dict of the run as it is now (references to live tensors)."""
-        return {**run, **trainer.state(), "elapsed": elapsed_before + time.monotonic() - start}
-
-    # --- the budget: measure what the end needs (images, zip, a checkpoint) before writing anything ---
+    # --- the budget: measure what the end needs (images, zip, checkpoint, evaluation, score) before training ---
     budget = Budget(cfg, start, device.type)
     out.mkdir(parents=True, exist_ok=True)
-    good = to_cpu(state())   # the last state known to be finite: rollback target
-    tail = measure_tail(good, cfg, out, device) if main else 0.0
-    if main and time.monotonic() + tail >= start + budget.seconds:
-        raise UserError(f"--budget {cfg.budget} leaves no time to train: writing {cfg.n_images} images needs "
-                        f"about {tail:.0f} s; raise --budget or lower --n-images")
+    run = Run(trainer, budget, out, record, resumed, start, main, world, rank, evaluator, select)
+    fixed, per_image = measure_tail(run.good, cfg, device) if main else (0.0, 0.0)
     t = time.monotonic()
-    if main:
-        checkpoint.save(last, good)
-        metrics = open(out / "metrics.jsonl", "a" if resumed else "w")
-    budget.reserve(tail + 2 * (time.monotonic() - t))   # the final checkpoint, twice over
-
-    def log(row):
-        if main:
-            metrics.write(json.dumps(row) + "\n")
-            metrics.flush()
-
-    z_fixed, y_fixed, nrow = fixed_noise(cfg, len(classes), trainer.conditional)
-
-    def save_samples():
-        sampler = trainer.G_ema or trainer.G
-        was_training = sampler.training
-        sampler.eval()
-        with torch.no_grad():
-            grid = to_uint8(sampler(z_fixed.to(device), None if y_fixed is None else y_fixed.to(device)))
-        sampler.train(was_training)
-        save_grid(grid, out / "samples" / f"step_{trainer.step_count:07d}.png", nrow)
+    run.save()
+    checkpoint_s = time.monotonic() - t
+    if evaluator and not run.history:
+        run.evaluate(time.monotonic())   # the first row, and what an evaluation costs
+    reserve = tail_seconds(fixed, per_image, cfg) + 2 * checkpoint_s
+    if evaluator:
+        reserve += TAIL_SAFETY * run.evaluation_seconds() * (1 + cfg.score_n / evaluator.n)   # the last one, score
+    if main and not budget.training_only and time.monotonic() + reserve >= start + budget.seconds:
+        raise UserError(f"--budget {cfg.budget} leaves no time to train: the end (writing {cfg.n_images} images"
+                        f"{', evaluating and scoring' if evaluator else ''}) needs about {reserve:.0f} s; raise "
+                        f"--budget or lower --n-images")
+    budget.reserve(reserve)
 
     precision = str(dtype or "fp32").replace("torch.", "")
-    log({"event": "start", "step": trainer.step_count, "resumed": bool(resumed), "world_size": world,
-         "device": str(device), "precision": precision, "cuda_graph": use_graph,
-         "tail_reserved_s": round(budget.tail, 1)})
-    if main:
-        tqdm.write(f"training {cfg.model} ({cfg.loss}) on {device}, {precision}, {world} process(es); batch "
-                   f"{cfg.batch_size} per process ({cfg.batch_size * world} in all); lr G {cfg.lr_g:g} D {cfg.lr_d:g}; "
-                   f"{trainer.n_critic} D step(s) per G step")
+    run.log({"event": "start", "step": trainer.step_count, "resumed": bool(resumed), "world_size": world,
+             "device": str(device), "precision": precision, "cuda_graph": use_graph, "select": select,
+             "evaluating": list(evaluator.leaderboards) if evaluator else [], "tail_reserved_s": round(budget.tail, 1),
+             "tail_fixed_s": round(fixed, 3), "tail_per_image_s": round(per_image, 6)})
+    run.say(f"training {cfg.model} ({cfg.loss}) on {device}, {precision}, {world} process(es); batch "
+            f"{cfg.batch_size} per process ({cfg.batch_size * world} in all); lr G {cfg.lr_g:g} D {cfg.lr_d:g}; "
+            f"{trainer.n_critic} D step(s) per G step")
 
-    # --- the loop: a step, and every budget.check_every steps one host sync to check ---
+    # --- the loop: a step, and every budget.check_every steps one host sync, the NaN check and the due jobs ---
     progress = Progress(cfg.max_steps or None, trainer.step_count, enabled=main)
-    since_check, rollbacks = 0, 0
-    window = {"n": 0, "d": 0.0, "g": 0.0, "t": time.monotonic(), "step": trainer.step_count}
+    jobs, first_step, since_check = run.jobs(), trainer.step_count, 0
     try:
         while True:
             if budget.check_due(since_check):
                 now = time.monotonic()
                 budget.checked(since_check, now)
                 stop = trainer.step_count >= cfg.max_steps > 0 or budget.out_of_time(now)
-                d_sum, g_sum, stop, save_now = synced(trainer.take_losses(), stop, budget.checkpoint_due(now), world)
+                due = [stop] + [job.due(now) or (stop and job.at_stop) for job in jobs]
+                d_sum, g_sum, (stop, *due) = synced(trainer.take_losses(), due, world)
                 if not (math.isfinite(d_sum) and math.isfinite(g_sum)):
-                    rollbacks += 1
-                    step = roll_back(trainer, good, rollbacks, log, main)
-                    progress.restart_at(step)
-                    window.update(n=0, d=0.0, g=0.0, t=time.monotonic(), step=step)
+                    progress.restart_at(after_nan(trainer, run))
+                    run.restart_window(time.monotonic())
                     since_check = 0
                     budget.checked(0, time.monotonic())
                     continue
-                window.update(d=window["d"] + d_sum, g=window["g"] + g_sum, n=window["n"] + since_check)
-                shown = {}
-                if window["n"] and (trainer.step_count - window["step"] >= cfg.log_every or stop):
-                    row = loss_row(window, trainer, elapsed_before + now - start, now, world)
-                    log(row)
-                    shown = dict(d=row["loss_d"], g=row["loss_g"], img_s=row["images_per_s"], left=budget.left(now))
-                    window.update(n=0, d=0.0, g=0.0, t=now, step=trainer.step_count)
-                progress.update(since_check, **shown)
+                run.add_losses(d_sum, g_sum, since_check)
+                for job, is_due in zip(jobs, due):
+                    if is_due:
+                        job.run(now)
+                progress.update(since_check, **run.shown)
                 since_check = 0
-                if save_now or stop:
-                    good, rollbacks = to_cpu(state()), 0
-                    if main:
-                        checkpoint.save(last, good)
-                    budget.checkpointed(time.monotonic())
-                if main and (budget.sample_due(now) or stop):
-                    save_samples()
                 if stop:
                     break
-            trainer.step()
+            try:
+                trainer.step()
+            except Exception as error:   # noqa: BLE001 - fall_back re-raises what it cannot recover from
+                fall_back(error, trainer, run, trainer.step_count - first_step < FIRST_STEPS and world == 1)
+                since_check = 0
+                continue
             since_check += 1
-    except torch.cuda.OutOfMemoryError:
-        raise UserError(f"--batch-size {cfg.batch_size} does not fit in the GPU's memory: pass a smaller --batch-size "
-                        "(or --no-compile / --no-cuda-graph)") from None
     finally:
         progress.close()
 
-    # --- the end: loss curve, images, zip (all inside the budget) ---
+    # --- the end: loss curve, images and zip from the selected checkpoint, the score (all inside the budget) ---
     if main:
         t = time.monotonic()
-        save_line_chart(read_metrics(out / "metrics.jsonl"), out / "losses.png", "step", "loss",
-                        f"{cfg.model} {cfg.loss}")
-        images_out, _ = generate(good, cfg.n_images, seed=cfg.seed, truncation=cfg.truncation, device=device,
+        optional("the loss chart", save_line_chart, read_metrics(out / "metrics.jsonl"), out / "losses.png", "step",
+                 "loss", f"{cfg.model} {cfg.loss}")
+        chosen = run.chosen()
+        images_out, _ = generate(chosen, cfg.n_images, seed=cfg.seed, truncation=cfg.truncation, device=device,
                                  standing_stats=cfg.standing_stats, class_balance=cfg.class_balance)
         write_zip(images_out, zip_path, force=True)
-        log({"event": "end", "step": trainer.step_count, "tail_s": round(time.monotonic() - t, 2),
-             "tail_reserved_s": round(budget.tail, 1), "wall_s": round(time.monotonic() - start, 2),
-             "budget_s": budget.seconds, "zip": str(zip_path)})
-        metrics.close()
-        tqdm.write(f"{trainer.step_count} steps; wrote {last} and {cfg.n_images} images to {zip_path} "
-                   f"({time.monotonic() - start:.0f} s of the {budget.seconds:.0f} s budget)")
+        tail_s = time.monotonic() - t
+        end = {"event": "end", "step": trainer.step_count, "zip_step": chosen["step"], "tail_s": round(tail_s, 2),
+               "tail_reserved_s": round(budget.tail, 1), "wall_s": round(time.monotonic() - start, 2),
+               "budget_s": round(budget.seconds, 1), "zip": str(zip_path)}
+        if run.best:
+            end.update(selected=run.best, last=run.history[-1] if run.history else None)
+            last_scores = run.history[-1][select] if run.history else {}
+            run.say(f"the zip comes from step {chosen['step']} ({select} MiFID {run.best['mifid']:.2f}, the lowest "
+                    f"of {len(run.history)} evaluations); the last step, {trainer.step_count}, had "
+                    f"{select} MiFID {last_scores.get('mifid', math.nan):.2f}")
+        if evaluator and cfg.score_n > 0:
+            end["score"] = final_score(zip_path, real, cfg, run, budget, device)
+        run.log(end)
+        run.close()
+        tqdm.write(f"{trainer.step_count} steps; wrote {last} and {cfg.n_images} images from step {chosen['step']} "
+                   f"to {zip_path} ({time.monotonic() - start:.0f} s of the {budget.seconds:.0f} s budget)")
     if world > 1:
         torch.distributed.destroy_process_group()
     return last
 
 
-def roll_back(trainer, good, rollbacks, log, main):
-    """After NaN/inf losses: back to the `good` state, learning rates × 0.5^rollbacks, said and logged; its step."""
-    if rollbacks > MAX_ROLLBACKS:
+def final_score(zip_path, real, cfg, run, budget, device):
+    """Score the zip's first score_n images with each leaderboard at hand into score.json beside it, when the budget
+    still has the time; the path written, or why not."""
+    from kit.metrics.evaluate import score_zip, write_score_json
+    need = TAIL_SAFETY * run.evaluation_seconds() * cfg.score_n / run.evaluator.n
+    left = budget.start + budget.seconds - time.monotonic()
+    if need > left:
+        run.say(f"score skipped: scoring {cfg.score_n} images needs about {need:.0f} s and {left:.0f} s are left")
+        return f"skipped: needs about {need:.0f} s, {left:.0f} s left"
+    result = score_zip(zip_path, real, n=cfg.score_n, device=device)
+    path = Path(zip_path).parent / "score.json"
+    write_score_json(path, result)
+    for name, scores in result.items():
+        run.say(f"score: {name} MiFID {scores['mifid']:.2f} (FID {scores['fid']:.2f}, d {scores['distance']:.4f}) "
+                f"on {scores['n_generated']} images of {zip_path}")
+    return str(path)
+
+
+def after_nan(trainer, run):
+    """After NaN/inf losses: back to the last good state with halved learning rates, or, after FP16_ROLLBACKS in a
+    row under fp16, at the same learning rates in fp32 (bf16 where the GPU has it); the step it went back to."""
+    run.rollbacks += 1
+    if trainer.dtype is torch.float16 and run.rollbacks >= FP16_ROLLBACKS:
+        bf16 = trainer.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        trainer.set_precision(torch.bfloat16 if bf16 else None)
+        trainer.cfg = dataclasses.replace(trainer.cfg, precision="bf16" if bf16 else "fp32")
+        bad_step, step = trainer.step_count, trainer.rollback(run.good, 0)
+        run.fell_back("precision", f"fp16 gave NaN/inf losses {run.rollbacks} times in a row (last near step "
+                                   f"{bad_step}): back to step {step}, going on in {trainer.cfg.precision}")
+        run.rollbacks = 0
+        return step
+    if run.rollbacks > MAX_ROLLBACKS:
         raise UserError(f"training diverged: {MAX_ROLLBACKS} rollbacks in a row after NaN/inf losses; "
                         "lower --lr-g/--lr-d or try another --loss")
-    bad_step, step = trainer.step_count, trainer.rollback(good, rollbacks)
+    bad_step, step = trainer.step_count, trainer.rollback(run.good, run.rollbacks)
     opt_G, opt_D = trainer.optimisers()
-    message = (f"NaN/inf loss near step {bad_step}: rolled back to step {step}, learning rates ×{0.5 ** rollbacks:g} "
-               f"(now G {opt_G.param_groups[0]['lr']:.2e}, D {opt_D.param_groups[0]['lr']:.2e})")
-    if main:
-        tqdm.write(message)
-    log({"event": "rollback", "step": step, "bad_step": bad_step, "message": message})
+    message = (f"NaN/inf loss near step {bad_step}: rolled back to step {step}, learning rates "
+               f"×{0.5 ** run.rollbacks:g} (now G {opt_G.param_groups[0]['lr']:.2e}, D "
+               f"{opt_D.param_groups[0]['lr']:.2e})")
+    run.say(message)
+    run.log({"event": "rollback", "step": step, "bad_step": bad_step, "message": message})
     return step
 
 
-def loss_row(window, trainer, elapsed, now, world):
-    """The metrics.jsonl line for the steps in `window`: mean losses, images/s, learning rates."""
-    opt_G, opt_D = trainer.optimisers()
-    seconds = max(now - window["t"], 1e-9)
-    return {"step": trainer.step_count, "elapsed": round(elapsed, 2), "loss_d": window["d"] / window["n"],
-            "loss_g": window["g"] / window["n"],
-            "images_per_s": round(window["n"] * trainer.n_critic * trainer.cfg.batch_size * world / seconds, 1),
-            "lr_g": opt_G.param_groups[0]["lr"], "lr_d": opt_D.param_groups[0]["lr"]}
-
+def fall_back(error, trainer, run, early):
+    """Recover from a step that raised in the first steps of one process: an out-of-memory error halves the batch,
+    a torch.compile or CUDA-graph failure goes on eagerly; both from the last good state. Anything else is raised."""
+    what = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:200]}"
+    if isinstance(error, torch.cuda.OutOfMemoryError):
+        batch = trainer.cfg.batch_size
+        if not early or batch < 2:
+            raise UserError(f"--batch-size {batch} does not fit in the GPU's memory: pass a smaller --batch-size "
+                            "(or --no-compile / --no-cuda-graph)") from None
+        if trainer.device.type == "cuda":
+            torch.cuda.empty_cache()
+        step = trainer.rollback(run.good, 0)
+        trainer.set_batch_size(batch // 2)
+        run.fell_back("batch", f"out of memory at batch {batch} ({what}): back to step {step}, going on with "
+                               f"batch {batch // 2} per process")
+    elif early and (trainer.compiled or trainer.use_graph):
+        how = " and ".join(n for n, on in (("torch.compile", trainer.compiled), ("the CUDA graph", trainer.use_graph))
+                           if on)
+        trainer.go_eager()
+        step = trainer.rollback(run.good, 0)
+        run.fell_back("eager", f"{how} failed ({what}): back to step {step}, going on eagerly")
+    else:
+        raise error
 
 def add_arguments(parser):
     """Flags of `kit train`: one per TrainConfig field."""

@@ -1,6 +1,7 @@
 """The training step as an object: models, optimisers, grad scalers and EMA of one run, with state, restore and
 rollback. What a step does comes from the model family and the loss, never from `if cfg.loss == ...`."""
 import copy
+import dataclasses
 import inspect
 import random
 
@@ -122,17 +123,42 @@ class Trainer:
         betas = (cfg.beta1, cfg.beta2)
         self.opt_G = optimiser(self.loss.optimizer, self.G.parameters(), cfg.lr_g, betas, use_graph)
         self.opt_D = optimiser(self.loss.optimizer, self.D.parameters(), cfg.lr_d, betas, use_graph)
-        self.scalers = {k: torch.amp.GradScaler(device.type, enabled=dtype is torch.float16) for k in "GD"}
+        self.set_precision(dtype)
         self.step_count = 0
         self.nan_at_step = 0                           # tests: make the losses NaN once at this step
         self.acc = torch.zeros(2, device=device)       # summed D and G losses since the last check
         self.ema_weight = torch.zeros((), device=device)
-        Gc, self.Dc = (torch.compile(self.G), torch.compile(self.D)) if cfg.compile else (self.G, self.D)
+        self.world = world
+        self.wrap(cfg.compile, use_graph)
+
+    def wrap(self, compiled, graphed):
+        """The modules a step runs (compiled or not, under DDP when world > 1) and the step (CUDA graph or not)."""
+        self.compiled, self.use_graph = compiled, graphed
+        Gc, self.Dc = (torch.compile(self.G), torch.compile(self.D)) if compiled else (self.G, self.D)
         self.G_train, self.D_train = Gc, self.Dc
-        if world > 1:
-            ids = [device] if device.type == "cuda" else None
+        if self.world > 1:
+            ids = [self.device] if self.device.type == "cuda" else None
             self.G_train, self.D_train = distributed(Gc, ids), distributed(self.Dc, ids)
-        self.run_step = GraphedStep(self.one_step) if use_graph else self.one_step
+        self.run_step = GraphedStep(self.one_step) if graphed else self.one_step
+        for opt in self.optimisers():
+            for group in opt.param_groups:
+                group["capturable"] = graphed
+
+    def go_eager(self):
+        """Fallback: no torch.compile, no CUDA graph."""
+        self.cfg = dataclasses.replace(self.cfg, compile=False, cuda_graph=False)
+        self.wrap(False, False)
+
+    def set_precision(self, dtype):
+        """Autocast to `dtype` (None: fp32), with fresh grad scalers enabled for fp16 only."""
+        self.dtype = dtype
+        self.scalers = {k: torch.amp.GradScaler(self.device.type, enabled=dtype is torch.float16) for k in "GD"}
+
+    def set_batch_size(self, batch_size):
+        """Fallback after an out-of-memory error: a smaller batch per process (a captured graph is captured again)."""
+        self.cfg = dataclasses.replace(self.cfg, batch_size=batch_size)
+        if self.use_graph:
+            self.run_step.reset()
 
     def optimisers(self):
         """(G's, D's)."""
@@ -157,7 +183,8 @@ class Trainer:
             for group in opt.param_groups:
                 group["capturable"] = self.use_graph   # the saved run may have used another device or mode
         for k, s in self.scalers.items():
-            s.load_state_dict(saved["scaler"][k])
+            if s.is_enabled() and saved["scaler"][k]:   # a scaler saved disabled (or before a precision fallback)
+                s.load_state_dict(saved["scaler"][k])
         self.step_count = saved["step"]
         return self.step_count
 

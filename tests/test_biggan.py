@@ -153,11 +153,11 @@ def test_standing_stats_come_by_model_and_device_unless_given():
 def test_the_tail_reserve_counts_standing_stats_once_not_per_image():
     from kit.sample import STATS_BATCH
     from kit.train import TAIL_MARGIN_S, TAIL_SAFETY, tail_seconds
-    plain = tail_seconds(0.01, TrainConfig(n_images=10000, standing_stats=0))
-    assert plain == pytest.approx(0.01 * 10000 * TAIL_SAFETY + TAIL_MARGIN_S)
-    with_stats = tail_seconds(0.01, TrainConfig(n_images=10000, standing_stats=16))
+    plain = tail_seconds(0.5, 0.01, TrainConfig(n_images=10000, standing_stats=0))
+    assert plain == pytest.approx((0.5 + 0.01 * 10000) * TAIL_SAFETY + TAIL_MARGIN_S)
+    with_stats = tail_seconds(0.5, 0.01, TrainConfig(n_images=10000, standing_stats=16))
     assert with_stats - plain == pytest.approx(0.01 * 16 * STATS_BATCH * TAIL_SAFETY)
-    assert tail_seconds(0.01, TrainConfig(n_images=0, standing_stats=16)) == TAIL_MARGIN_S   # nothing generated
+    assert tail_seconds(0, 0.01, TrainConfig(n_images=0, standing_stats=16)) == TAIL_MARGIN_S   # nothing generated
 
 
 def test_unresolved_standing_stats_leave_the_statistics_alone(tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from kit import checkpoint, models
+from kit import checkpoint
 from kit.config import TrainConfig
 from kit.data import cache
 from kit.errors import UserError
@@ -112,16 +112,17 @@ def test_resume_is_exact(demo32, tmp_path):
     assert events.count("start") == 2 and events.count("end") == 2
 
 
-@pytest.mark.parametrize("changes", [{}, dict(model="biggan")], ids=["dcgan", "biggan"])
-def test_budget_stops_on_time_with_checkpoint_and_zip(demo_cache, tmp_path, changes):
-    """A 25 s budget: training stops early enough that the checkpoint and a valid zip of n_images fit inside it."""
-    cfg = config(tmp_path / "run", demo_cache, budget="25s", n_images=120, max_steps=0, **changes)
+@pytest.mark.parametrize("changes,budget", [({}, 25.0), (dict(model="biggan"), 40.0)], ids=["dcgan", "biggan"])
+def test_budget_stops_on_time_with_checkpoint_and_zip(demo_cache, tmp_path, changes, budget):
+    """Training stops early enough that the checkpoint and a valid zip of n_images fit inside the budget (biggan's
+    standing statistics, 4 batches of 256, are in its reserve)."""
+    cfg = config(tmp_path / "run", demo_cache, budget=f"{budget}s", n_images=120, max_steps=0, **changes)
     t = time.monotonic()
     last = train(cfg)
     wall = time.monotonic() - t
     end = metrics(tmp_path / "run")[-1]
-    assert end["event"] == "end" and wall <= 25.0, (wall, end)
-    assert wall >= 25.0 - end["tail_reserved_s"] - 5.0, (wall, end)  # it trained until the reserve, not much less
+    assert end["event"] == "end" and wall <= budget, (wall, end)
+    assert wall >= budget - end["tail_reserved_s"] - 5.0, (wall, end)  # it trained until the reserve, not much less
     assert checkpoint.load(last)["step"] == end["step"] > 0
     assert check_zip(tmp_path / "run" / "images.zip", n_images=120) == []
     images, problems = read_images(tmp_path / "run" / "images.zip")
@@ -193,19 +194,6 @@ def _single_class(path, tmp_path):
     one = tmp_path / "one.npz"
     cache.save(cache.Dataset(ds.images, np.zeros_like(ds.labels), ["dog"], ds.sources, "one"), one)
     return one
-
-
-def test_out_of_memory_is_one_line_naming_batch_size(demo32, tmp_path, monkeypatch):
-    build = models.build
-
-    def build_greedy(*args, **kwargs):
-        G, D = build(*args, **kwargs)
-        G.register_forward_hook(lambda *_: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError("CUDA out of memory")))
-        return G, D
-
-    monkeypatch.setattr(models, "build", build_greedy)
-    with pytest.raises(UserError, match="--batch-size 32 does not fit"):
-        train(config(tmp_path / "run", demo32, max_steps=3))
 
 
 def test_precision_choice_on_cpu():
