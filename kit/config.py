@@ -35,6 +35,13 @@ class TrainConfig:
     clip: float = 0.01             # wgan: D's weights are clipped to [-clip, clip] after each D step
     ema: float = 0.999             # EMA decay of G's weights; 0 turns EMA off
     augment: str = "translation,color"  # comma list of: flip, translation, color, cutout (or none)
+    ada_target: float = 0.0        # ADA: each augmentation applies with a probability that follows D's overfitting
+                                   # (mean sign of D(real)) towards this target (0.6 is ADA's); 0: always applied
+    ada_kimg: int = 500            # ADA: thousands of images for the probability to go from 0 to 1
+    lecam: float = 0.0             # LeCam regularisation weight on D (0.3 on BigGAN in Tseng et al.); 0: off
+    lecam_decay: float = 0.99      # LeCam: decay of the anchors (moving averages of D's mean outputs)
+    lecam_start: int = 1000        # LeCam: step from which the anchors average (before it they follow the outputs)
+    cr: float = 0.0                # balanced consistency regularisation weight on D (10 in Zhao et al.); 0: off
     precision: str = "auto"        # auto | fp32 | fp16 | bf16
     channels_last: bool = True
     compile: bool = False          # torch.compile the models

@@ -155,6 +155,8 @@ class Run:
                "images_per_s": round(window["n"] * trainer.n_critic * trainer.cfg.batch_size * self.world / seconds,
                                      1),
                "lr_g": opt_G.param_groups[0]["lr"], "lr_d": opt_D.param_groups[0]["lr"]}
+        if trainer.cfg.ada_target:
+            row["ada_p"] = round(float(trainer.augmentation.p), 5)
         self.log(row)
         self.shown = dict(d=row["loss_d"], g=row["loss_g"], img_s=row["images_per_s"], left=self.budget.left(now))
         self.restart_window(now)

@@ -1,5 +1,6 @@
 """GAN losses, each declared with what its step needs: D and G terms of (real_logits, fake_logits), whether G's term
-reads D(real), a gradient penalty or weight clipping, the optimiser and the critic steps it wants."""
+reads D(real), a gradient penalty or weight clipping, the optimiser and the critic steps it wants; and the
+regularisers any loss takes on D's side (LeCam, balanced consistency)."""
 import functools
 from dataclasses import dataclass
 from typing import Callable
@@ -97,6 +98,18 @@ def get(name, real_label=1.0) -> Loss:
             raise UserError(f"--real-label {real_label} applies to --loss bce only, not {name}")
         loss = Loss(name, functools.partial(bce_d, real_label=real_label), bce_g)
     return loss
+
+
+def lecam(real, fake, anchor_real, anchor_fake):
+    """LeCam regulariser (Tseng et al. 2021): D's outputs on real images kept from rising above the fake anchor, on
+    fake images from falling below the real anchor; the anchors are moving averages of D's mean outputs."""
+    return F.relu(real - anchor_fake).pow(2).mean() + F.relu(anchor_real - fake).pow(2).mean()
+
+
+def consistency(logits, again):
+    """Balanced consistency regularisation's term (Zhao et al. 2021): the squared difference of D's outputs on two
+    augmentations of the same images (zero when the augmentation is the identity)."""
+    return (again - logits).pow(2).mean()
 
 
 def gradient_penalty(D, real, fake, y=None, scale=1.0):

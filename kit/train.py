@@ -169,11 +169,7 @@ def open_evaluator(cfg, real, device, rank, world):
         why = f"no real images to evaluate against ({cfg.data} does not say where it was prepared from): pass --real"
     elif wanted:
         from kit.metrics.evaluate import Evaluator
-        if world > 1 and rank > 0:
-            torch.distributed.barrier()   # rank 0 computes the real statistics first; the others read them cached
-        evaluator = Evaluator(real, device, cfg.eval_n, rank=rank, world=world)
-        if world > 1 and rank == 0:
-            torch.distributed.barrier()
+        evaluator = Evaluator(real, device, cfg.eval_n, rank=rank, world=world)   # the ranks share its feature work
         skipped = "; ".join(f"{name}: {reason}" for name, reason in evaluator.skipped.items())
         if not evaluator.leaderboards:
             evaluator, why = None, f"no leaderboard weights at hand, so no evaluation ({skipped})"

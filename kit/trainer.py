@@ -109,7 +109,7 @@ class Trainer:
         self.loss = losses.get(cfg.loss, cfg.real_label)
         self.n_critic = cfg.n_critic or self.loss.n_critic
         self.conditional = models.family(cfg.model).conditional and n_classes > 1
-        self.augmentations = augment.parse(cfg.augment)
+        self.augmentation = augment.Augmentation(cfg.augment, device, cfg.ada_target, cfg.ada_kimg)
         self.memory_format = (torch.channels_last if cfg.channels_last and device.type == "cuda"
                               else torch.contiguous_format)
         torch.manual_seed(cfg.seed)   # the same initial weights on every rank (G_ema is copied before DDP syncs)
@@ -128,6 +128,8 @@ class Trainer:
         self.nan_at_step = 0                           # tests: make the losses NaN once at this step
         self.acc = torch.zeros(2, device=device)       # summed D and G losses since the last check
         self.ema_weight = torch.zeros((), device=device)
+        self.anchors = torch.zeros(2, device=device)       # LeCam: moving averages of D's mean output, real and fake
+        self.anchor_decay = torch.zeros((), device=device)
         self.world = world
         self.wrap(cfg.compile, use_graph)
 
@@ -170,7 +172,7 @@ class Trainer:
                 "G_ema": self.G_ema.state_dict() if self.G_ema else None,
                 "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
                 "scaler": {k: s.state_dict() for k, s in self.scalers.items()}, "step": self.step_count,
-                "rng": rng_state()}
+                "rng": rng_state(), "regularisers": {"anchors": self.anchors, "ada": self.augmentation.state()}}
 
     def restore(self, saved) -> int:
         """Load models, EMA, optimisers and scalers from a checkpoint dict; returns its step."""
@@ -185,6 +187,9 @@ class Trainer:
         for k, s in self.scalers.items():
             if s.is_enabled() and saved["scaler"][k]:   # a scaler saved disabled (or before a precision fallback)
                 s.load_state_dict(saved["scaler"][k])
+        if "regularisers" in saved:   # checkpoints from before LeCam and ADA start them afresh
+            self.anchors.copy_(saved["regularisers"]["anchors"])
+            self.augmentation.load(saved["regularisers"]["ada"])
         self.step_count = saved["step"]
         return self.step_count
 
@@ -204,10 +209,8 @@ class Trainer:
                               cache_enabled=not self.use_graph)
 
     def augmented(self, x):
-        """x through every per-batch augmentation, in order."""
-        for fn in self.augmentations:
-            x = fn(x)
-        return x
+        """x through the run's per-batch augmentation (adaptive with ADA)."""
+        return self.augmentation(x)
 
     def real_batch(self):
         """A random batch of real images in [-1, 1] and their labels (None unless conditional)."""
@@ -222,6 +225,19 @@ class Trainer:
         self.scalers[key].step(opt)
         self.scalers[key].update()
 
+    def regularisation(self, real, fake, y, real_logits, fake_logits):
+        """LeCam and balanced consistency terms of D's loss as configured (their anchors move after LeCam's)."""
+        cfg, total = self.cfg, 0.0
+        if cfg.lecam:
+            total = cfg.lecam * losses.lecam(real_logits, fake_logits, self.anchors[0], self.anchors[1])
+            means = torch.stack([real_logits.detach().mean(), fake_logits.detach().mean()])
+            self.anchors.mul_(self.anchor_decay).add_(means * (1 - self.anchor_decay))
+        if cfg.cr:
+            again = self.D_train(self.augmented(real), y).float(), self.D_train(self.augmented(fake.detach()), y).float()
+            total = total + cfg.cr * (losses.consistency(real_logits, again[0]) +
+                                      losses.consistency(fake_logits, again[1]))
+        return total
+
     def one_step(self):
         """n_critic D steps then one G step; no host syncs (CUDA-graph safe)."""
         cfg, batch = self.cfg, self.cfg.batch_size
@@ -232,11 +248,14 @@ class Trainer:
                 with torch.set_grad_enabled(i == self.n_critic - 1):
                     fake = self.G_train(z, y)
                 real_aug, fake_aug = self.augmented(real), self.augmented(fake.detach())
-                loss_d = self.loss.d(self.D_train(real_aug, y).float(), self.D_train(fake_aug, y).float())
+                real_logits, fake_logits = self.D_train(real_aug, y).float(), self.D_train(fake_aug, y).float()
+                loss_d = self.loss.d(real_logits, fake_logits) + self.regularisation(real, fake, y, real_logits,
+                                                                                      fake_logits)
                 if self.loss.gradient_penalty:
                     scale = self.scalers["D"].get_scale() if self.scalers["D"].is_enabled() else 1.0
                     loss_d = loss_d + cfg.gp_weight * losses.gradient_penalty(self.D_train, real_aug, fake_aug, y,
                                                                               scale)
+            self.augmentation.observe(real_logits)
             self.optimiser_step("D", self.opt_D, loss_d)
             if self.loss.clip:
                 with torch.no_grad():
@@ -256,8 +275,11 @@ class Trainer:
         """One training step (through the CUDA graph when captured)."""
         if self.G_ema:
             self.ema_weight.fill_(1 - min(self.cfg.ema, (1 + self.step_count) / (10 + self.step_count)))
+        self.anchor_decay.fill_(self.cfg.lecam_decay if self.step_count >= self.cfg.lecam_start else 0.0)
         self.run_step()
         self.step_count += 1
+        if self.step_count % augment.ADA_INTERVAL == 0:
+            self.augmentation.adjust(self.cfg.batch_size * self.n_critic, self.world)
         if self.nan_at_step and self.step_count >= self.nan_at_step:
             self.acc.fill_(float("nan"))
             self.nan_at_step = 0

@@ -1,4 +1,5 @@
-"""Per-batch augmentation on any device: flip and DiffAugment-style translation, colour and cutout (differentiable)."""
+"""Per-batch augmentation on any device: flip and DiffAugment-style translation, colour and cutout (differentiable),
+always on or with an adaptive probability (ADA, Karras et al. 2020) kept on the device."""
 import torch
 
 from kit.errors import UserError
@@ -55,6 +56,54 @@ def parse(policy: str) -> list:
         raise UserError(f"--augment {policy}: unknown {', '.join(unknown)}; use a comma list of "
                         f"{', '.join(POLICIES)} (or none)")
     return [POLICIES[p] for p in names]
+
+
+ADA_INTERVAL = 4   # steps between adjustments of the adaptive probability
+
+
+class Augmentation:
+    """A run's augmentation: its ops in order, each applied to every image, or, with ADA (target > 0), to each image
+    with a probability p that rises while D tells real from fake too surely (the mean sign of D(real) above the
+    target) and falls otherwise, by batch × ADA_INTERVAL / (kimg × 1000) an adjustment. p and the sign statistic live
+    on the device: no host sync, CUDA-graph safe."""
+
+    def __init__(self, policy: str, device, target=0.0, kimg=500):
+        self.ops, self.target, self.kimg = parse(policy), target, kimg
+        if not 0 <= target < 1:
+            raise UserError(f"--ada-target {target} must be in [0, 1): 0.6 is ADA's, 0 turns it off")
+        self.p = torch.tensor(0.0 if target else 1.0, device=device)
+        self.signs = torch.zeros(2, device=device)   # sum of sign(D(real)) and how many, since the last adjustment
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        for op in self.ops:
+            x = torch.where(torch.rand(len(x), 1, 1, 1, device=x.device) < self.p, op(x), x) if self.target else op(x)
+        return x
+
+    def observe(self, real_logits: torch.Tensor) -> None:
+        """Count the signs of D's outputs on real images (ADA's overfitting statistic)."""
+        if self.target:
+            logits = real_logits.detach().float()
+            self.signs.add_(torch.stack([logits.sign().sum(), torch.tensor(float(logits.numel()), device=logits.device)]))
+
+    def adjust(self, images_per_step: int, world=1) -> None:
+        """Move p one step towards the target's side (the statistic summed over every process first)."""
+        if not self.target:
+            return
+        if world > 1:
+            torch.distributed.all_reduce(self.signs)
+        overfitting = self.signs[0] / self.signs[1].clamp(min=1)
+        step = images_per_step * world * ADA_INTERVAL / (self.kimg * 1000)
+        self.p.add_(torch.sign(overfitting - self.target) * step).clamp_(0, 1)
+        self.signs.zero_()
+
+    def state(self) -> dict:
+        """p and the statistic (references to live tensors)."""
+        return {"p": self.p, "signs": self.signs}
+
+    def load(self, saved: dict) -> None:
+        """Restore what state() returned."""
+        self.p.copy_(saved["p"])
+        self.signs.copy_(saved["signs"])
 
 
 def augment(x: torch.Tensor, policy: str) -> torch.Tensor:
