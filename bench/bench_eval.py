@@ -33,6 +33,14 @@ NETWORKS = {"public": ("FID Inception", features.InceptionFeatures, weights_file
             "private": ("NASNet-A Large", features.NASNetFeatures, nasnet_weights_file)}
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo ("" where there is none)."""
+    try:
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return ""
+
+
 def nonnegative_features(n, dim, seed, device) -> torch.Tensor:
     """n×dim float32 features >= 0 on the device (the metric's cost does not depend on their values)."""
     generator = torch.Generator().manual_seed(seed)
@@ -85,7 +93,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = resolve_device("auto")
     gpu = device.type == "cuda"
-    device_name = torch.cuda.get_device_name(device) if gpu else f"CPU, {args.threads} torch thread(s)"
+    device_name = (torch.cuda.get_device_name(device) if gpu else
+                   f"CPU ({cpu_model()}, {os.cpu_count()} cores), {args.threads} torch thread(s)")
     counts = {"public": args.inception_images or (args.n if gpu else 64),
               "private": args.nasnet_images or (args.n if gpu else 8)}
     n_real_images = args.real_images or (2000 if gpu else 16)
