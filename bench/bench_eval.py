@@ -11,17 +11,15 @@ images is derived from the measured rate; the metric and the real covariance are
 """
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_score import nasnet_weights_file, random_images, timed, weights_file  # noqa: E402
+from results_file import append_run  # noqa: E402
 from kit.data import synthetic  # noqa: E402
 from kit.device import resolve_device  # noqa: E402
 from kit.metrics import features, score  # noqa: E402
@@ -117,19 +115,8 @@ def main() -> None:
                   "not measured yet |" for name, _, _ in NETWORKS.values()]
     print("\n".join(lines))
     if args.results:
-        root = Path(__file__).resolve().parents[1]
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True).stdout.strip()
-        title = (f"## {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {device_name}, torch {torch.__version__}, "
-                 f"commit {commit.stdout.strip()}{' + uncommitted changes' if dirty else ''}, "
-                 f"load {load_before:.1f}–{os.getloadavg()[0]:.1f}")
-        new = not Path(args.results).exists()
-        with open(args.results, "a") as f:
-            f.write(("# Evaluation's cost per network (`bench/bench_eval.py`), every run appended\n\n" if new else "")
-                    + "\n".join([title, "", "`python bench/bench_eval.py " + " ".join(sys.argv[1:]) + "`", "",
-                                 *lines, "", ""]))
-        print(f"appended to {args.results}")
+        append_run(args.results, "Evaluation's cost per network (`bench/bench_eval.py`), every run appended",
+                   device_name, "", load_before, lines)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from PIL import Image
 
 from kit.__main__ import run
 from kit.data.cache import Dataset
-from kit.errors import UserError
 from kit.metrics import score
 from test_fid import reference_distance, reference_fid
 
