@@ -12,7 +12,6 @@ compile and CUDA graph) are listed as not measured yet.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ from kit.device import resolve_device  # noqa: E402
 from kit.kernel.runtime import train_ranks  # noqa: E402
 from kit.train import train  # noqa: E402
 from quality.baseline import notebook_steps  # noqa: E402
+from results_file import append_run  # noqa: E402
 
 
 def make_data(work: Path, n_images: int):
@@ -122,21 +122,8 @@ def main():
                   for batch in args.batch_sizes for model in args.models]
     print("\n" + "\n".join(lines))
     if str(args.results):
-        root = Path(__file__).resolve().parents[1]
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True).stdout.strip()
-        head = (f"## {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {name}, torch {torch.__version__}, "
-                f"commit {commit.stdout.strip()}{' + uncommitted changes' if dirty else ''}, {warmup} warm-up + "
-                f"{steps} timed steps, load {load_before:.1f}–{os.getloadavg()[0]:.1f}")
-        command = "`python bench/bench_train.py " + " ".join(sys.argv[1:]) + "`"
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        new = not args.results.exists()
-        with open(args.results, "a") as f:
-            if new:
-                f.write("# Training images/s (`bench/bench_train.py`), every run appended\n\n")
-            f.write("\n".join([head, "", command, "", *lines, "", ""]))
-        print(f"appended to {args.results}")
+        append_run(args.results, "Training images/s (`bench/bench_train.py`), every run appended", name,
+                   f"{warmup} warm-up + {steps} timed steps", load_before, lines)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ MANIFEST = {
     'kit/data/readers.py': '0c2157e4139ef1699fc1d2eef8c45486a339e98d9d116a3376d1ca2a6d444001',
     'kit/device.py': '682295932abdf2f4fa7453e0cd13e588ed4e30e47d93654d13ae49ce19a3e30c',
     'kit/errors.py': 'd58493f52496815a4d2fa928a315a6f1f23a3fdc29b43073b21a7be5539429a5',
-    'kit/files.py': '2e8107b672571fdb2e61a50de3e42279c0ba1ca1fc5a05222a2a503c12d7bd99',
+    'kit/files.py': '96dd0525cfe6a371e3b24dc697c82a74dab66d03b85cc60cb8da73b80b520117',
     'kit/images.py': '70e3df4dc3a597b52300b64f7d76602a78ef6f77548c49523ff278aee31d83ad',
     'kit/kernel/__init__.py': '830143a6408c2cd2ff8086108926339529a22e028a7a2830e3d628dcf71c178f',
     'kit/kernel/preflight.py': 'ec66052e61da741138a329f9c59e2ad3eb9fba6f1292d659368dcd1d11c69542',
@@ -1130,6 +1130,14 @@ def refuse_overwrite(path, force: bool) -> None:
     """Raise a UserError when `path` exists and --force was not given."""
     if Path(path).exists() and not force:
         raise UserError(f"{path} already exists: pass --force to overwrite it, or choose another --out")
+
+
+def file_hash(path, hasher) -> str:
+    """Hex digest of a file's bytes through a hashlib object (read in 4 MiB blocks)."""
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            hasher.update(block)
+    return hasher.hexdigest()
 '''
 
 SOURCES['kit/images.py'] = r'''"""Read images from a zip or a folder as uint8 arrays, with every problem found on the way (below packaging and scoring)."""
