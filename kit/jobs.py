@@ -68,7 +68,7 @@ class Run:
         self.fallbacks = list(resumed.get("fallbacks", []))
         self.rollbacks, self.saved_step = 0, -1
         self.good = to_cpu(self.state())   # the last state known to be finite: rollback target
-        self.metrics = open(out / "metrics.jsonl", "a" if resumed else "w") if main else None
+        self.metrics, self.resumed = None, bool(resumed)   # metrics.jsonl opens at the first row
         self.window = {"n": 0, "d": 0.0, "g": 0.0, "t": time.monotonic(), "step": trainer.step_count}
         self.shown = {}
         now = time.monotonic()
@@ -89,6 +89,8 @@ class Run:
     def log(self, row: dict) -> None:
         """One metrics.jsonl line (rank 0 only)."""
         if self.main:
+            if self.metrics is None:
+                self.metrics = open(self.out / "metrics.jsonl", "a" if self.resumed else "w")
             self.metrics.write(json.dumps(row) + "\n")
             self.metrics.flush()
 
@@ -113,6 +115,13 @@ class Run:
         if self.main:
             checkpoint.save(self.out / "last.pt", self.good)
         self.saved_step = self.good["step"]
+
+    def stop_evaluating(self, why: str) -> None:
+        """No more evaluations in this run, and the zip from the last checkpoint; said in one line."""
+        self.evaluator, self.select = None, "last"
+        self.timers["evaluate"] = Every(math.inf, 0.0)
+        self.say(why)
+        self.log({"event": "evaluation off", "step": self.trainer.step_count, "message": why})
 
     def chosen(self) -> dict:
         """The state the final zip comes from: the best by the selected leaderboard, else the last good one."""
@@ -177,9 +186,8 @@ class Run:
             return
         self.capture()
         t = time.monotonic()
-        cfg, n = self.trainer.cfg, self.evaluator.n
-        share = n // self.world + (self.rank < n % self.world)
-        images, _ = generate(self.good, share, seed=cfg.seed + EVAL_SEED * (self.rank + 1), truncation=cfg.truncation,
+        cfg = self.trainer.cfg
+        images, _ = generate(self.good, self.evaluator.share, seed=cfg.seed + EVAL_SEED * (self.rank + 1), truncation=cfg.truncation,
                              device=self.trainer.device, standing_stats=cfg.standing_stats,
                              class_balance=cfg.class_balance)
         scores = self.evaluator(images)

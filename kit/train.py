@@ -22,6 +22,7 @@ from kit.errors import UserError
 from kit.files import refuse_overwrite
 from kit.package import write_zip
 from kit.jobs import Run, optional
+from kit.metrics.ranks import from_rank_0
 from kit.plot import save_line_chart
 from kit.progress import Progress
 from kit.sample import STATS_BATCH, generate
@@ -87,11 +88,14 @@ def open_data(cfg, rank, world):
 
 
 def measure_tail(state, cfg, device):
-    """(fixed seconds, seconds per image) of generating and zipping images, on warm probes: the first call (thread
-    start-up, first allocations, matplotlib's import by the loss chart) is left out, and two sizes separate the
-    fixed cost from the per-image cost."""
+    """(fixed seconds, seconds per image, seconds per checkpoint) of the end, on warm probes in a temporary folder:
+    the first call (thread start-up, first allocations, matplotlib's import by the loss chart) is left out, and two
+    sizes separate the fixed cost of generating and zipping from the per-image cost."""
     warm, small, large = (min(k, max(1, cfg.n_images)) for k in TAIL_PROBES)
     with tempfile.TemporaryDirectory() as tmp:
+        t = time.monotonic()
+        checkpoint.save(Path(tmp) / "probe.pt", state)
+        checkpoint_s = time.monotonic() - t
         def seconds(k):
             t = time.monotonic()
             images, _ = generate(state, k, device=device, class_balance=cfg.class_balance)
@@ -102,7 +106,7 @@ def measure_tail(state, cfg, device):
         seconds(warm)
         t_small, t_large = seconds(small), seconds(large)
     per_image = max(t_large - t_small, 0.0) / max(large - small, 1)
-    return max(t_small - per_image * small, 0.0), per_image
+    return max(t_small - per_image * small, 0.0), per_image, checkpoint_s
 
 
 def tail_seconds(fixed, per_image, cfg):
@@ -233,29 +237,31 @@ def train(cfg: TrainConfig) -> Path:
     budget = Budget(cfg, start, device.type)
     out.mkdir(parents=True, exist_ok=True)
     run = Run(trainer, budget, out, record, resumed, start, main, world, rank, evaluator, select)
-    fixed, per_image = measure_tail(run.good, cfg, device) if main else (0.0, 0.0)
-    t = time.monotonic()
-    run.save()
-    checkpoint_s = time.monotonic() - t
-    if evaluator and not run.history:
-        run.evaluate(time.monotonic())   # the first row, and what an evaluation costs
-    reserve = tail_seconds(fixed, per_image, cfg) + 2 * checkpoint_s
-    if evaluator:
-        reserve += TAIL_SAFETY * run.evaluation_seconds() * (1 + cfg.score_n / evaluator.n)   # the last one, score
+    fixed, per_image, checkpoint_s = measure_tail(run.good, cfg, device) if main else (0.0, 0.0, 0.0)
+    reserve = tail_seconds(fixed, per_image, cfg) + 2 * checkpoint_s   # the final checkpoint, twice over
     if main and not budget.training_only and time.monotonic() + reserve >= start + budget.seconds:
-        raise UserError(f"--budget {cfg.budget} leaves no time to train: the end (writing {cfg.n_images} images"
-                        f"{', evaluating and scoring' if evaluator else ''}) needs about {reserve:.0f} s; raise "
-                        f"--budget or lower --n-images")
-    budget.reserve(reserve)
-
+        raise UserError(f"--budget {cfg.budget} leaves no time to train: writing {cfg.n_images} images needs "
+                        f"about {reserve:.0f} s; raise --budget or lower --n-images")
     precision = str(dtype or "fp32").replace("torch.", "")
     run.log({"event": "start", "step": trainer.step_count, "resumed": bool(resumed), "world_size": world,
              "device": str(device), "precision": precision, "cuda_graph": use_graph, "select": select,
-             "evaluating": list(evaluator.leaderboards) if evaluator else [], "tail_reserved_s": round(budget.tail, 1),
-             "tail_fixed_s": round(fixed, 3), "tail_per_image_s": round(per_image, 6)})
+             "evaluating": list(evaluator.leaderboards) if evaluator else [], "tail_fixed_s": round(fixed, 3),
+             "tail_per_image_s": round(per_image, 6), "checkpoint_s": round(checkpoint_s, 3)})
     run.say(f"training {cfg.model} ({cfg.loss}) on {device}, {precision}, {world} process(es); batch "
             f"{cfg.batch_size} per process ({cfg.batch_size * world} in all); lr G {cfg.lr_g:g} D {cfg.lr_d:g}; "
             f"{trainer.n_critic} D step(s) per G step")
+    run.save()
+    if evaluator:
+        if not run.history:
+            run.evaluate(time.monotonic())   # the first row, and what an evaluation costs
+        evaluating = TAIL_SAFETY * run.evaluation_seconds() * (1 + cfg.score_n / evaluator.n)   # the last one, score
+        fits = budget.training_only or time.monotonic() + reserve + evaluating < start + budget.seconds
+        if from_rank_0(fits, world, device):
+            reserve += evaluating
+        else:
+            run.stop_evaluating(f"evaluation off: the last evaluation and the score need about {evaluating:.0f} s "
+                                f"more than the budget holds; the zip comes from the last checkpoint")
+    budget.reserve(reserve)
 
     # --- the loop: a step, and every budget.check_every steps one host sync, the NaN check and the due jobs ---
     progress = Progress(cfg.max_steps or None, trainer.step_count, enabled=main)
@@ -301,9 +307,8 @@ def train(cfg: TrainConfig) -> Path:
         images_out, _ = generate(chosen, cfg.n_images, seed=cfg.seed, truncation=cfg.truncation, device=device,
                                  standing_stats=cfg.standing_stats, class_balance=cfg.class_balance)
         write_zip(images_out, zip_path, force=True)
-        tail_s = time.monotonic() - t
-        end = {"event": "end", "step": trainer.step_count, "zip_step": chosen["step"], "tail_s": round(tail_s, 2),
-               "tail_reserved_s": round(budget.tail, 1), "wall_s": round(time.monotonic() - start, 2),
+        end = {"event": "end", "step": trainer.step_count, "zip_step": chosen["step"],
+               "tail_s": round(time.monotonic() - t, 2), "tail_reserved_s": round(budget.tail, 1),
                "budget_s": round(budget.seconds, 1), "zip": str(zip_path)}
         if run.best:
             end.update(selected=run.best, last=run.history[-1] if run.history else None)
@@ -311,9 +316,9 @@ def train(cfg: TrainConfig) -> Path:
             run.say(f"the zip comes from step {chosen['step']} ({select} MiFID {run.best['mifid']:.2f}, the lowest "
                     f"of {len(run.history)} evaluations); the last step, {trainer.step_count}, had "
                     f"{select} MiFID {last_scores.get('mifid', math.nan):.2f}")
-        if evaluator and cfg.score_n > 0:
+        if run.evaluator and cfg.score_n > 0:
             end["score"] = final_score(zip_path, real, cfg, run, budget, device)
-        run.log(end)
+        run.log({**end, "wall_s": round(time.monotonic() - start, 2)})
         run.close()
         tqdm.write(f"{trainer.step_count} steps; wrote {last} and {cfg.n_images} images from step {chosen['step']} "
                    f"to {zip_path} ({time.monotonic() - start:.0f} s of the {budget.seconds:.0f} s budget)")

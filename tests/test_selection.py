@@ -31,7 +31,7 @@ class PooledPixels:
     """An Evaluator with one leaderboard, "private", on pooled pixels."""
 
     def __init__(self, real_images, n):
-        self.n, self.real = n, pooled(real_images)
+        self.n, self.share, self.real = n, n, pooled(real_images)
         self.leaderboards, self.skipped = ("private",), {}
 
     def __call__(self, images):
@@ -126,7 +126,7 @@ def test_resume_keeps_the_evaluation_history_and_the_best(demo_cache, tmp_path, 
 def test_no_weights_means_no_evaluation_and_the_last_checkpoint(demo_cache, tmp_path, monkeypatch, capsys):
     class NoWeights(PooledPixels):
         def __init__(self, *args):
-            self.n, self.leaderboards = 32, ()
+            self.n, self.share, self.leaderboards = 32, 32, ()
             self.skipped = {"public": "no FID Inception weights", "private": "no NASNet-A Large weights"}
 
     monkeypatch.setattr(evaluate, "Evaluator", lambda *args, **kwargs: NoWeights())
