@@ -17,8 +17,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from kit import checkpoint
+from kit.__main__ import main as kit_main
 from kit.kernel import build, runtime
 from kit.config import TrainConfig
 from kit.errors import UserError
@@ -70,7 +72,7 @@ def hook(event, args):
 
 sys.addaudithook(hook)
 '''
-STAGES = ("preflight", "weights", "prepare", "continue", "train", "zip", "check")
+STAGES = ("preflight", "weights", "prepare", "continue", "train", "zip", "check", "score")
 EVERY_RUN = ("preflight", "weights", "prepare", "train", "zip", "check")   # the stages each training kernel logs
 COMPETITION_LAYOUTS = ("competitions/generative-dog-images", "datasets/alice/generative-dog-images",
                        "generative-dog-images")   # where Kaggle mounts the competition's data today, and did
@@ -204,6 +206,10 @@ def test_the_next_session_continues_the_run(first_session, tmp_path, demo_dir):
     starts = [row for row in rows if row.get("event") == "start"]
     assert [(row["step"], row["resumed"]) for row in starts] == [(0, False), (6, True)]   # session 1's rows carried
     assert rows[-1]["event"] == "end" and rows[-1]["step"] == 10
+    grid = tmp_path / "home" / "grid.png"   # what `kit kernel output` brings home samples as `kit sample` does
+    assert kit_main(["sample", "--checkpoint", str(places["working"] / "run" / "last.pt"), "--n", "4", "--out",
+                     str(grid), "--device", "cpu"]) == 0
+    assert Image.open(grid).size[0] > 64
 
 
 def test_the_resumed_state_is_the_saved_one(first_session, tmp_path):
@@ -255,6 +261,26 @@ def assert_same(a, b, where):
             assert_same(x, y, f"{where}[{i}]")
     else:
         assert a == b, where
+
+
+def test_the_scoring_kernel_scores_another_kernels_zip(first_session, tmp_path, demo_dir, monkeypatch, capsys,
+                                                      inception_weights):
+    """The kernel `score --zip code/alice/dogkit-dcgan`, in this process: session 1's zip (40 images of it) against
+    the competition's images, with random FID-Inception weights (public only: no NASNet weights here)."""
+    places = sandbox(tmp_path, demo_dir, "dcgan", COMPETITION_LAYOUTS[1])
+    mount_output(places, first_session[0])
+    monkeypatch.setenv("DOGKIT_INCEPTION_WEIGHTS", str(inception_weights))
+    monkeypatch.setenv("DOGKIT_SCORE_N", "40")
+    kernel = {"name": "score", "zip": "alice/dogkit-dcgan"}
+    assert run_in_process(places, monkeypatch, kernel, "1h", {"device": "cpu"}, 0) == 0
+    stages = stage_lines(capsys.readouterr().out)
+    result = json.loads((places["working"] / "score.json").read_text())
+    public = result["public"]
+    assert list(result) == ["public"] and public["n_generated"] == 40 and public["n_real"] > 0
+    assert stages["score"][0].startswith(f"40 images of {places['kaggle'] / 'input' / 'notebooks'}")
+    assert stages["score"][-1] == (f"public: FID {public['fid']:.3f}, d {public['distance']:.4f} (threshold 0.1), "
+                                   f"MiFID {public['mifid']:.3f} -> {places['working'] / 'score.json'}")
+    assert not stages["train"] and not (places["working"] / "images.zip").exists()
 
 
 def test_biggan_kernel_with_the_data_as_a_dataset(tmp_path, demo_dir):

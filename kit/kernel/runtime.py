@@ -197,21 +197,21 @@ def run(kernel: dict, start: float, args) -> int:
     for line in problems:
         log(f"check: problem: {line}")
     files = sum(len(names) for _, _, names in os.walk(working))
-    log(f"check: {working} holds {files} files (Kaggle keeps at most 500), {last.name} among them for the next "
-        f"session (kit kernel build NAME --continue OWNER/SLUG)")
+    log(f"check: {working} holds {files} files (Kaggle keeps at most 500), {RUN_FOLDER}/{last.name} among them for "
+        f"the next session (kit kernel build {kernel['name']} --continue OWNER/SLUG)")
     early = f", but it holds step {step}'s images: training ended early (above)" if failure else ""
     log(f"check: {zip_path} {'REJECTED' if problems else 'passes'}{early}; the kernel took "
         f"{time.time() - start:.0f} s of its {budget:.0f} s budget")
     return 1 if problems else 0
 
 
-def weights_stage(input_dir: Path, log) -> dict:
+def weights_stage(input_dir: Path, log, use="training evaluates with them",
+                  without="no weights: training and zipping without evaluation") -> dict:
     """The leaderboard networks' weights found under input_dir (kit.weights checks and exports them), in one line."""
     from kit.weights import export_found
     found = export_found(input_dir)
     names = [f"{board} ({path})" for board, path in found.items() if path]
-    log(f"weights: {', '.join(names)}: training evaluates with them" if names else
-        "weights: no weights: training and zipping without evaluation")
+    log(f"weights: {', '.join(names)}: {use}" if names else f"weights: {without}")
     return found
 
 
@@ -273,7 +273,8 @@ def score_stage(source: str, input_dir: Path, work: Path, working: Path, device:
     from kit.metrics.evaluate import score_zip
     zip_path = find_in_source(input_dir, source, "images.zip")
     real = link_inputs(find_inputs(input_dir), work / "dogkit-data")
-    weights_stage(input_dir, log)
+    weights_stage(input_dir, log, "scoring with them", "no weights dataset attached: scoring with what the kernel can "
+                                                       "find or download")
     log(f"score: {n} images of {zip_path} against {real} on {device}")
     results = score_zip(zip_path, real, n=n, device=device, report=working)
     for board, result in results.items():
