@@ -12,6 +12,7 @@ COMMANDS = {
     "train": ("kit.train", "train a GAN within a hard time budget and end with images.zip"),
     "sample": ("kit.sample", "write a grid of samples from a checkpoint"),
     "score": ("kit.metrics.score", "score images against real ones with the competition's MiFID"),
+    "weights": ("kit.weights", "pack the leaderboard networks' weights as a Kaggle dataset for kernels"),
     "zip": ("kit.package", "write or check the 10,000-image submission zip"),
     "kernel": ("kit.kernel.build", "build, push and follow the Kaggle kernels"),
     "demo": ("kit.demo", "the whole job on built-in demo data"),

@@ -26,3 +26,11 @@ def refuse_overwrite(path, force: bool) -> None:
     """Raise a UserError when `path` exists and --force was not given."""
     if Path(path).exists() and not force:
         raise UserError(f"{path} already exists: pass --force to overwrite it, or choose another --out")
+
+
+def file_hash(path, hasher) -> str:
+    """Hex digest of a file's bytes through a hashlib object (read in 4 MiB blocks)."""
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            hasher.update(block)
+    return hasher.hexdigest()

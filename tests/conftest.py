@@ -32,6 +32,16 @@ def inception_weights(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def nasnet_weights(tmp_path_factory):
+    """A randomly initialised timm nasnetalarge state dict (seed 0) saved as a file (356 MB)."""
+    import timm
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("nasnet") / "random_nasnetalarge.pth"
+    torch.save(timm.create_model("nasnetalarge", pretrained=False).state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def demo_cache(demo_dir, tmp_path_factory):
     """The demo prepared with crop="square" into a .npz cache."""
     out = tmp_path_factory.mktemp("demo_cache") / "demo.npz"

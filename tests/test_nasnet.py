@@ -14,14 +14,12 @@ from test_fid import reference_distance
 
 
 @pytest.fixture(scope="module")
-def nasnet(tmp_path_factory):
+def nasnet(nasnet_weights):
     """(weights file of a randomly initialised timm nasnetalarge, the same network in eval mode)."""
     import timm
-    torch.manual_seed(0)
-    net = timm.create_model("nasnetalarge", pretrained=False).eval()
-    path = tmp_path_factory.mktemp("nasnet") / "random_nasnetalarge.pth"
-    torch.save(net.state_dict(), path)
-    return path, net
+    net = timm.create_model("nasnetalarge", pretrained=False)
+    net.load_state_dict(torch.load(nasnet_weights, weights_only=True))
+    return nasnet_weights, net.eval()
 
 
 def numpy_resize(image: np.ndarray, size: int) -> np.ndarray:

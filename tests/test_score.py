@@ -86,19 +86,14 @@ def test_memorised_images_are_caught_and_shown_beside_their_neighbour(tmp_path):
     gen = np.concatenate([real[[5, 17, 40]], random_images(37, 4)])      # three exact copies
     extractor = PixelFeatures()
     result = score.score_images(gen, dataset(real), extractor=extractor, threshold=0.9, device="cpu",
-                                report=tmp_path / "report")
+                                nearest_png=tmp_path / "nearest.png")
     assert result["distance"] < 0.9 and result["distance_thresholded"] == result["distance"]
-    assert json.loads((tmp_path / "report" / "score.json").read_text()) == result
-    grid = np.asarray(Image.open(tmp_path / "report" / "nearest.png"))
+    grid = np.asarray(Image.open(tmp_path / "nearest.png"))
     assert grid.shape == (2 + 8 * 18, 2 + 8 * 18, 3)           # 32 pairs, 8 tiles a row, 16 px + 2 px padding
     tiles = [grid[2:18, 2 + 18 * k:18 + 18 * k] for k in range(6)]
     for k in range(3):                                          # the copies come first, beside their originals
         np.testing.assert_array_equal(tiles[2 * k], tiles[2 * k + 1])
     assert sorted(tiles[2 * k].tobytes() for k in range(3)) == sorted(real[i].transpose(1, 2, 0).tobytes() for i in (5, 17, 40))
-    seen = extractor.seen
-    with pytest.raises(UserError, match="--force"):
-        score.score_images(gen, dataset(real), extractor=extractor, device="cpu", report=tmp_path / "report")
-    assert extractor.seen == seen                                # refused before any work
 
 
 def test_zero_features_are_left_out_of_d_but_counted():
@@ -185,11 +180,20 @@ def test_cli_end_to_end_from_zip_and_competition_archive(tmp_path, capsys, incep
     with np.load(stats[0]) as z:
         assert z["features"].shape == (6, 2048) and z["sigma"].shape == (2048, 2048)
 
+    report = tmp_path / "report"
     status, out, err = run_cli(capsys, zip_path, "--real", demo["images"], "--inception-weights", inception_weights,
-                               "--n", 4, "--device", "cpu", "--report", tmp_path / "report")
+                               "--n", 4, "--device", "cpu", "--report", report)
     assert status == 0, err
     assert f"{result['fid']:.4f}" in out and "MiFID" in out and "real images" in out
-    assert Image.open(tmp_path / "report" / "nearest.png").size == (2 + 8 * 66, 2 + 1 * 66)   # 4 pairs: one row of 8 tiles
+    assert Image.open(report / "nearest-public.png").size == (2 + 8 * 66, 2 + 1 * 66)   # 4 pairs: one row of 8 tiles
+    written = json.loads((report / "score.json").read_text())         # what --json printed, the time aside
+    assert {k: v for k, v in written.items() if k != "seconds"} == {k: v for k, v in result.items() if k != "seconds"}
+    (report / "score.json").unlink()
+    (report / "nearest-public.png").write_bytes(b"the user's")
+    status, out, err = run_cli(capsys, zip_path, "--real", demo["images"], "--inception-weights", inception_weights,
+                               "--n", 4, "--device", "cpu", "--report", report)
+    assert status == 2 and "nearest-public.png already exists" in err and "--force" in err and err.count("\n") == 1
+    assert (report / "nearest-public.png").read_bytes() == b"the user's"
 
 
 def test_checkpoint_is_sampled_in_memory(tmp_path, capsys):

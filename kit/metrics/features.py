@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from kit.device import resolve_device
 from kit.errors import UserError
+from kit.files import file_hash
 from kit.metrics.resize import tf1_resize_bilinear
 
 RESIZES = ("organisers", "pytorch-fid")   # TF1 legacy bilinear as the competition's scorer, or pytorch-fid's
@@ -123,11 +124,7 @@ def random_inception_state_dict(seed=0) -> dict:
 
 def file_digest(path, size=16) -> str:
     """Hex blake2b digest of a file's bytes."""
-    digest = hashlib.blake2b(digest_size=size)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_hash(path, hashlib.blake2b(digest_size=size))
 
 
 def check_resize(resize: str) -> str:

@@ -20,15 +20,32 @@ def sqrt_psd(sigma: torch.Tensor) -> torch.Tensor:
     return (v * w.clamp(min=0).sqrt()) @ v.T
 
 
-def frechet_distance(mu1, sigma1, mu2, sigma2, sqrt_sigma2=None) -> float:
-    """|mu1-mu2|² + tr S1 + tr S2 - 2 tr sqrt(S1 S2); tr sqrt(S1 S2) = sum sqrt(eig(R S1 R)) with R = sqrt(S2)."""
-    r = sqrt_psd(sigma2) if sqrt_sigma2 is None else sqrt_sigma2
-    m = r @ sigma1 @ r                        # similar to S2 S1, but symmetric PSD: stable eigvalsh
+def frechet_distance(mu1, sigma1, mu2, sigma2, sqrt_sigma2=None, centred1=None) -> float:
+    """|mu1-mu2|² + tr S1 + tr S2 - 2 tr sqrt(S1 S2).
+
+    centred1 (the N×D features behind S1, minus mu1), when N <= D: S1 = Xᵀ X / (N-1) has rank < N, and S1 S2 shares
+    its non-zero eigenvalues with the N×N matrix X S2 Xᵀ / (N-1), so tr sqrt(S1 S2) costs an N×N eigenvalue problem.
+    Otherwise tr sqrt(S1 S2) = sum sqrt(eig(R S1 R)) with R = sqrt(S2) (sqrt_sigma2 when given).
+    """
+    if centred1 is not None and len(centred1) <= len(mu1):
+        m = centred1 @ sigma2 @ centred1.T / (len(centred1) - 1)
+    else:
+        r = sqrt_psd(sigma2) if sqrt_sigma2 is None else sqrt_sigma2
+        m = r @ sigma1 @ r                    # similar to S2 S1, but symmetric PSD: stable eigvalsh
     tr_covmean = torch.linalg.eigvalsh((m + m.T) / 2).clamp(min=0).sqrt().sum()
     diff = mu1 - mu2
     # A squared distance: identical statistics give round-off either side of 0, and a negative FID would make MiFID
     # negative (the best score there is) for a memorised set.
     return max(0.0, float(diff @ diff + sigma1.trace() + sigma2.trace() - 2 * tr_covmean))
+
+
+def frechet_distance_of(features: torch.Tensor, real: dict) -> float:
+    """FID of N×D features against real statistics {mu, sigma}; R = sqrt(sigma) is computed once, into `real`, when
+    N > D needs it."""
+    mu, sigma = statistics(features)
+    if len(features) > len(mu) and "sqrt_sigma" not in real:
+        real["sqrt_sigma"] = sqrt_psd(real["sigma"])
+    return frechet_distance(mu, sigma, real["mu"], real["sigma"], real.get("sqrt_sigma"), features.double() - mu)
 
 
 def nearest_real(gen, real, chunk=1024, candidates=4):

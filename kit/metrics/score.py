@@ -17,6 +17,7 @@ from kit.metrics import fid as F
 from kit.device import resolve_device
 from kit.metrics.features import RESIZES, InceptionFeatures, NASNetFeatures, find_nasnet_weights
 from kit.metrics.originals import decode, original_images
+from kit.metrics.ranks import all_agree, gather_rows, share
 
 N_NEAREST_SHOWN = 32
 
@@ -38,55 +39,82 @@ def content_key(images: np.ndarray, extractor) -> str:
 
 
 def compute_statistics(features) -> dict:
-    """mu, sigma, sqrt(sigma) and the features themselves, as numpy arrays."""
+    """mu, sigma and the features themselves, as numpy arrays."""
     features = torch.as_tensor(features)
     mu, sigma = F.statistics(features)
-    stats = {"mu": mu, "sigma": sigma, "sqrt_sigma": F.sqrt_psd(sigma), "features": features}
+    stats = {"mu": mu, "sigma": sigma, "features": features}
     return {key: value.cpu().numpy() for key, value in stats.items()}
 
 
-def cached_statistics(key: str, extractor, compute) -> dict:
-    """The statistics stored under `key` for this extractor, or compute() them once and store them."""
+def cached_statistics(key: str, extractor, compute, device="cpu", rank=0, world=1) -> dict:
+    """The statistics stored under `key` for this extractor, or compute() them once and store them (rank 0 writes;
+    under DDP every rank computes when any rank lacks the file, as compute() is collective)."""
     path = default_dir() / f"real-{extractor.name}-{key}.npz"
     try:
         with np.load(path) as z:
-            return {key: z[key] for key in ("mu", "sigma", "sqrt_sigma", "features")}
+            stats = {key: z[key] for key in ("mu", "sigma", "features")}
     except Exception:   # not there yet, or a broken file: compute it again
-        stats = compute_statistics(compute())
+        stats = None
+    if all_agree(stats is not None, world, device):
+        return stats
+    stats = compute_statistics(compute())
+    if rank == 0:
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, **stats)
-        return stats
+    return stats
 
 
-def real_statistics(real, extractor, device) -> tuple:
+def shared_features(extractor, images, device, rank, world) -> torch.Tensor:
+    """Features of every image on every rank, each rank extracting its share (`images` is indexable)."""
+    return gather_rows(torch.as_tensor(extractor(share(images, rank, world))).to(device), world)
+
+
+def real_statistics(real, extractor, device, rank=0, world=1) -> tuple:
     """(statistics on the device, real uint8 images or None, count) of the real set, computed once, then cached.
 
     With the organisers' resize and a path that is not a cache, every real image is read whole at its own size
     and resized as their scorer did (never through a 64-px cache); otherwise the images of open_real(real).
+    Under DDP (world > 1) each rank extracts its share of the real images and the features are gathered.
     """
+    device = resolve_device(device)
     if getattr(extractor, "resize", "") == "organisers" and not isinstance(real, Dataset) and not is_cache(real):
         fingerprint, records = original_images(real)
         key = hashlib.blake2b(f"{fingerprint}|{extractor.fingerprint}".encode(), digest_size=16).hexdigest()
-        stats = cached_statistics(key, extractor,
-                                  lambda: extractor.of_originals(filter(lambda a: a is not None, map(decode, records)),
-                                                                 len(records)))
+        mine = share(records, rank, world)
+
+        def compute():
+            arrays = filter(lambda a: a is not None, map(decode, mine))
+            return gather_rows(torch.from_numpy(extractor.of_originals(arrays, len(mine))).to(device), world)
         images = None
     else:
         images = open_real(real).images
-        stats = cached_statistics(content_key(images, extractor), extractor, lambda: extractor(images))
+        key = content_key(images, extractor)
+
+        def compute():
+            return shared_features(extractor, images, device, rank, world)
+    stats = cached_statistics(key, extractor, compute, device, rank, world)
     return {key: torch.from_numpy(value).to(device) for key, value in stats.items()}, images, len(stats["features"])
 
 
-def score_images(images, real, extractor=None, threshold=0.1, device="auto", report=None, force=False) -> dict:
+def measure(gen: torch.Tensor, stats: dict, threshold: float) -> tuple:
+    """(FID, d, d_thr, MiFID and threshold as a dict; nearest_real's answer) of generated features against real
+    statistics on the same device."""
+    fid = F.frechet_distance_of(gen, stats)
+    nearest = F.nearest_real(gen, stats["features"])
+    d = F.memorisation_distance(nearest[0])
+    d_thr = F.thresholded(d, threshold)
+    return {"fid": fid, "distance": d, "distance_thresholded": d_thr, "mifid": F.mifid(fid, d_thr),
+            "threshold": threshold}, nearest
+
+
+def score_images(images, real, extractor=None, threshold=0.1, device="auto", nearest_png=None) -> dict:
     """FID, d, d_thr and MiFID of uint8 images N×C×H×W against real images (a path or a Dataset).
 
     extractor: callable uint8 images -> float32 N×D with name, fingerprint, dim (default: the FID Inception).
-    report: a folder to also write score.json and nearest.png (generated images closest to a real one, each beside it).
+    nearest_png: a file for the generated images closest to a real one, each beside it.
     """
     start = time.perf_counter()
-    for name in ("score.json", "nearest.png") if report else ():
-        refuse_overwrite(Path(report) / name, force)
     device = resolve_device(device)
     images = np.asarray(images.cpu() if hasattr(images, "cpu") else images)
     if len(images) < 2:
@@ -94,34 +122,63 @@ def score_images(images, real, extractor=None, threshold=0.1, device="auto", rep
     extractor = extractor or InceptionFeatures(device=device)
     stats, real_images, n_real = real_statistics(real, extractor, device)
     gen = torch.as_tensor(extractor(images)).to(device)
-    fid = F.frechet_distance(*F.statistics(gen), stats["mu"], stats["sigma"], stats["sqrt_sigma"])
-    nearest, gen_index, real_index = F.nearest_real(gen, stats["features"])
-    d = F.memorisation_distance(nearest)
-    d_thr = F.thresholded(d, threshold)
-    result = {"fid": fid, "distance": d, "distance_thresholded": d_thr, "mifid": F.mifid(fid, d_thr),
-              "threshold": threshold, "n_generated": len(images), "n_real": n_real,
-              "n_generated_zero_features": len(images) - len(gen_index),
-              "n_real_zero_features": int((stats["features"].double().sum(1) == 0).sum()),
-              "extractor": extractor.name, "seconds": round(time.perf_counter() - start, 3)}
-    if report:
+    result, (nearest, gen_index, real_index) = measure(gen, stats, threshold)
+    result.update(n_generated=len(images), n_real=n_real, n_generated_zero_features=len(images) - len(gen_index),
+                  n_real_zero_features=int((stats["features"].double().sum(1) == 0).sum()),
+                  extractor=extractor.name, seconds=round(time.perf_counter() - start, 3))
+    if nearest_png:
         real_images = open_real(real).images if real_images is None else real_images
-        write_report(Path(report), result, images, real_images, nearest, gen_index, real_index)
+        write_nearest(Path(nearest_png), images, real_images, nearest, gen_index, real_index)
     return result
 
 
-def write_report(folder: Path, result, images, real_images, nearest, gen_index, real_index):
-    """score.json, and nearest.png: the generated images closest to a real one, each followed by that real image."""
+def write_nearest(path: Path, images, real_images, nearest, gen_index, real_index):
+    """The generated images closest to a real one, each followed by that real image, as one grid."""
     from kit.plot import save_grid
-    folder.mkdir(parents=True, exist_ok=True)
-    with atomic_path(folder / "score.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
     order = torch.argsort(nearest)[:N_NEAREST_SHOWN].cpu()
     gen_shown = torch.from_numpy(images[gen_index.cpu()[order]])
     real_shown = torch.from_numpy(real_images[real_index.cpu()[order]])
     if real_shown.shape[1:] != gen_shown.shape[1:]:   # e.g. real images kept larger: show them at the generated size
         real_shown = torch.nn.functional.interpolate(real_shown.float(), gen_shown.shape[2:], mode="area").round().byte()
         real_shown = real_shown.expand(-1, gen_shown.shape[1], -1, -1) if real_shown.shape[1] == 1 else real_shown
-    save_grid(torch.stack([gen_shown, real_shown], 1).flatten(0, 1), folder / "nearest.png", nrow=8)
+    save_grid(torch.stack([gen_shown, real_shown], 1).flatten(0, 1), path, nrow=8)
+
+
+def write_score_json(path, result) -> None:
+    """The scores as indented JSON, written atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def extractors_at_hand(weights=None, device="auto", resize="organisers", progress=False) -> tuple:
+    """({leaderboard: its network, loaded}, {leaderboard: why it was skipped}) for every leaderboard, in order."""
+    weights = weights or {}
+    extractors, skipped = {}, {}
+    for name, (network, _) in LEADERBOARDS.items():
+        try:
+            extractors[name] = network(weights.get(name), device, progress=progress, resize=resize)
+        except (UserError, ImportError) as e:
+            skipped[name] = str(e)
+    return extractors, skipped
+
+
+def refuse_report(report, names, force: bool) -> None:
+    """Refuse a report folder holding score.json or a leaderboard's nearest-pairs grid already (unless force)."""
+    for path in [Path(report) / "score.json"] + [Path(report) / f"nearest-{name}.png" for name in names]:
+        refuse_overwrite(path, force)
+
+
+def score_leaderboards(images, real, extractors: dict, threshold=0.0, device="auto", report=None) -> dict:
+    """{leaderboard: score_images's answer} for each extractor given (`threshold` overrides each leaderboard's);
+    report: a folder for each leaderboard's nearest pairs (check it first with refuse_report)."""
+    results = {}
+    for name, extractor in extractors.items():
+        nearest_png = report and Path(report) / f"nearest-{name}.png"
+        with contextlib.redirect_stdout(sys.stderr):    # what preparing the real set says stays off stdout (--json)
+            results[name] = score_images(images, real, extractor, threshold or LEADERBOARDS[name][1], device,
+                                         nearest_png)
+    return results
 
 
 def load_generated(path, n, lenient, device):
@@ -214,7 +271,8 @@ def add_arguments(parser):
     parser.add_argument("--n", type=int, default=10000,
                         help="images to generate from a checkpoint / expected in a zip or folder (default 10000)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    parser.add_argument("--report", metavar="DIR", help="also write score.json and nearest.png (per leaderboard)")
+    parser.add_argument("--report", metavar="DIR",
+                        help="also write DIR/score.json (what --json prints) and DIR/nearest-LEADERBOARD.png")
     parser.add_argument("--force", action="store_true", help="overwrite an existing report")
     parser.add_argument("--lenient", action="store_true",
                         help="warn about bad images (count, size, mode, format, corrupt) and score what is readable")
@@ -226,20 +284,20 @@ def main(args) -> int:
     if args.threshold and (not math.isfinite(args.threshold) or args.threshold <= 0):
         raise UserError(f"--threshold {args.threshold} must be a positive number (0.1 public, 0.25 private)")
     names, note = pick_leaderboards(args.leaderboard, args.nasnet_weights)
+    if args.report:
+        refuse_report(args.report, names, args.force)
     images = load_generated(args.generated, args.n, args.lenient, args.device)
     weights = {"public": args.inception_weights, "private": args.nasnet_weights}
-    results = {}
-    for name in names:
-        network, threshold = LEADERBOARDS[name]
-        extractor = network(weights[name], args.device, progress=sys.stderr.isatty(), resize=args.resize)
-        report = args.report and (Path(args.report) / name if len(names) > 1 else args.report)
-        with contextlib.redirect_stdout(sys.stderr):    # what preparing the real set says stays off stdout (--json)
-            results[name] = score_images(images, args.real, extractor, args.threshold or threshold, args.device,
-                                         report, args.force)
+    extractors = {name: LEADERBOARDS[name][0](weights[name], args.device, progress=sys.stderr.isatty(),
+                                              resize=args.resize) for name in names}
+    results = score_leaderboards(images, args.real, extractors, args.threshold, args.device, args.report)
+    printed = results if len(names) > 1 else results[names[0]]
+    if args.report:
+        write_score_json(Path(args.report) / "score.json", printed)
     if note:
         print(note, file=sys.stderr)
     if args.json:
-        print(json.dumps(results if len(names) > 1 else results[names[0]]))
+        print(json.dumps(printed))
     else:
         print(format_table(results))
     return 0
