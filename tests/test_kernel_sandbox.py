@@ -23,13 +23,15 @@ from kit import checkpoint
 from kit.__main__ import main as kit_main
 from kit.kernel import build, runtime
 from kit.config import TrainConfig
+from kit.data import synthetic
 from kit.errors import UserError
 from kit.package import check_zip
 from kit.train import train
 
 # Installed into every interpreter of the run (through PYTHONPATH, so spawned ranks get it too): it takes the
-# editable install's finder off sys.meta_path, and records any file opened for writing (or any directory made,
-# renamed or removed) outside the allowed folders, and any file read from the repository's kit/.
+# editable install's finder off sys.meta_path, hides pytorch-fid (Kaggle's image has none; a weights dataset ships
+# it), and records any file opened for writing (or any directory made, renamed or removed) outside the allowed
+# folders, and any file read from the repository's kit/.
 GUARD = '''
 import os
 import sys
@@ -42,6 +44,15 @@ PATH_EVENTS = {"os.mkdir": (0,), "os.rename": (0, 1), "os.replace": (0, 1), "os.
                "os.symlink": (1,), "os.link": (1,), "os.truncate": (0,), "shutil.rmtree": (0,)}
 sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")]
 busy = []
+
+
+class NoPytorchFid:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "pytorch_fid":
+            raise ModuleNotFoundError(f"No module named {name!r} (the sandbox hides it, as Kaggle's image lacks it)")
+
+
+sys.meta_path.insert(0, NoPytorchFid())
 
 
 def record(line):
@@ -130,10 +141,11 @@ def test_the_guard_sees_the_installed_kit_and_writes_outside(tmp_path, demo_dir)
     places = sandbox(tmp_path / "sandbox", demo_dir, "dcgan")
     outside = tmp_path / "outside.txt"
     (places["src"] / "script.py").write_text(
-        f"import sys\ntry:\n    import kit\nexcept ImportError:\n    print('no kit')\nopen({str(outside)!r}, 'w')\n"
+        f"import sys\ntry:\n    import kit\nexcept ImportError:\n    print('no kit')\ntry:\n    import pytorch_fid\n"
+        f"except ImportError:\n    print('no pytorch-fid')\nopen({str(outside)!r}, 'w')\n"
         f"sys.path.append({str(build.REPO)!r})\nimport kit.errors\n")
     done, report = run_kernel(places, "1m", {}, 0)
-    assert done.returncode == 0 and done.stdout == "no kit\n", done.stderr
+    assert done.returncode == 0 and done.stdout == "no kit\nno pytorch-fid\n", done.stderr
     assert report[0].endswith(f"write {outside}") and any(f"read {build.REPO / 'kit'}" in r for r in report[1:])
 
 
@@ -170,7 +182,7 @@ def check_training_kernel(places: dict, done, report, procs: int, steps: int) ->
 def first_session(tmp_path_factory, demo_dir):
     """dcgan for 6 steps in 1 process, the competition mounted at competitions/SLUG: (sandbox places, run)."""
     places = sandbox(tmp_path_factory.mktemp("first"), demo_dir, "dcgan", COMPETITION_LAYOUTS[0])
-    done, report = run_kernel(places, "3m", {**TRAIN, "max_steps": 6}, 1)
+    done, report = run_kernel(places, "6m", {**TRAIN, "max_steps": 6}, 1)
     return places, done, report
 
 
@@ -197,7 +209,7 @@ def test_the_next_session_continues_the_run(first_session, tmp_path, demo_dir):
     script = build.build("dcgan", "alice", tmp_path / "kernels", continue_from="alice/dogkit-dcgan") / "script.py"
     places = sandbox(tmp_path / "second", demo_dir, "dcgan", COMPETITION_LAYOUTS[2], script)
     mounted = mount_output(places, first)
-    done, report = run_kernel(places, "3m", {**TRAIN, "max_steps": 10}, 1)
+    done, report = run_kernel(places, "6m", {**TRAIN, "max_steps": 10}, 1)
     stages = check_training_kernel(places, done, report, 1, 10)
     carried = ", ".join(name for name in runtime.CARRIED if (mounted / "run" / name).is_file())
     assert stages["continue"] == [f"resuming alice/dogkit-dcgan's run at step 6 (0.00 h trained before) from "
@@ -263,21 +275,23 @@ def assert_same(a, b, where):
         assert a == b, where
 
 
-def test_the_scoring_kernel_scores_another_kernels_zip(first_session, tmp_path, demo_dir, monkeypatch, capsys,
+def test_the_scoring_kernel_scores_another_kernels_zip(first_session, tmp_path, monkeypatch, capsys,
                                                       inception_weights):
-    """The kernel `score --zip code/alice/dogkit-dcgan`, in this process: session 1's zip (40 images of it) against
-    the competition's images, with random FID-Inception weights (public only: no NASNet weights here)."""
-    places = sandbox(tmp_path, demo_dir, "dcgan", COMPETITION_LAYOUTS[1])
+    """The kernel `score --zip code/alice/dogkit-dcgan`, in this process: 8 images of session 1's zip against a
+    12-image competition (Inception on a CPU reads about 1 image/s), with random FID-Inception weights (public only:
+    no NASNet weights here)."""
+    small = synthetic.write_demo(tmp_path / "small", n_images=12, n_breeds=2, seed=1)["images"].parent
+    places = sandbox(tmp_path / "sandbox", small, "dcgan", COMPETITION_LAYOUTS[1])
     mount_output(places, first_session[0])
     monkeypatch.setenv("DOGKIT_INCEPTION_WEIGHTS", str(inception_weights))
-    monkeypatch.setenv("DOGKIT_SCORE_N", "40")
+    monkeypatch.setenv("DOGKIT_SCORE_N", "8")
     kernel = {"name": "score", "zip": "alice/dogkit-dcgan"}
     assert run_in_process(places, monkeypatch, kernel, "1h", {"device": "cpu"}, 0) == 0
     stages = stage_lines(capsys.readouterr().out)
     result = json.loads((places["working"] / "score.json").read_text())
     public = result["public"]
-    assert list(result) == ["public"] and public["n_generated"] == 40 and public["n_real"] > 0
-    assert stages["score"][0].startswith(f"40 images of {places['kaggle'] / 'input' / 'notebooks'}")
+    assert list(result) == ["public"] and public["n_generated"] == 8 and public["n_real"] == 12
+    assert stages["score"][0].startswith(f"8 images of {places['kaggle'] / 'input' / 'notebooks'}")
     assert stages["score"][-1] == (f"public: FID {public['fid']:.3f}, d {public['distance']:.4f} (threshold 0.1), "
                                    f"MiFID {public['mifid']:.3f} -> {places['working'] / 'score.json'}")
     assert not stages["train"] and not (places["working"] / "images.zip").exists()
@@ -288,7 +302,7 @@ def test_biggan_kernel_with_the_data_as_a_dataset(tmp_path, demo_dir):
     on a CPU, width 8 another 20 s."""
     places = sandbox(tmp_path, demo_dir, "biggan", COMPETITION_LAYOUTS[1])
     train = {**TRAIN, "max_steps": 6, "attn_g": 0, "attn_d": 0, "g_width": 4, "d_width": 4}
-    done, report = run_kernel(places, "3m", train, 1)
+    done, report = run_kernel(places, "6m", train, 1)   # max_steps ends it; the budget only bounds the tail's guess
     check_training_kernel(places, done, report, 1, 6)
 
 

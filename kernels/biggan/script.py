@@ -10,7 +10,7 @@ import tempfile
 import time
 
 START = time.time()
-KERNEL = {'name': 'biggan', 'accelerator': 'NvidiaTeslaT4', 'train': {'model': 'biggan'}}
+KERNEL = {'name': 'biggan', 'accelerator': 'NvidiaTeslaT4', 'budget': '8h40m', 'train': {'model': 'biggan'}, 'continue': '', 'restart_if_different': False, 'zip': ''}
 MANIFEST = {
     'kit/__init__.py': 'e7d0045deac9a05a409a26697e4ba733903926c7c14286cfeb66ba9a6b828972',
     'kit/budget.py': 'cf54f52780863e167243ec06231b7c026d0bbd5a40657009490748015ab6b6a4',
@@ -23,12 +23,21 @@ MANIFEST = {
     'kit/data/readers.py': '0c2157e4139ef1699fc1d2eef8c45486a339e98d9d116a3376d1ca2a6d444001',
     'kit/device.py': '682295932abdf2f4fa7453e0cd13e588ed4e30e47d93654d13ae49ce19a3e30c',
     'kit/errors.py': 'd58493f52496815a4d2fa928a315a6f1f23a3fdc29b43073b21a7be5539429a5',
-    'kit/files.py': '2e8107b672571fdb2e61a50de3e42279c0ba1ca1fc5a05222a2a503c12d7bd99',
+    'kit/files.py': '96dd0525cfe6a371e3b24dc697c82a74dab66d03b85cc60cb8da73b80b520117',
     'kit/images.py': '70e3df4dc3a597b52300b64f7d76602a78ef6f77548c49523ff278aee31d83ad',
     'kit/kernel/__init__.py': '830143a6408c2cd2ff8086108926339529a22e028a7a2830e3d628dcf71c178f',
     'kit/kernel/preflight.py': 'ec66052e61da741138a329f9c59e2ad3eb9fba6f1292d659368dcd1d11c69542',
-    'kit/kernel/runtime.py': '7efdc141a86ca70a0f2a4351d8402681901e9e619b8107b3010cfb10469fa023',
+    'kit/kernel/runtime.py': 'f26ca9cd75e8953c3fa87a3c918a24b9f1dae5733cb99bd76579b62bb41af9f1',
     'kit/losses.py': '1455e9b17776f408522587ca4532812cc261b91c223546f8a7482ec5409956ff',
+    'kit/metrics/__init__.py': '51890920afb36f18e27fbce15db9a07c1006c87d80e47085a7eca12d440a2cfc',
+    'kit/metrics/evaluate.py': 'c3e8ff0a4259e9a1ff40f2dae8ba1b85d3c85fd1805ea09982b54722555d8609',
+    'kit/metrics/features.py': '7295b98336c9f5723f1b5c68e3f828defcaf6b1e39406c23a05d48c2886f848a',
+    'kit/metrics/fid.py': 'e55d1608ce4343e88846ab27c5f707ff9c23dd685e974919fb785ef5eae07582',
+    'kit/metrics/guard.py': 'acd24a45944c1593d8b14862605c7e5b369546c37fef515cdf4155478e367d5e',
+    'kit/metrics/originals.py': 'cf42a4c5da924235aad390d796640a1369b5b71bd5e1c8165327a04c50f91bce',
+    'kit/metrics/ranks.py': '68eafc5d7b2aface70593e368e8218f7813182cc85ee6c5e2d29f7db58a60a02',
+    'kit/metrics/resize.py': '51a1075054cee6309da2aad05613f7edda5f4ae434e2573115f8ecdf28685a0e',
+    'kit/metrics/score.py': 'fddc4eeca973479595606627d135fe9d23e866fa8bdb7e5960cf0c78581411e2',
     'kit/models/__init__.py': 'c3d1a2ecaf77dd192900016aedd6bde6833f9c676c6f1faf2cb405e61700645c',
     'kit/models/biggan.py': '82bbd20217cacb497e5db9f707520a4955fe9cdfc3f835e779db94afd3a119c2',
     'kit/models/dcgan.py': '15671d195d80d9428a53c73298789e6186acd0572c8c39455a045a4c7b67a581',
@@ -38,6 +47,7 @@ MANIFEST = {
     'kit/sample.py': '0321d97fce854d28e5d0bc06da7de24e6423f379a1d91dca34d6f885de6d2031',
     'kit/train.py': '3ab57495d6528645b6dff1c4e378e9f2fe0173d9d6c4a08d450e156bb15fd321',
     'kit/trainer.py': '4b25864fde8552580e2483622891167a3a7495bda828731907d428c80f69c96f',
+    'kit/weights.py': 'fc9277bc164b38517996dd6a693c6c0288e307792105f8cad70e1a1bdaa856fb',
 }
 SOURCES = {}
 
@@ -1130,6 +1140,14 @@ def refuse_overwrite(path, force: bool) -> None:
     """Raise a UserError when `path` exists and --force was not given."""
     if Path(path).exists() and not force:
         raise UserError(f"{path} already exists: pass --force to overwrite it, or choose another --out")
+
+
+def file_hash(path, hasher) -> str:
+    """Hex digest of a file's bytes through a hashlib object (read in 4 MiB blocks)."""
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            hasher.update(block)
+    return hasher.hexdigest()
 '''
 
 SOURCES['kit/images.py'] = r'''"""Read images from a zip or a folder as uint8 arrays, with every problem found on the way (below packaging and scoring)."""
@@ -1413,7 +1431,8 @@ def probe(gpus, kernel="NAME") -> str:
     return ""
 '''
 
-SOURCES['kit/kernel/runtime.py'] = r'''"""What runs inside a Kaggle kernel: preflight, find the data, prepare it, train (one process per GPU), zip, check.
+SOURCES['kit/kernel/runtime.py'] = r'''"""What runs inside a Kaggle kernel: preflight, find the data, prepare it, continue an earlier run or start one,
+train (one process per GPU), zip, check; or, in the scoring kernel, score a zip with both leaderboards' networks.
 
 The generated kernels/NAME/script.py writes the inlined kit/ to a temporary folder and calls `main`. Nothing here
 talks to Kaggle's API: building and pushing live in kit.kernel.build, which never ships inside a kernel.
@@ -1434,7 +1453,13 @@ from kit.errors import UserError
 from kit.kernel import preflight
 
 COMPETITION = "generative-dog-images"
-KERNEL_BUDGET = "8h40m"    # Kaggle stops a kernel at 9 h; the tail (10k images + zip) is inside this
+KERNEL_BUDGET = "8h40m"    # the competition's kernels stopped at 9 h; the tail (10k images + zip) is inside this
+RUN_FOLDER = "run"         # in /kaggle/working, so it survives the session: last.pt, best.pt, metrics, samples
+CARRIED = ("last.pt", "best.pt", "metrics.jsonl")   # what a continued run takes from the earlier kernel's run
+MAX_DEPTH = 4              # input/notebooks/OWNER/SLUG/run: how deep Kaggle mounts sources today, and their folders
+SCORE_N = 10000            # images the scoring kernel scores: the leaderboards' count
+USER_ERROR_EXIT = 2        # a training process that stopped on a UserError exits with this (its line is in the log)
+STOPPED_ON_ERROR = "a training process stopped on bad input (its error line is above)"
 CHECK_RESERVE_S = 10.0     # kept back from training for the final check of images.zip
 JOIN_POLL_S = 2.0          # how often the parent looks at its training processes
 DATA_NAMES = {"all-dogs.zip": "images", "all-dogs": "images", "annotation.zip": "annotations",
@@ -1454,8 +1479,9 @@ class Log:
         print(f"[{time.time() - self.start:7.1f} s] {line}", flush=True)
 
 
-def find_inputs(input_dir: Path, max_depth=4) -> dict:
-    """{"images": path, "annotations": path} of the shallowest all-dogs(.zip) and Annotation(.zip) under input_dir."""
+def find_inputs(input_dir: Path, max_depth=MAX_DEPTH) -> dict:
+    """{"images": path, "annotations": path} of the shallowest all-dogs(.zip) and Annotation(.zip) under input_dir,
+    mounted as Kaggle does today (competitions/SLUG, datasets/OWNER/SLUG) or as it did (SLUG)."""
     found = {}
     for root, dirs, files in os.walk(input_dir):
         depth = len(Path(root).relative_to(input_dir).parts)
@@ -1469,6 +1495,21 @@ def find_inputs(input_dir: Path, max_depth=4) -> dict:
         raise UserError(f"no all-dogs.zip or all-dogs/ under {input_dir}: add the competition "
                         f"'{COMPETITION}' to the kernel's data (or set DOGKIT_KAGGLE_ROOT)")
     return {kind: innermost(path) for kind, (_, _, path) in found.items()}
+
+
+def find_in_source(input_dir: Path, source: str, name: str, max_depth=MAX_DEPTH + 1) -> Path:
+    """The shallowest file `name` under the folder Kaggle mounted the source OWNER/SLUG at (any depth it uses)."""
+    slug = source.split("/")[-1]
+    found = []
+    for root, dirs, files in os.walk(input_dir):
+        depth = len(Path(root).relative_to(input_dir).parts)
+        if name in files and slug in Path(root).relative_to(input_dir).parts:
+            found.append((depth, str(Path(root) / name)))
+        dirs[:] = sorted(dirs) if depth < max_depth else []
+    if not found:
+        raise UserError(f"no {name} from {source} under {input_dir}: attach that kernel's output (or dataset) to this "
+                        f"kernel, and check that it wrote {name}")
+    return Path(min(found)[1])
 
 
 def innermost(path: Path) -> Path:
@@ -1491,16 +1532,18 @@ def link_inputs(inputs: dict, folder: Path) -> Path:
     return folder
 
 
-def parse_arguments(argv) -> argparse.Namespace:
-    """The kernel's options: flags, or the DOGKIT_* variables a CI run sets."""
+def parse_arguments(argv, budget=KERNEL_BUDGET) -> argparse.Namespace:
+    """The kernel's options: flags, or the DOGKIT_* variables a CI run sets; `budget` is the one it was built with."""
     parser = argparse.ArgumentParser(description="dogkit Kaggle kernel")
     parser.add_argument("--kaggle-root", default=os.environ.get("DOGKIT_KAGGLE_ROOT", "/kaggle"))
-    parser.add_argument("--budget", default=os.environ.get("DOGKIT_BUDGET", KERNEL_BUDGET),
+    parser.add_argument("--budget", default=os.environ.get("DOGKIT_BUDGET", budget),
                         help="whole-kernel wall-clock limit, counted from the script's start")
     parser.add_argument("--train", default=os.environ.get("DOGKIT_TRAIN", "{}"),
                         help='JSON of TrainConfig fields overriding the kernel\'s, e.g. \'{"device": "cpu"}\'')
     parser.add_argument("--procs", default=os.environ.get("DOGKIT_PROCS", "0"),
                         help="training processes (0: one per usable GPU); on the CPU N > 1 runs DDP over gloo")
+    parser.add_argument("--score-n", type=int, default=int(os.environ.get("DOGKIT_SCORE_N", SCORE_N)),
+                        help="scoring kernel: images of the zip to score, 0.png upward (the leaderboards: 10000)")
     return parser.parse_args(argv)
 
 
@@ -1530,14 +1573,14 @@ def process_count(text: str) -> int:
 def main(kernel: dict, start: float, argv=()) -> int:
     """The kernel's job, from the script's start time; bad input is one `error:` line and exit status 2."""
     try:
-        return run(kernel, start, parse_arguments(argv))
+        return run(kernel, start, parse_arguments(argv, kernel.get("budget", KERNEL_BUDGET)))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
 
 
 def run(kernel: dict, start: float, args) -> int:
-    """Preflight, prepare, train, zip, check; 0 when working/images.zip passes the check."""
+    """Preflight, then the kernel's job: train (or continue) and zip, or score; 0 when it ends as it should."""
     from kit.config import parse_duration
     log = Log(start)
     budget = parse_duration(args.budget)
@@ -1560,11 +1603,18 @@ def run(kernel: dict, start: float, args) -> int:
         log("preflight: stopped before preparing anything (exit status 1)")
         return 1
 
-    work = Path(tempfile.gettempdir())
-    cache_path = prepare(Path(args.kaggle_root) / "input", work, log)
-    cfg = run_config(options, decision, work, budget - (time.time() - start) - CHECK_RESERVE_S, log)
-    last = Path(cfg.out) / "last.pt"
-    failure = train_stage(cfg, decision.procs, start + budget - CHECK_RESERVE_S, log)
+    input_dir, work, working = Path(args.kaggle_root) / "input", Path(tempfile.gettempdir()), Path.cwd()
+    if kernel.get("zip"):
+        return score_stage(kernel["zip"], input_dir, work, working, decision.device, args.score_n, log)
+    weights_stage(input_dir, log)
+    dataset = prepare(input_dir, work, log)
+    run_dir = working / RUN_FOLDER
+    shutil.rmtree(run_dir, ignore_errors=True)   # a checkpoint left from another run must not become the zip
+    start_step = continue_stage(kernel, options, dataset, input_dir, run_dir, log) if kernel.get("continue") else 0
+    cfg = run_config(options, decision, work, run_dir, start_step > 0, budget - (time.time() - start) - CHECK_RESERVE_S,
+                     log)
+    last = run_dir / "last.pt"
+    failure = train_stage(cfg, decision.procs, start + budget - CHECK_RESERVE_S, start_step, log)
     zip_path = Path(cfg.zip)
     if failure:
         log(f"train: ended early: {failure}")
@@ -1579,30 +1629,98 @@ def run(kernel: dict, start: float, args) -> int:
     problems = check_zip(zip_path)
     for line in problems:
         log(f"check: problem: {line}")
+    files = sum(len(names) for _, _, names in os.walk(working))
+    log(f"check: {working} holds {files} files (Kaggle keeps at most 500), {RUN_FOLDER}/{last.name} among them for "
+        f"the next session (kit kernel build {kernel['name']} --continue OWNER/SLUG)")
     early = f", but it holds step {step}'s images: training ended early (above)" if failure else ""
     log(f"check: {zip_path} {'REJECTED' if problems else 'passes'}{early}; the kernel took "
         f"{time.time() - start:.0f} s of its {budget:.0f} s budget")
     return 1 if problems else 0
 
 
-def prepare(input_dir: Path, work: Path, log) -> Path:
-    """Find the competition's archives and prepare them into TMPDIR/dogkit-cache.npz; returns the cache's path."""
+def weights_stage(input_dir: Path, log, use="training evaluates with them",
+                  without="no weights: training and zipping without evaluation") -> dict:
+    """The leaderboard networks' weights found under input_dir (kit.weights checks and exports them), in one line."""
+    from kit.weights import export_found
+    found = export_found(input_dir)
+    names = [f"{board} ({path})" for board, path in found.items() if path]
+    log(f"weights: {', '.join(names)}: {use}" if names else f"weights: {without}")
+    return found
+
+
+def prepare(input_dir: Path, work: Path, log):
+    """Find the competition's archives and prepare them into TMPDIR/dogkit-cache.npz on every core; the Dataset."""
     from kit.data.cache import prepare as prepare_cache
     t = time.time()
     inputs = find_inputs(input_dir)
-    log(f"prepare: {', '.join(f'{kind} {path}' for kind, path in inputs.items())}")
+    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    log(f"prepare: {', '.join(f'{kind} {path}' for kind, path in inputs.items())}, {workers} processes")
     cache_path = work / "dogkit-cache.npz"
-    dataset = prepare_cache(link_inputs(inputs, work / "dogkit-data"), out=cache_path, force=True)
+    dataset = prepare_cache(link_inputs(inputs, work / "dogkit-data"), out=cache_path, workers=workers, force=True)
     log(f"prepare: {len(dataset.labels)} crops of {len(dataset.classes)} breeds in {time.time() - t:.0f} s "
         f"-> {cache_path}")
-    return cache_path
+    return dataset
 
 
-def run_config(options: dict, decision, work: Path, seconds: float, log):
+def continue_stage(kernel: dict, options: dict, dataset, input_dir: Path, run_dir: Path, log) -> int:
+    """Carry the earlier kernel's last.pt (best.pt, metrics.jsonl) into run_dir; the step it resumes at, or 0 when
+    it is from another model or other data and the build consented to a fresh start (else one-line refusal)."""
+    from kit import checkpoint
+    source = kernel["continue"]
+    last = find_in_source(input_dir, source, "last.pt")
+    state = checkpoint.load(last)
+    differences = checkpoint_differences(state, options, dataset)
+    if differences:
+        why = f"{last} is {', '.join(differences)}"
+        if not kernel.get("restart_if_different"):
+            raise UserError(f"continue: {why}: rebuild with --continue of a run of this model and data, or add "
+                            f"--restart-if-different to start afresh")
+        log(f"continue: {why}: starting afresh, as built with --restart-if-different")
+        return 0
+    run_dir.mkdir(parents=True)
+    carried = [name for name in CARRIED if (last.parent / name).is_file()]
+    for name in carried:
+        shutil.copyfile(last.parent / name, run_dir / name)
+    log(f"continue: resuming {source}'s run at step {state['step']} ({state.get('elapsed', 0) / 3600:.2f} h trained "
+        f"before) from {last.parent} ({', '.join(carried)}); this session's budget is its own")
+    return state["step"]
+
+
+def checkpoint_differences(state: dict, options: dict, dataset) -> list:
+    """How a checkpoint differs from the kernel's model and data (empty when this kernel can resume it)."""
+    from kit.config import UNSET, TrainConfig
+    from kit.train import RUN_FIELDS
+    saved = state["config"]
+    asked = {"model": TrainConfig().model, **options}
+    differences = [f"{key} {saved.get(key)!r} where this kernel has {value!r}" for key, value in asked.items()
+                   if key not in RUN_FIELDS and value != UNSET.get(key, 0) and saved.get(key) != value]
+    shape = tuple(dataset.images.shape[1:])
+    if tuple(state["image_shape"]) != shape or list(state["classes"]) != list(dataset.classes):
+        differences.append(f"trained on other data ({len(state['classes'])} breeds of {tuple(state['image_shape'])} "
+                           f"where this kernel has {len(dataset.classes)} of {shape})")
+    return differences
+
+
+def score_stage(source: str, input_dir: Path, work: Path, working: Path, device: str, n: int, log) -> int:
+    """The scoring kernel: the zip from `source` scored against the competition's images; one line per leaderboard."""
+    from kit.metrics.evaluate import score_zip
+    zip_path = find_in_source(input_dir, source, "images.zip")
+    real = link_inputs(find_inputs(input_dir), work / "dogkit-data")
+    weights_stage(input_dir, log, "scoring with them", "no weights dataset attached: scoring with what the kernel can "
+                                                       "find or download")
+    log(f"score: {n} images of {zip_path} against {real} on {device}")
+    results = score_zip(zip_path, real, n=n, device=device, report=working)
+    for board, result in results.items():
+        log(f"score: {board}: FID {result['fid']:.3f}, d {result['distance']:.4f} (threshold "
+            f"{result['threshold']:g}), MiFID {result['mifid']:.3f} -> {working / 'score.json'}")
+    return 0
+
+
+def run_config(options: dict, decision, work: Path, run_dir: Path, resume: bool, seconds: float, log):
     """The TrainConfig of this kernel, with its per-process batch and learning rates stated in the log."""
     from kit.config import TrainConfig, asdict, for_device, from_dict
-    values = {**asdict(TrainConfig()), **options, "data": str(work / "dogkit-cache.npz"), "out": str(work / "run"),
-              "budget": f"{seconds:.1f}", "zip": str(Path.cwd() / "images.zip"), "force": True}
+    values = {**asdict(TrainConfig()), **options, "data": str(work / "dogkit-cache.npz"), "out": str(run_dir),
+              "budget": f"{seconds:.1f}", "zip": str(run_dir.parent / "images.zip"), "resume": resume, "force": True}
     if decision.device == "cpu" and decision.procs > 1 and not values["threads"]:
         values["threads"] = max(1, (os.cpu_count() or 1) // decision.procs)   # the cores shared out, not oversubscribed
     cfg = from_dict(values)
@@ -1614,18 +1732,19 @@ def run_config(options: dict, decision, work: Path, seconds: float, log):
     return cfg
 
 
-def train_stage(cfg, procs: int, deadline: float, log) -> str:
-    """Train; "" when it finished, else why it stopped. Ranks dead before a trained checkpoint: one process retries."""
-    shutil.rmtree(cfg.out, ignore_errors=True)   # a checkpoint left from another run must not become the zip
+def train_stage(cfg, procs: int, deadline: float, start_step: int, log) -> str:
+    """Train; "" when it finished, else why it stopped. Ranks dead before training past start_step: one process
+    retries (from the carried checkpoint when continuing)."""
     if procs == 1:
         return train_here(cfg)
     failure = train_ranks(cfg, procs, deadline)
-    if not failure or checkpoint_step(Path(cfg.out) / "last.pt") > 0:
+    if not failure or failure == STOPPED_ON_ERROR or checkpoint_step(Path(cfg.out) / "last.pt") > start_step:
         return failure
     left = deadline - time.time()   # an old torch's DDP or an untested NCCL must not cost the whole run
-    log(f"train: the {procs} processes ended before a trained checkpoint ({failure}); training again in 1 process "
+    log(f"train: fallback: the {procs} processes ended before training ({failure}); training again in 1 process "
         f"for the {left:.0f} s left")
-    shutil.rmtree(cfg.out, ignore_errors=True)
+    if not cfg.resume:
+        shutil.rmtree(cfg.out, ignore_errors=True)
     return train_here(dataclasses.replace(cfg, budget=f"{left:.1f}"))
 
 
@@ -1636,10 +1755,13 @@ def checkpoint_step(last: Path) -> int:
 
 
 def train_here(cfg) -> str:
-    """Train in this process; "" when it finished, else why it stopped (the traceback goes to the log)."""
+    """Train in this process; "" when it finished, else why it stopped (bad input in one line; any other error's
+    traceback goes to the log)."""
     from kit.train import train
     try:
         train(cfg)
+    except UserError as e:
+        return str(e)
     except Exception as e:   # noqa: BLE001 - whatever stopped it, the last checkpoint still becomes the zip
         traceback.print_exc()
         return f"{type(e).__name__}: {first_line(e)}"
@@ -1659,11 +1781,15 @@ def free_port() -> int:
 
 
 def run_rank(rank: int, world: int, port: int, cfg) -> None:
-    """One training process, with the variables torchrun would set (kit.train reads them)."""
+    """One training process, with the variables torchrun would set (kit.train reads them); bad input is one line."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE=str(world))
     from kit.train import train
-    train(cfg)
+    try:
+        train(cfg)
+    except UserError as e:
+        print(f"error: process {rank}: {e}", file=sys.stderr, flush=True)
+        sys.exit(USER_ERROR_EXIT)
 
 
 def train_ranks(cfg, procs: int, deadline: float, target=run_rank) -> str:
@@ -1679,6 +1805,8 @@ def train_ranks(cfg, procs: int, deadline: float, target=run_rank) -> str:
                     process.join()
                 return "the training processes ran past the budget and were stopped"
     except Exception as e:   # noqa: BLE001 - ProcessRaisedException / ProcessExitedException: the others are stopped
+        if getattr(e, "exit_code", None) == USER_ERROR_EXIT:
+            return STOPPED_ON_ERROR
         print(e, file=sys.stderr, flush=True)
         lines = [line for line in str(e).splitlines() if line.strip()]
         return " ".join(dict.fromkeys(lines[:1] + lines[-1:]))   # "process 1 terminated ..." and the error's end
@@ -1809,6 +1937,871 @@ def gradient_penalty(D, real, fake, y=None, scale=1.0):
     grad, = torch.autograd.grad(out.float().sum() * scale, mixed, create_graph=True)
     norm = (grad.float() / scale).flatten(1).norm(dim=1)
     return ((norm - 1) ** 2).mean()
+'''
+
+SOURCES['kit/metrics/__init__.py'] = r'''"""Metrics: feature extractors (FID Inception), FID / memorisation distance / MiFID, the `score` command."""
+'''
+
+SOURCES['kit/metrics/evaluate.py'] = r'''"""Both leaderboards' scores where training and kernels need them: an Evaluator that scores generated images
+against real statistics computed once (the feature work shared between DDP ranks), and score_zip, the final score of
+images.zip by the same code path as `python -m kit score --json`."""
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from kit.device import resolve_device
+from kit.errors import UserError
+from kit.metrics.ranks import all_agree, from_rank_0, gather_rows, share
+from kit.metrics.score import (LEADERBOARDS, extractors_at_hand, measure, real_statistics, refuse_report,
+                               score_leaderboards, write_score_json)
+
+__all__ = ["Evaluator", "score_zip", "write_score_json", "first_images"]
+
+
+class Evaluator:
+    """Scores n generated images (each rank passes its share) on every leaderboard whose weights are at hand.
+
+    .leaderboards: the names scored; .skipped: {name: one-line reason}; .share: how many images this rank passes.
+    extractors: {leaderboard name: feature extractor} instead of the leaderboards' networks (tests, other metrics).
+    """
+
+    def __init__(self, real, device, n, rank=0, world=1, weights=None, extractors=None, resize="organisers",
+                 progress=False):
+        if n < 2:
+            raise UserError(f"an evaluation of {n} image(s) cannot give a FID: evaluate at least 2")
+        self.device = resolve_device(device)
+        self.n, self.rank, self.world = n, rank, world
+        self.share = len(share(range(n), rank, world))
+        if extractors is None:
+            extractors, self.skipped = extractors_at_hand(weights, self.device, resize, progress)
+        else:
+            extractors, self.skipped = dict(extractors), {}
+        for name in LEADERBOARDS:                  # the ranks must run the same collectives: score what all of them can
+            if not all_agree(name in extractors, world, self.device) and name in extractors:
+                del extractors[name]
+                self.skipped[name] = "its network did not load on every rank"
+        self.extractors = extractors
+        self.leaderboards = tuple(extractors)
+        self.real_stats = {}
+        for name, extractor in extractors.items():
+            stats, _, self.n_real = real_statistics(real, extractor, self.device, rank, world)
+            self.real_stats[name] = stats if rank == 0 else None    # only rank 0 computes the metric
+
+    def __call__(self, images) -> dict:
+        """{leaderboard: {fid, d, d_thr, mifid, threshold, margin (d - threshold), n, seconds}} of every rank's
+        images together (uint8 N×3×H×W, this rank's share); every rank returns rank 0's numbers."""
+        results = {}
+        for name, extractor in self.extractors.items():
+            start = time.perf_counter()
+            features = gather_rows(torch.as_tensor(extractor(images)).to(self.device), self.world)
+            if self.rank == 0:
+                scores, _ = measure(features, self.real_stats[name], LEADERBOARDS[name][1])
+                results[name] = {"fid": scores["fid"], "d": scores["distance"], "d_thr": scores["distance_thresholded"],
+                                 "mifid": scores["mifid"], "threshold": scores["threshold"],
+                                 "margin": scores["distance"] - scores["threshold"], "n": len(features),
+                                 "seconds": round(time.perf_counter() - start, 3)}
+        return from_rank_0(results, self.world, self.device)
+
+
+def first_images(zip_path, n: int):
+    """The first n images of a zip (0.png upward, in numeric order) as uint8 n×3×64×64; any bad member is one line."""
+    from kit.images import read_images
+    images, problems = read_images(zip_path)
+    if problems:
+        raise UserError(f"{zip_path}: {'; '.join(problems)}: check it with `python -m kit zip --check {zip_path}`")
+    if len(images) < n:
+        raise UserError(f"{zip_path} holds {len(images):,} images, fewer than the {n:,} to score: lower n")
+    return images[:n]
+
+
+def score_zip(zip_path, real, n=10000, device="auto", report=None, force=False, weights=None,
+              progress=False) -> dict:
+    """{leaderboard: scores} of the zip's first n images on each leaderboard at hand: what
+    `python -m kit score ZIP --real REAL --leaderboard both --json` prints when both are.
+    report: a folder for score.json (this answer) and nearest-LEADERBOARD.png; skipped leaderboards are a note."""
+    extractors, skipped = extractors_at_hand(weights, device, progress=progress)
+    if not extractors:
+        raise UserError(f"no leaderboard network to score {zip_path} with: {'; '.join(skipped.values())}")
+    if report:
+        refuse_report(report, extractors, force)
+    results = score_leaderboards(first_images(zip_path, n), real, extractors, device=device, report=report)
+    if report:
+        write_score_json(Path(report) / "score.json", results)
+    for name, reason in skipped.items():
+        print(f"note: {name} leaderboard skipped: {reason}", file=sys.stderr)
+    return results
+'''
+
+SOURCES['kit/metrics/features.py'] = r'''"""Feature extractors, the scorer's seam: uint8 images N×C×H×W -> float32 N×D, with a name, a dim and a weights
+fingerprint. Two leaderboard networks: the public one's FID Inception (pool3, 2048-d) and the private one's
+NASNet-A Large (final_layer/Mean, 4032-d); each resizes as the organisers did unless told otherwise."""
+import glob
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from kit.device import resolve_device
+from kit.errors import UserError
+from kit.files import file_hash
+from kit.metrics.resize import tf1_resize_bilinear
+
+RESIZES = ("organisers", "pytorch-fid")   # TF1 legacy bilinear as the competition's scorer, or pytorch-fid's
+FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"   # pytorch-fid's port of the TF FID Inception
+WEIGHTS_HELP = (f"pass --inception-weights FILE or set DOGKIT_INCEPTION_WEIGHTS to pytorch-fid's {FID_WEIGHTS_NAME} "
+                "(in a Kaggle kernel: attach it as a dataset), or run once with internet to download it into "
+                "the torch hub cache")
+NASNET_HELP = ("pass --nasnet-weights FILE or set DOGKIT_NASNET_WEIGHTS to timm's nasnetalarge.tf_in1k weights "
+               "(on a machine with internet: python -c \"import timm; timm.create_model('nasnetalarge', "
+               "pretrained=True)\" puts them in timm's cache; in a Kaggle kernel: attach the file as a dataset)")
+
+
+def given_weights(weights, env: str, what: str, help_text: str):
+    """The weights file named by the flag or the environment variable (which must exist), or None."""
+    path = weights or os.environ.get(env)
+    if path and not Path(path).is_file():
+        raise UserError(f"{what} weights {path} not found: {help_text}")
+    return Path(path) if path else None
+
+
+def find_inception_weights(weights=None) -> Path:
+    """The FID Inception weights: the given path, $DOGKIT_INCEPTION_WEIGHTS, pytorch-fid's hub cache, or a download."""
+    given = given_weights(weights, "DOGKIT_INCEPTION_WEIGHTS", "Inception", WEIGHTS_HELP)
+    if given:
+        return given
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / FID_WEIGHTS_NAME
+    if not cached.is_file():
+        try:
+            download_inception_weights(cached)
+        except Exception as e:
+            raise UserError(f"no FID Inception weights ({type(e).__name__} while downloading): {WEIGHTS_HELP}") from None
+    return cached
+
+
+def download_inception_weights(path: Path) -> None:
+    """Fetch pytorch-fid's FID Inception weights to `path` (where pytorch-fid itself would put them)."""
+    from pytorch_fid.inception import FID_WEIGHTS_URL
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.hub.download_url_to_file(FID_WEIGHTS_URL, str(path), progress=True)
+
+
+def find_nasnet_weights(weights=None) -> Path:
+    """NASNet-A Large weights: the given path, $DOGKIT_NASNET_WEIGHTS, or timm's caches (Hugging Face or torch hub)."""
+    given = given_weights(weights, "DOGKIT_NASNET_WEIGHTS", "NASNet", NASNET_HELP)
+    if given:
+        return given
+    hf_home = os.environ.get("HF_HOME", str(Path.home() / ".cache" / "huggingface"))
+    patterns = [str(Path(hf_home) / "hub" / "models--timm--nasnetalarge.tf_in1k" / "snapshots" / "*" / "model.*"),
+                str(Path(torch.hub.get_dir()) / "checkpoints" / "nasnetalarge-*.pth")]
+    found = sorted(f for pattern in patterns for f in glob.glob(pattern))
+    if not found:
+        raise UserError(f"no NASNet-A Large weights: {NASNET_HELP}")
+    return Path(found[0])
+
+
+def load_state_dict(path: Path, help_text: str) -> dict:
+    """A state dict from a torch or safetensors file; anything else is one line naming the file."""
+    try:
+        if Path(path).suffix == ".safetensors":
+            from safetensors.torch import load_file
+            state_dict = load_file(str(path))
+        else:
+            state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UserError(f"{path} is not a weights file ({type(e).__name__}): {help_text}") from None
+    if not isinstance(state_dict, dict):
+        raise UserError(f"{path} holds a {type(state_dict).__name__}, not a state dict: {help_text}")
+    return state_dict
+
+
+def load_into(model: torch.nn.Module, path: Path, help_text: str, what: str) -> torch.nn.Module:
+    """model with the state dict from `path` (strict), in eval mode; a mismatch is one line."""
+    try:
+        model.load_state_dict(load_state_dict(path, help_text))
+    except RuntimeError as e:
+        problem = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+        raise UserError(f"{path} does not match {what} ({problem[:200]}): {help_text}") from None
+    return model.eval()
+
+
+def fid_inception_net() -> torch.nn.Module:
+    """pytorch-fid's FID Inception structure (torchvision's Inception3 with the TF graph's blocks), untrained."""
+    import torchvision
+    from pytorch_fid import inception as fid
+    net = torchvision.models.inception_v3(num_classes=1008, aux_logits=False, weights=None, init_weights=False)
+    for name, block in (("Mixed_5b", fid.FIDInceptionA(192, pool_features=32)),
+                        ("Mixed_5c", fid.FIDInceptionA(256, pool_features=64)),
+                        ("Mixed_5d", fid.FIDInceptionA(288, pool_features=64)),
+                        ("Mixed_6b", fid.FIDInceptionC(768, channels_7x7=128)),
+                        ("Mixed_6c", fid.FIDInceptionC(768, channels_7x7=160)),
+                        ("Mixed_6d", fid.FIDInceptionC(768, channels_7x7=160)),
+                        ("Mixed_6e", fid.FIDInceptionC(768, channels_7x7=192)),
+                        ("Mixed_7b", fid.FIDInceptionE_1(1280)), ("Mixed_7c", fid.FIDInceptionE_2(2048))):
+        setattr(net, name, block)
+    return net
+
+
+def random_inception_state_dict(seed=0) -> dict:
+    """A randomly initialised FID-Inception state dict (for tests and timing), He-initialised so activations stay
+    moderate; it has the keys and shapes of pytorch-fid's weights file."""
+    generator = torch.Generator().manual_seed(seed)
+    net = fid_inception_net()
+    for module in net.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            fan_in = module.weight[0].numel()
+            module.weight.data = torch.randn(module.weight.shape, generator=generator) * (2 / fan_in) ** 0.5
+    return net.state_dict()
+
+
+def file_digest(path, size=16) -> str:
+    """Hex blake2b digest of a file's bytes."""
+    return file_hash(path, hashlib.blake2b(digest_size=size))
+
+
+def check_resize(resize: str) -> str:
+    """The resize name, or one line listing the known ones."""
+    if resize not in RESIZES:
+        raise UserError(f"--resize {resize} is not known: use {' or '.join(RESIZES)}")
+    return resize
+
+
+class Extractor:
+    """Batches uint8 images through `network_input` and `network` on one device."""
+    name, dim = "", 0
+
+    def __init__(self, path: Path, resize: str, device, batch_size, progress):
+        self.resize = check_resize(resize)
+        self.device = resolve_device(device)
+        self.progress = progress
+        self.batch_size = batch_size
+        self.fingerprint = f"{self.name}-{self.resize}-{file_digest(path)}"
+
+    sizes = ()   # the organisers' resizes, in order; the last is the network's input size
+
+    def network(self, x: torch.Tensor) -> torch.Tensor:
+        """Features of N×3×S×S float images in [-1, 1] at the network's input size S."""
+        raise NotImplementedError
+
+    def network_input(self, x: torch.Tensor) -> torch.Tensor:
+        """N×C×H×W uint8 of any size -> the network's input: resized as the organisers (each of `sizes` in turn,
+        TF1 bilinear) or as pytorch-fid (one torch bilinear resize), scaled to [-1, 1]."""
+        x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+        x = x.float() / 255
+        if self.resize == "organisers":
+            for size in self.sizes:
+                x = tf1_resize_bilinear(x, size)
+        else:
+            x = torch.nn.functional.interpolate(x, size=(self.sizes[-1],) * 2, mode="bilinear", align_corners=False)
+        return 2 * x - 1
+
+    @torch.no_grad()
+    def __call__(self, images) -> np.ndarray:
+        """uint8 N×C×H×W (numpy or torch, 1 or 3 channels) -> float32 N×dim numpy."""
+        images = torch.as_tensor(images)
+        out = np.empty((len(images), self.dim), np.float32)
+        for start in tqdm(range(0, len(images), self.batch_size), desc=self.name, unit="batch",
+                          disable=not self.progress, leave=False):
+            x = self.network_input(images[start:start + self.batch_size].to(self.device, non_blocking=True))
+            out[start:start + len(x)] = self.network(x).flatten(1).cpu().numpy()
+        return out
+
+    @torch.no_grad()
+    def of_originals(self, arrays, total: int) -> np.ndarray:
+        """Features of H×W×3 uint8 arrays of any (mixed) sizes, each resized on its own, batched after."""
+        rows, batch = [], []
+        for array in tqdm(arrays, total=total, desc=f"{self.name} (real)", unit="img", disable=not self.progress,
+                          leave=False):
+            image = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].to(self.device)
+            batch.append(self.network_input(image))
+            if len(batch) == self.batch_size:
+                rows.append(self.network(torch.cat(batch)).flatten(1).cpu().numpy())
+                batch = []
+        if batch:
+            rows.append(self.network(torch.cat(batch)).flatten(1).cpu().numpy())
+        return np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, self.dim), np.float32)
+
+
+class InceptionFeatures(Extractor):
+    """The public leaderboard's network: FID Inception pool3 (2048-d) at 299×299, input scaled to [-1, 1]."""
+    name, dim, sizes = "inception-pool3", 2048, (64, 299)   # the scorer fed 64×64 images; the graph resized to 299
+
+    def __init__(self, weights=None, device="auto", batch_size=None, progress=False, resize="organisers"):
+        path = find_inception_weights(weights)
+        super().__init__(path, resize, device, batch_size, progress)
+        net = load_into(fid_inception_net(), path, WEIGHTS_HELP, "pytorch-fid's FID Inception")
+        self.layers = torch.nn.Sequential(
+            net.Conv2d_1a_3x3, net.Conv2d_2a_3x3, net.Conv2d_2b_3x3, torch.nn.MaxPool2d(3, 2),
+            net.Conv2d_3b_1x1, net.Conv2d_4a_3x3, torch.nn.MaxPool2d(3, 2),
+            net.Mixed_5b, net.Mixed_5c, net.Mixed_5d, net.Mixed_6a, net.Mixed_6b, net.Mixed_6c, net.Mixed_6d,
+            net.Mixed_6e, net.Mixed_7a, net.Mixed_7b, net.Mixed_7c, torch.nn.AdaptiveAvgPool2d(1)).to(self.device)
+        self.batch_size = batch_size or (500 if self.device.type == "cuda" else 50)
+
+    def network(self, x):
+        return self.layers(x)
+
+
+class NASNetFeatures(Extractor):
+    """The private leaderboard's network: NASNet-A Large, the mean over space of the last cell's ReLU (4032-d,
+    TF-slim's final_layer/Mean) at 331×331, input scaled to [-1, 1]; timm's port of the TF-slim weights."""
+    name, dim, sizes = "nasnet-final-mean", 4032, (331,)    # every image straight to 331, real ones from full size
+
+    def __init__(self, weights=None, device="auto", batch_size=None, progress=False, resize="organisers"):
+        import timm
+        path = find_nasnet_weights(weights)
+        super().__init__(path, resize, device, batch_size, progress)
+        net = timm.create_model("nasnetalarge", pretrained=False, num_classes=1000)
+        self.net = load_into(net, path, NASNET_HELP, "timm's nasnetalarge").to(self.device)
+        self.batch_size = batch_size or (200 if self.device.type == "cuda" else 8)
+
+    def network(self, x):
+        return self.net.forward_features(x).mean((2, 3))
+'''
+
+SOURCES['kit/metrics/fid.py'] = r'''"""FID, the memorisation distance d and MiFID as pure tensor functions (float64 where it matters)."""
+import math
+
+import torch
+
+MIFID_EPSILON = 1e-15   # the organisers' scorer: fid / (d_thr + 1e-15)
+
+
+def statistics(features: torch.Tensor):
+    """Mean and covariance (ddof=1, like np.cov) of N×D features, in float64 on their device."""
+    x = features.double()
+    mu = x.mean(0)
+    xc = x - mu
+    return mu, xc.T @ xc / (len(x) - 1)
+
+
+def sqrt_psd(sigma: torch.Tensor) -> torch.Tensor:
+    """Symmetric square root of a covariance via its eigendecomposition (negative round-off clamped to 0)."""
+    w, v = torch.linalg.eigh(sigma)
+    return (v * w.clamp(min=0).sqrt()) @ v.T
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2, sqrt_sigma2=None, centred1=None) -> float:
+    """|mu1-mu2|² + tr S1 + tr S2 - 2 tr sqrt(S1 S2).
+
+    centred1 (the N×D features behind S1, minus mu1), when N <= D: S1 = Xᵀ X / (N-1) has rank < N, and S1 S2 shares
+    its non-zero eigenvalues with the N×N matrix X S2 Xᵀ / (N-1), so tr sqrt(S1 S2) costs an N×N eigenvalue problem.
+    Otherwise tr sqrt(S1 S2) = sum sqrt(eig(R S1 R)) with R = sqrt(S2) (sqrt_sigma2 when given).
+    """
+    if centred1 is not None and len(centred1) <= len(mu1):
+        m = centred1 @ sigma2 @ centred1.T / (len(centred1) - 1)
+    else:
+        r = sqrt_psd(sigma2) if sqrt_sigma2 is None else sqrt_sigma2
+        m = r @ sigma1 @ r                    # similar to S2 S1, but symmetric PSD: stable eigvalsh
+    tr_covmean = torch.linalg.eigvalsh((m + m.T) / 2).clamp(min=0).sqrt().sum()
+    diff = mu1 - mu2
+    # A squared distance: identical statistics give round-off either side of 0, and a negative FID would make MiFID
+    # negative (the best score there is) for a memorised set.
+    return max(0.0, float(diff @ diff + sigma1.trace() + sigma2.trace() - 2 * tr_covmean))
+
+
+def frechet_distance_of(features: torch.Tensor, real: dict) -> float:
+    """FID of N×D features against real statistics {mu, sigma}; R = sqrt(sigma) is computed once, into `real`, when
+    N > D needs it."""
+    mu, sigma = statistics(features)
+    if len(features) > len(mu) and "sqrt_sigma" not in real:
+        real["sqrt_sigma"] = sqrt_psd(real["sigma"])
+    return frechet_distance(mu, sigma, real["mu"], real["sigma"], real.get("sqrt_sigma"), features.double() - mu)
+
+
+def nearest_real(gen, real, chunk=1024, candidates=4):
+    """For each generated row whose sum is not 0: min over real rows (sum not 0) of 1 - |cos| (>= 0), and where.
+
+    Searches in float32 a chunk of generated rows at a time (the N×M matrix never exists whole), then
+    recomputes the best `candidates` pairs in float64, so the result is the float64 value up to float32 near-ties.
+    Returns (distance float64 [K], generated row index [K], real row index [K]).
+    """
+    gen_index = torch.nonzero(gen.double().sum(1) != 0).squeeze(1)
+    real_index = torch.nonzero(real.double().sum(1) != 0).squeeze(1)
+    g64 = unit_rows(gen[gen_index])
+    r64 = unit_rows(real[real_index])
+    r32 = r64.float()
+    k = min(candidates, len(r64))
+    distances, nearest = [], []
+    precision = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")     # true float32 even after kit.train turned TF32 on
+    try:
+        for start in range(0, len(g64), chunk):
+            g = g64[start:start + chunk]
+            top = (g.float() @ r32.T).abs_().topk(k, dim=1).indices
+            best, which = one_minus_abs_cos(g[:, None, :], r64[top]).min(1)
+            distances.append(best)
+            nearest.append(top.gather(1, which[:, None]).squeeze(1))
+    finally:
+        torch.set_float32_matmul_precision(precision)
+    if not distances:
+        return torch.empty(0, dtype=torch.float64), gen_index, real_index[:0]
+    return torch.cat(distances), gen_index, real_index[torch.cat(nearest)]
+
+
+def one_minus_abs_cos(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """1 - |cos| of unit rows as min(|u - v|², |u + v|²) / 2: never below 0, exactly 0 for equal rows."""
+    return torch.minimum((u - v).square().sum(-1), (u + v).square().sum(-1)) / 2
+
+
+def unit_rows(x: torch.Tensor) -> torch.Tensor:
+    """Rows scaled to unit L2 norm in float64."""
+    x = x.double()
+    return x / x.norm(dim=1, keepdim=True)
+
+
+def memorisation_distance(nearest_distances: torch.Tensor) -> float:
+    """The competition's d from nearest_real's distances: their mean over generated images (nan when there are none)."""
+    return float(nearest_distances.mean()) if len(nearest_distances) else math.nan
+
+
+def thresholded(d: float, threshold: float) -> float:
+    """d_thr: d itself when d < threshold, else 1 (nan counts as not below)."""
+    return d if d < threshold else 1.0
+
+
+def mifid(fid: float, d_thr: float) -> float:
+    """MiFID = FID / (d_thr + 1e-15), as the organisers compute it."""
+    return fid / (d_thr + MIFID_EPSILON)
+'''
+
+SOURCES['kit/metrics/guard.py'] = r'''"""The memorisation guard of `make_zip --real`: estimate d on a sample of the images on each leaderboard's network
+whose weights are at hand, and warn loudly below that leaderboard's threshold."""
+from kit.errors import UserError
+
+
+def memorisation_guard(images, real, weights=None, device="auto", n=1000, threshold=0.0) -> dict:
+    """{leaderboard: d} of the first n images against the real ones, printed, with a loud warning below each
+    leaderboard's threshold (or `threshold` when given); a network without weights is skipped and said so."""
+    from kit.metrics.score import LEADERBOARDS, score_images
+    weights = weights or {}
+    shown, found = min(n, len(images)), {}
+    for name, (network, default_threshold) in LEADERBOARDS.items():
+        limit = threshold or default_threshold
+        try:
+            extractor = network(weights.get(name), device)
+        except (UserError, ImportError) as e:
+            print(f"memorisation guard skipped: {e} ({name} leaderboard)")
+            continue
+        d = score_images(images[:n], real, extractor=extractor, threshold=limit, device=device)["distance"]
+        found[name] = d
+        if d < limit:
+            bar = "!" * 72
+            print(f"{bar}\nWARNING: memorisation distance d = {d:.4f} < {limit:g} on {shown:,} images ({name} "
+                  f"leaderboard): these images are too close to the training data and MiFID will divide the FID by d."
+                  f"\n{bar}")
+        else:
+            print(f"memorisation guard ({name}): d = {d:.4f} on {shown:,} images, margin {d - limit:+.4f} "
+                  f"(penalty starts below {limit:g})")
+    return found
+'''
+
+SOURCES['kit/metrics/originals.py'] = r'''"""Real images as the organisers' scorer read them: every source image whole, at its own size, decoded to RGB."""
+import numpy as np
+
+from kit.data import cache, crops, readers
+
+
+def original_images(real):
+    """(fingerprint of the source files, list of records, one per image file) of a real-image path of any layout."""
+    layout = readers.locate(real)
+    source = readers.read(layout)
+    unique = {}
+    for record in source.records:
+        unique.setdefault(record.image, record)
+    return cache.fingerprint(layout, "originals", 0), list(unique.values())
+
+
+def decode(record):
+    """H×W×3 uint8 pixels of a record's image, or None when it cannot be decoded."""
+    try:
+        return np.array(crops.decoded(crops.open_image(record), "RGB"))
+    except Exception:
+        return None
+'''
+
+SOURCES['kit/metrics/ranks.py'] = r'''"""Feature work shared between DDP ranks: each rank's contiguous share, rows gathered back in rank order, one
+decision and one answer for all ranks. With world == 1 every function is the identity, and torch.distributed is
+never touched."""
+import torch
+
+
+def share(items, rank: int, world: int):
+    """This rank's contiguous slice of `items` (the first len % world ranks get one more), in order."""
+    base, extra = divmod(len(items), world)
+    start = rank * base + min(rank, extra)
+    return items[start:start + base + (rank < extra)]
+
+
+def gather_rows(rows: torch.Tensor, world: int) -> torch.Tensor:
+    """Every rank's rows (counts may differ), concatenated in rank order on every rank."""
+    if world == 1:
+        return rows
+    import torch.distributed as dist
+    counts = [torch.zeros(1, dtype=torch.long, device=rows.device) for _ in range(world)]
+    dist.all_gather(counts, torch.tensor([len(rows)], dtype=torch.long, device=rows.device))
+    padded = rows.new_zeros((int(max(counts)), *rows.shape[1:]))
+    padded[:len(rows)] = rows
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded)
+    return torch.cat([part[:int(count)] for part, count in zip(parts, counts)])
+
+
+def all_agree(flag: bool, world: int, device) -> bool:
+    """True only when `flag` is true on every rank."""
+    if world == 1:
+        return flag
+    import torch.distributed as dist
+    value = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value.item())
+
+
+def from_rank_0(obj, world: int, device):
+    """Rank 0's `obj` on every rank (any picklable value)."""
+    if world == 1:
+        return obj
+    import torch.distributed as dist
+    box = [obj]
+    dist.broadcast_object_list(box, src=0, device=device if torch.device(device).type == "cuda" else None)
+    return box[0]
+'''
+
+SOURCES['kit/metrics/resize.py'] = r'''"""The organisers' resize: TF1 `resize_bilinear(align_corners=False)`, the legacy mode the competition's scorer used.
+
+For an output index j along an axis of input length n and output length m: src = j·n/m (no half-pixel
+centres), i0 = floor(src), i1 = min(i0 + 1, n − 1), w = src − i0, value = x[i0]·(1 − w) + x[i1]·w. Rows
+first, then columns (separable; the same numbers as TF's four-corner form), no antialiasing: shrinking
+skips pixels exactly as TF did.
+"""
+import torch
+
+
+def source_indices(n_in: int, n_out: int, device=None):
+    """(i0, i1, w) along one axis: the two source pixels of each output pixel and the weight of the second."""
+    src = torch.arange(n_out, dtype=torch.float64, device=device) * (n_in / n_out)
+    i0 = src.floor()
+    w = (src - i0).float()
+    i0 = i0.long()
+    return i0, (i0 + 1).clamp(max=n_in - 1), w
+
+
+def tf1_resize_bilinear(x: torch.Tensor, size) -> torch.Tensor:
+    """N×C×H×W -> N×C×size×size (or size=(h, w)) in float32, as TF1 resize_bilinear with align_corners=False."""
+    h, w = (size, size) if isinstance(size, int) else size
+    x = x.float()
+    y0, y1, wy = source_indices(x.shape[2], h, x.device)
+    x0, x1, wx = source_indices(x.shape[3], w, x.device)
+    rows = x[:, :, y0, :] + (x[:, :, y1, :] - x[:, :, y0, :]) * wy[:, None]
+    return rows[:, :, :, x0] + (rows[:, :, :, x1] - rows[:, :, :, x0]) * wx
+'''
+
+SOURCES['kit/metrics/score.py'] = r'''"""Score generated images with the competition's metric: FID, memorisation distance d, MiFID (real stats cached)."""
+import contextlib
+import hashlib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kit.data.cache import Dataset, default_dir, is_cache
+from kit.errors import UserError
+from kit.files import atomic_path, refuse_overwrite
+from kit.metrics import fid as F
+from kit.device import resolve_device
+from kit.metrics.features import RESIZES, InceptionFeatures, NASNetFeatures, find_nasnet_weights
+from kit.metrics.originals import decode, original_images
+from kit.metrics.ranks import all_agree, gather_rows, share
+
+N_NEAREST_SHOWN = 32
+
+
+def open_real(real) -> Dataset:
+    """A Dataset as is; anything else through kit.data.cache.load_or_prepare as whole images resized to 64×64."""
+    if isinstance(real, Dataset):
+        return real
+    from kit.data.cache import load_or_prepare
+    return load_or_prepare(real, crop="whole", size=64)
+
+
+def content_key(images: np.ndarray, extractor) -> str:
+    """Hash of the uint8 images (shape and bytes) and the extractor's fingerprint."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{images.shape}|{extractor.fingerprint}|".encode())
+    digest.update(np.ascontiguousarray(images).data)
+    return digest.hexdigest()
+
+
+def compute_statistics(features) -> dict:
+    """mu, sigma and the features themselves, as numpy arrays."""
+    features = torch.as_tensor(features)
+    mu, sigma = F.statistics(features)
+    stats = {"mu": mu, "sigma": sigma, "features": features}
+    return {key: value.cpu().numpy() for key, value in stats.items()}
+
+
+def cached_statistics(key: str, extractor, compute, device="cpu", rank=0, world=1) -> dict:
+    """The statistics stored under `key` for this extractor, or compute() them once and store them (rank 0 writes;
+    under DDP every rank computes when any rank lacks the file, as compute() is collective)."""
+    path = default_dir() / f"real-{extractor.name}-{key}.npz"
+    try:
+        with np.load(path) as z:
+            stats = {key: z[key] for key in ("mu", "sigma", "features")}
+    except Exception:   # not there yet, or a broken file: compute it again
+        stats = None
+    if all_agree(stats is not None, world, device):
+        return stats
+    stats = compute_statistics(compute())
+    if rank == 0:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **stats)
+    return stats
+
+
+def shared_features(extractor, images, device, rank, world) -> torch.Tensor:
+    """Features of every image on every rank, each rank extracting its share (`images` is indexable)."""
+    return gather_rows(torch.as_tensor(extractor(share(images, rank, world))).to(device), world)
+
+
+def real_statistics(real, extractor, device, rank=0, world=1) -> tuple:
+    """(statistics on the device, real uint8 images or None, count) of the real set, computed once, then cached.
+
+    With the organisers' resize and a path that is not a cache, every real image is read whole at its own size
+    and resized as their scorer did (never through a 64-px cache); otherwise the images of open_real(real).
+    Under DDP (world > 1) each rank extracts its share of the real images and the features are gathered.
+    """
+    device = resolve_device(device)
+    if getattr(extractor, "resize", "") == "organisers" and not isinstance(real, Dataset) and not is_cache(real):
+        fingerprint, records = original_images(real)
+        key = hashlib.blake2b(f"{fingerprint}|{extractor.fingerprint}".encode(), digest_size=16).hexdigest()
+        mine = share(records, rank, world)
+
+        def compute():
+            arrays = filter(lambda a: a is not None, map(decode, mine))
+            return gather_rows(torch.from_numpy(extractor.of_originals(arrays, len(mine))).to(device), world)
+        images = None
+    else:
+        images = open_real(real).images
+        key = content_key(images, extractor)
+
+        def compute():
+            return shared_features(extractor, images, device, rank, world)
+    stats = cached_statistics(key, extractor, compute, device, rank, world)
+    return {key: torch.from_numpy(value).to(device) for key, value in stats.items()}, images, len(stats["features"])
+
+
+def measure(gen: torch.Tensor, stats: dict, threshold: float) -> tuple:
+    """(FID, d, d_thr, MiFID and threshold as a dict; nearest_real's answer) of generated features against real
+    statistics on the same device."""
+    fid = F.frechet_distance_of(gen, stats)
+    nearest = F.nearest_real(gen, stats["features"])
+    d = F.memorisation_distance(nearest[0])
+    d_thr = F.thresholded(d, threshold)
+    return {"fid": fid, "distance": d, "distance_thresholded": d_thr, "mifid": F.mifid(fid, d_thr),
+            "threshold": threshold}, nearest
+
+
+def score_images(images, real, extractor=None, threshold=0.1, device="auto", nearest_png=None) -> dict:
+    """FID, d, d_thr and MiFID of uint8 images N×C×H×W against real images (a path or a Dataset).
+
+    extractor: callable uint8 images -> float32 N×D with name, fingerprint, dim (default: the FID Inception).
+    nearest_png: a file for the generated images closest to a real one, each beside it.
+    """
+    start = time.perf_counter()
+    device = resolve_device(device)
+    images = np.asarray(images.cpu() if hasattr(images, "cpu") else images)
+    if len(images) < 2:
+        raise UserError(f"{len(images)} generated image(s): FID needs at least 2")
+    extractor = extractor or InceptionFeatures(device=device)
+    stats, real_images, n_real = real_statistics(real, extractor, device)
+    gen = torch.as_tensor(extractor(images)).to(device)
+    result, (nearest, gen_index, real_index) = measure(gen, stats, threshold)
+    result.update(n_generated=len(images), n_real=n_real, n_generated_zero_features=len(images) - len(gen_index),
+                  n_real_zero_features=int((stats["features"].double().sum(1) == 0).sum()),
+                  extractor=extractor.name, seconds=round(time.perf_counter() - start, 3))
+    if nearest_png:
+        real_images = open_real(real).images if real_images is None else real_images
+        write_nearest(Path(nearest_png), images, real_images, nearest, gen_index, real_index)
+    return result
+
+
+def write_nearest(path: Path, images, real_images, nearest, gen_index, real_index):
+    """The generated images closest to a real one, each followed by that real image, as one grid."""
+    from kit.plot import save_grid
+    path.parent.mkdir(parents=True, exist_ok=True)
+    order = torch.argsort(nearest)[:N_NEAREST_SHOWN].cpu()
+    gen_shown = torch.from_numpy(images[gen_index.cpu()[order]])
+    real_shown = torch.from_numpy(real_images[real_index.cpu()[order]])
+    if real_shown.shape[1:] != gen_shown.shape[1:]:   # e.g. real images kept larger: show them at the generated size
+        real_shown = torch.nn.functional.interpolate(real_shown.float(), gen_shown.shape[2:], mode="area").round().byte()
+        real_shown = real_shown.expand(-1, gen_shown.shape[1], -1, -1) if real_shown.shape[1] == 1 else real_shown
+    save_grid(torch.stack([gen_shown, real_shown], 1).flatten(0, 1), path, nrow=8)
+
+
+def write_score_json(path, result) -> None:
+    """The scores as indented JSON, written atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def extractors_at_hand(weights=None, device="auto", resize="organisers", progress=False) -> tuple:
+    """({leaderboard: its network, loaded}, {leaderboard: why it was skipped}) for every leaderboard, in order."""
+    weights = weights or {}
+    extractors, skipped = {}, {}
+    for name, (network, _) in LEADERBOARDS.items():
+        try:
+            extractors[name] = network(weights.get(name), device, progress=progress, resize=resize)
+        except (UserError, ImportError) as e:
+            skipped[name] = str(e)
+    return extractors, skipped
+
+
+def refuse_report(report, names, force: bool) -> None:
+    """Refuse a report folder holding score.json or a leaderboard's nearest-pairs grid already (unless force)."""
+    for path in [Path(report) / "score.json"] + [Path(report) / f"nearest-{name}.png" for name in names]:
+        refuse_overwrite(path, force)
+
+
+def score_leaderboards(images, real, extractors: dict, threshold=0.0, device="auto", report=None) -> dict:
+    """{leaderboard: score_images's answer} for each extractor given (`threshold` overrides each leaderboard's);
+    report: a folder for each leaderboard's nearest pairs (check it first with refuse_report)."""
+    results = {}
+    for name, extractor in extractors.items():
+        nearest_png = report and Path(report) / f"nearest-{name}.png"
+        with contextlib.redirect_stdout(sys.stderr):    # what preparing the real set says stays off stdout (--json)
+            results[name] = score_images(images, real, extractor, threshold or LEADERBOARDS[name][1], device,
+                                         nearest_png)
+    return results
+
+
+def load_generated(path, n, lenient, device):
+    """uint8 images from a zip or folder (kit.images.read_images), or n generated in memory from a checkpoint."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path} does not exist: pass images.zip, a folder of PNGs or a checkpoint")
+    if not (path.is_dir() or path.suffix.lower() == ".zip"):
+        from kit.sample import generate
+        return generate(path, n, device=device)[0].numpy()
+    from kit.images import read_images
+    images, problems = read_images(path, lenient=lenient)
+    if len(images) == 0:
+        raise UserError(f"{path} holds no readable images ({'; '.join(problems) or 'empty'}): "
+                        "pass images.zip or a folder of 64×64 PNGs")
+    if len(images) != n:
+        problems = problems + [f"{len(images):,} readable images; {n:,} expected (--n)"]
+    if problems and not lenient:
+        raise UserError(f"{path}: {'; '.join(problems)}: fix the images, or pass --lenient to score what is readable")
+    for problem in problems:
+        print(f"warning: {path}: {problem}", file=sys.stderr)
+    return images
+
+
+LEADERBOARDS = {"public": (InceptionFeatures, 0.1), "private": (NASNetFeatures, 0.25)}   # network, threshold
+MARGIN_WARNING = 0.02   # a d this close above its threshold is one unlucky zip away from the penalty
+
+
+def margin_words(d: float, threshold: float) -> str:
+    """d − threshold in words: below (penalised), close above, or clear."""
+    margin = d - threshold
+    if not math.isfinite(margin) or margin < 0:
+        return f"{margin:+.4f}  BELOW the threshold: MiFID divides the FID by d"
+    if margin < MARGIN_WARNING:
+        return f"{margin:+.4f}  within {MARGIN_WARNING} of the threshold: at risk"
+    return f"{margin:+.4f}  clear"
+
+
+def format_table(results: dict) -> str:
+    """The scores of each leaderboard ({name: result}) side by side as an aligned table."""
+    names = list(results)
+    rows = [("", names),
+            ("features", [r["extractor"] for r in results.values()]),
+            ("FID", [f"{r['fid']:.4f}" for r in results.values()]),
+            ("distance d", [f"{r['distance']:.4f}" for r in results.values()]),
+            ("threshold", [f"{r['threshold']:g}" for r in results.values()]),
+            ("d thresholded", [f"{r['distance_thresholded']:.4f}" for r in results.values()]),
+            ("MiFID", [f"{r['mifid']:.4f}" for r in results.values()]),
+            ("generated images", [f"{r['n_generated']:,} ({r['n_generated_zero_features']:,} zero)"
+                                  for r in results.values()]),
+            ("real images", [f"{r['n_real']:,} ({r['n_real_zero_features']:,} zero)" for r in results.values()]),
+            ("time", [f"{r['seconds']:.1f} s" for r in results.values()])]
+    lines = [f"{name:<18}" + "".join(f"{value:<26}" for value in values) for name, values in rows]
+    lines.append("")
+    lines += [f"margin d - thr, {name}: {margin_words(r['distance'], r['threshold'])}" for name, r in results.items()]
+    lines.append("d = mean over generated of min 1-|cos| to a real image; d_thr = d if d < threshold else 1; "
+                 "MiFID = FID / (d_thr + 1e-15)")
+    return "\n".join(lines)
+
+
+def pick_leaderboards(choice: str, nasnet_weights) -> tuple:
+    """(leaderboard names, note): `both` when NASNet weights are at hand unless one was asked for."""
+    if choice:
+        return (["public", "private"] if choice == "both" else [choice]), ""
+    try:
+        find_nasnet_weights(nasnet_weights)
+        return ["public", "private"], ""
+    except UserError as e:
+        return ["public"], f"note: private leaderboard skipped: {e}"
+
+
+def add_arguments(parser):
+    """Flags of `python -m kit score`."""
+    parser.add_argument("generated", metavar="GENERATED", help="images.zip, a folder of images, or a checkpoint")
+    parser.add_argument("--real", required=True,
+                        help="real images: the competition archives, a folder, or a prepared cache (.npz)")
+    parser.add_argument("--leaderboard", choices=("public", "private", "both"), default="",
+                        help="public (FID Inception, d threshold 0.1), private (NASNet-A Large, 0.25; what ranked), "
+                             "or both (default when the NASNet weights are at hand, else public)")
+    parser.add_argument("--inception-weights", metavar="FILE",
+                        help="pytorch-fid's FID Inception weights (default: $DOGKIT_INCEPTION_WEIGHTS, "
+                             "then the torch hub cache)")
+    parser.add_argument("--nasnet-weights", metavar="FILE",
+                        help="timm's nasnetalarge weights (default: $DOGKIT_NASNET_WEIGHTS, then timm's cache)")
+    parser.add_argument("--resize", choices=RESIZES, default="organisers",
+                        help="organisers: TF1 legacy bilinear, real images from full size, as the leaderboards "
+                             "(default); pytorch-fid: its torch resize, real images through a 64-px cache")
+    parser.add_argument("--threshold", type=float, default=0.0,
+                        help="override the memorisation threshold on d (default: 0.1 public, 0.25 private)")
+    parser.add_argument("--n", type=int, default=10000,
+                        help="images to generate from a checkpoint / expected in a zip or folder (default 10000)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--report", metavar="DIR",
+                        help="also write DIR/score.json (what --json prints) and DIR/nearest-LEADERBOARD.png")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing report")
+    parser.add_argument("--lenient", action="store_true",
+                        help="warn about bad images (count, size, mode, format, corrupt) and score what is readable")
+    parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1, ...")
+
+
+def main(args) -> int:
+    """Read or generate the images, score them on each leaderboard, print the table or JSON."""
+    if args.threshold and (not math.isfinite(args.threshold) or args.threshold <= 0):
+        raise UserError(f"--threshold {args.threshold} must be a positive number (0.1 public, 0.25 private)")
+    names, note = pick_leaderboards(args.leaderboard, args.nasnet_weights)
+    if args.report:
+        refuse_report(args.report, names, args.force)
+    images = load_generated(args.generated, args.n, args.lenient, args.device)
+    weights = {"public": args.inception_weights, "private": args.nasnet_weights}
+    extractors = {name: LEADERBOARDS[name][0](weights[name], args.device, progress=sys.stderr.isatty(),
+                                              resize=args.resize) for name in names}
+    results = score_leaderboards(images, args.real, extractors, args.threshold, args.device, args.report)
+    printed = results if len(names) > 1 else results[names[0]]
+    if args.report:
+        write_score_json(Path(args.report) / "score.json", printed)
+    if note:
+        print(note, file=sys.stderr)
+    if args.json:
+        print(json.dumps(printed))
+    else:
+        print(format_table(results))
+    return 0
 '''
 
 SOURCES['kit/models/__init__.py'] = r'''"""The model families: which networks a `--model` name builds and what its training and sampling need."""
@@ -3162,6 +4155,210 @@ class Trainer:
         summed = self.acc.clone()
         self.acc.zero_()
         return summed
+'''
+
+SOURCES['kit/weights.py'] = r'''"""The leaderboard networks' weights for a Kaggle kernel. `python -m kit weights pack DIR` writes a Kaggle dataset
+folder (pytorch-fid's FID Inception file, timm's nasnetalarge file, pytorch-fid itself as a wheel, a SHA-256
+manifest, dataset-metadata.json) and can upload it; inside a kernel export_found finds that dataset under the input
+folder, checks every file and points the kit at it."""
+import base64
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from kit.errors import UserError
+from kit.files import atomic_path, file_hash, refuse_overwrite
+
+MANIFEST = "dogkit-weights.json"
+METADATA = "dataset-metadata.json"
+DEFAULT_ID = "your-kaggle-username/dogkit-weights"
+TITLE = "dogkit leaderboard weights"            # kaggle datasets create: 6 to 50 characters
+LICENSE = "apache-2.0"   # the TF FID Inception and TF-slim NASNet weights and pytorch-fid are all Apache-2.0
+# dataset id as kaggle-cli checks it (owner/slug, the slug 6 to 50 characters); Kaggle's slugs are lowercase words
+DATASET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*/[a-z0-9][a-z0-9-]{4,48}[a-z0-9]")
+NETWORKS = {"inception": ("public", "DOGKIT_INCEPTION_WEIGHTS"), "nasnet": ("private", "DOGKIT_NASNET_WEIGHTS")}
+WHEEL = "pytorch-fid-wheel"
+REPACK = "run `python -m kit weights pack DIR --upload OWNER/SLUG --force` again and attach the new version"
+
+
+def sha256(path) -> str:
+    """Hex SHA-256 of a file."""
+    return file_hash(path, hashlib.sha256())
+
+
+# ---------------------------------------------------------------- pack (the user's machine)
+
+def checked_networks(inception=None, nasnet=None) -> dict:
+    """{kind: weights file} found as `kit score` finds them (downloading where there is internet), each loaded
+    into its network; a missing, corrupt or wrong file is one line naming it."""
+    from kit.metrics.features import (InceptionFeatures, NASNetFeatures, find_inception_weights,
+                                      find_nasnet_weights)
+    found = {"inception": find_inception_weights(inception), "nasnet": find_nasnet_weights(nasnet)}
+    InceptionFeatures(found["inception"], device="cpu")
+    NASNetFeatures(found["nasnet"], device="cpu")
+    return found
+
+
+def record_hash(data: bytes) -> str:
+    """A wheel RECORD's hash field: sha256= and the urlsafe base64 digest without padding."""
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def write_pytorch_fid_wheel(folder: Path) -> Path:
+    """The installed pytorch-fid (its modules, metadata and licence) as a pure-Python wheel in `folder`: importable
+    from sys.path as it is, installable with pip --no-index."""
+    from importlib import metadata
+    try:
+        dist = metadata.distribution("pytorch-fid")
+    except metadata.PackageNotFoundError:
+        raise UserError("pytorch-fid is not installed: pip install pytorch-fid (its FID Inception code ships in "
+                        "the weights dataset for kernels whose image lacks it)") from None
+    info = f"pytorch_fid-{dist.version}.dist-info"
+    members = {}
+    for file in dist.files or ():
+        name = file.as_posix()
+        if (name.startswith("pytorch_fid/") and name.endswith(".py")) or (
+                name.startswith(f"{info}/") and file.name not in ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json")):
+            members[name] = file.locate().read_bytes()
+    if not any(file.split("/")[-1].upper().startswith(("LICENSE", "LICENCE")) for file in members):
+        raise UserError(f"the installed pytorch-fid {dist.version} has no licence file: reinstall it with "
+                        "pip install --force-reinstall pytorch-fid")
+    record = "".join(f"{name},{record_hash(data)},{len(data)}\n" for name, data in members.items())
+    members[f"{info}/RECORD"] = (record + f"{info}/RECORD,,\n").encode()
+    path = folder / f"pytorch_fid-{dist.version}-py3-none-any.whl"
+    with atomic_path(path) as tmp:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+            for name, data in members.items():
+                z.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+    return path
+
+
+def check_dataset_id(dataset_id: str) -> str:
+    """OWNER/SLUG as the kaggle CLI accepts it, or one line saying what it must look like."""
+    if not DATASET_ID.fullmatch(dataset_id):
+        raise UserError(f"--upload {dataset_id!r} is not a Kaggle dataset id: OWNER/SLUG, the slug 6 to 50 lowercase "
+                        "letters, digits and hyphens (e.g. alice/dogkit-weights)")
+    return dataset_id
+
+
+def pack(folder, inception=None, nasnet=None, upload="", force=False) -> Path:
+    """Write the weights dataset into `folder` (refusing to overwrite without force) and, given OWNER/SLUG in
+    `upload`, create or version it on Kaggle; returns the folder."""
+    dataset_id = check_dataset_id(upload) if upload else DEFAULT_ID
+    folder = Path(folder)
+    for name in (MANIFEST, METADATA):                   # before the slow part: an earlier pack is there
+        refuse_overwrite(folder / name, force)
+    networks = checked_networks(inception, nasnet)
+    names = {"inception": "fid-inception" + networks["inception"].suffix,
+             "nasnet": "nasnetalarge" + networks["nasnet"].suffix}
+    for name in names.values():
+        refuse_overwrite(folder / name, force)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for kind, source in networks.items():
+        with atomic_path(folder / names[kind]) as tmp:
+            shutil.copyfile(source, tmp)
+        files.append((names[kind], kind))
+    files.append((write_pytorch_fid_wheel(folder).name, WHEEL))
+    manifest = {"dogkit_weights": 1, "files": [{"name": name, "kind": kind, "sha256": sha256(folder / name),
+                                                "size": (folder / name).stat().st_size} for name, kind in files]}
+    metadata = {"title": TITLE, "id": dataset_id, "licenses": [{"name": LICENSE}],
+                "description": "pytorch-fid's FID Inception (public leaderboard) and timm's nasnetalarge (private "
+                               "leaderboard) weights with pytorch-fid as a wheel, for dogkit's kernels; "
+                               f"{MANIFEST} holds each file's SHA-256."}
+    for name, content in ((MANIFEST, manifest), (METADATA, metadata)):
+        with atomic_path(folder / name) as tmp:
+            tmp.write_text(json.dumps(content, indent=2) + "\n")
+    if upload:
+        upload_dataset(folder, dataset_id)
+    return folder
+
+
+def upload_dataset(folder: Path, dataset_id: str) -> None:
+    """kaggle datasets create -p folder, or kaggle datasets version when dataset_id exists already."""
+    exe = shutil.which("kaggle") or shutil.which("kaggle", path=str(Path(sys.executable).parent))
+    if not exe:
+        raise UserError("the kaggle command is not installed: pip install kaggle, then pass --upload again")
+    exists = subprocess.run([exe, "datasets", "status", dataset_id], capture_output=True).returncode == 0
+    command = ([exe, "datasets", "version", "-p", str(folder), "-m", "dogkit weights"] if exists
+               else [exe, "datasets", "create", "-p", str(folder)])
+    if subprocess.run(command).returncode != 0:
+        raise UserError(f"`{' '.join(command[1:])}` failed (its message is above): check your Kaggle credentials "
+                        f"(~/.kaggle/kaggle.json) and that {dataset_id} is yours")
+
+
+# ---------------------------------------------------------------- export_found (inside a kernel)
+
+def manifest_entries(manifest: Path) -> list:
+    """The file entries of a dogkit weights manifest; an unreadable one is one line naming it."""
+    try:
+        entries = json.loads(manifest.read_text())["files"]
+        return [(str(e["name"]), str(e["kind"]), str(e["sha256"]), int(e["size"])) for e in entries]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"{manifest} is not a dogkit weights manifest: {REPACK}") from None
+
+
+def export_found(input_dir) -> dict:
+    """Find a dogkit weights dataset anywhere under input_dir, check each file against its SHA-256, set
+    DOGKIT_INCEPTION_WEIGHTS / DOGKIT_NASNET_WEIGHTS, put the shipped pytorch-fid on sys.path when it cannot be
+    imported; {"public": Path or None, "private": Path or None} (all None when there is no dataset)."""
+    found = {leaderboard: None for leaderboard, _ in NETWORKS.values()}
+    manifests = sorted(Path(input_dir).rglob(MANIFEST)) if Path(input_dir).is_dir() else []
+    if not manifests:
+        return found
+    for name, kind, digest, size in manifest_entries(manifests[0]):
+        path = manifests[0].parent / name
+        if not path.is_file():
+            raise UserError(f"{path} is listed in {manifests[0]} but missing: {REPACK}")
+        if path.stat().st_size != size or sha256(path) != digest:
+            raise UserError(f"{path} does not match its SHA-256 in {manifests[0].name}: the file is corrupt or was "
+                            f"replaced; {REPACK}")
+        if kind in NETWORKS:
+            leaderboard, variable = NETWORKS[kind]
+            os.environ[variable] = str(path)
+            found[leaderboard] = path
+        elif kind == WHEEL and importlib.util.find_spec("pytorch_fid") is None:
+            sys.path.insert(0, str(path))
+    return found
+
+
+# ---------------------------------------------------------------- CLI
+
+def add_arguments(parser):
+    """Flags of `python -m kit weights pack`."""
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    packer = actions.add_parser("pack", help="write (and upload) the Kaggle dataset that kernels score with",
+                                description="Gather both leaderboards' weights, check they load, write a Kaggle "
+                                            "dataset folder; attach it to a kernel to score inside it.")
+    packer.add_argument("folder", metavar="DIR", help="the dataset folder to write")
+    packer.add_argument("--inception", metavar="FILE",
+                        help="pytorch-fid's FID Inception weights (default: $DOGKIT_INCEPTION_WEIGHTS, the torch hub "
+                             "cache, or a download)")
+    packer.add_argument("--nasnet", metavar="FILE",
+                        help="timm's nasnetalarge weights (default: $DOGKIT_NASNET_WEIGHTS, then timm's caches)")
+    packer.add_argument("--upload", metavar="OWNER/SLUG", default="",
+                        help="create the Kaggle dataset OWNER/SLUG from DIR (or a new version when it exists)")
+    packer.add_argument("--force", action="store_true", help="overwrite the files of an earlier pack in DIR")
+
+
+def main(args) -> int:
+    """Pack the weights, then say what was written and how a kernel uses it."""
+    folder = pack(args.folder, args.inception, args.nasnet, args.upload, args.force)
+    for entry in json.loads((folder / MANIFEST).read_text())["files"]:
+        print(f"{folder / entry['name']}  {entry['size']:,} bytes  sha256 {entry['sha256'][:16]}…  ({entry['kind']})")
+    dataset_id = json.loads((folder / METADATA).read_text())["id"]
+    if not args.upload:
+        print(f"upload it with --upload OWNER/SLUG, or set the id in {folder / METADATA} and run "
+              f"kaggle datasets create -p {folder}")
+    print(f"then build a kernel with it: python -m kit kernel build NAME --weights {dataset_id}")
+    return 0
 '''
 
 
