@@ -201,6 +201,15 @@ def test_find_in_source_takes_the_named_source_at_either_depth(tmp_path, layout)
         runtime.find_in_source(inputs, "carol/dogkit-biggan", "last.pt")
 
 
+def test_the_weights_line_names_each_leaderboard_found(tmp_path, monkeypatch):
+    from kit import weights
+    found = {"public": tmp_path / "fid-inception.pth", "private": tmp_path / "nasnetalarge.pth"}
+    monkeypatch.setattr(weights, "export_found", lambda input_dir: found if input_dir == tmp_path else {})
+    lines = []
+    assert runtime.weights_stage(tmp_path, lines.append) == found
+    assert lines == [f"weights: public ({found['public']}), private ({found['private']}): training evaluates with them"]
+
+
 def test_a_checkpoint_of_another_model_or_data_is_told_apart():
     dataset = SimpleNamespace(images=np.zeros((5, 3, 64, 64), np.uint8), classes=["a", "b"])
     state = {"config": {"model": "cgan", "g_width": 8, "ema": 0.999, "batch_size": 16, "max_steps": 6},
