@@ -1,4 +1,5 @@
 """A Kaggle-like sandbox: kernels/NAME/script.py alone, the competition's archives, no installed kit, CPU only."""
+import functools
 import json
 import os
 import re
@@ -11,18 +12,26 @@ import threading
 import time
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from kit import checkpoint
+from kit.__main__ import main as kit_main
 from kit.kernel import build, runtime
 from kit.config import TrainConfig
+from kit.data import synthetic
+from kit.errors import UserError
 from kit.package import check_zip
+from kit.train import train
 
 # Installed into every interpreter of the run (through PYTHONPATH, so spawned ranks get it too): it takes the
-# editable install's finder off sys.meta_path, and records any file opened for writing (or any directory made,
-# renamed or removed) outside the allowed folders, and any file read from the repository's kit/.
+# editable install's finder off sys.meta_path, hides pytorch-fid (Kaggle's image has none; a weights dataset ships
+# it), and records any file opened for writing (or any directory made, renamed or removed) outside the allowed
+# folders, and any file read from the repository's kit/.
 GUARD = '''
 import os
 import sys
@@ -35,6 +44,15 @@ PATH_EVENTS = {"os.mkdir": (0,), "os.rename": (0, 1), "os.replace": (0, 1), "os.
                "os.symlink": (1,), "os.link": (1,), "os.truncate": (0,), "shutil.rmtree": (0,)}
 sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")]
 busy = []
+
+
+class NoPytorchFid:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "pytorch_fid":
+            raise ModuleNotFoundError(f"No module named {name!r} (the sandbox hides it, as Kaggle's image lacks it)")
+
+
+sys.meta_path.insert(0, NoPytorchFid())
 
 
 def record(line):
@@ -65,15 +83,21 @@ def hook(event, args):
 
 sys.addaudithook(hook)
 '''
-STAGES = ("preflight", "prepare", "train", "zip", "check")
+STAGES = ("preflight", "weights", "prepare", "continue", "train", "zip", "check", "score")
+EVERY_RUN = ("preflight", "weights", "prepare", "train", "zip", "check")   # the stages each training kernel logs
+COMPETITION_LAYOUTS = ("competitions/generative-dog-images", "datasets/alice/generative-dog-images",
+                       "generative-dog-images")   # where Kaggle mounts the competition's data today, and did
+TRAIN = {"device": "cpu", "g_width": 8, "d_width": 8, "batch_size": 16, "log_every": 2}
+MAX_OUTPUT_FILES = 30   # a short run's working folder; Kaggle keeps at most 500
 # The interpreter a kernel runs in: this one, or another torch's (e.g. a venv with the floor, torch 2.3.1).
 KERNEL_PYTHON = os.environ.get("DOGKIT_SANDBOX_PYTHON", sys.executable)
 
 
-def sandbox(root: Path, demo_dir: Path, name: str) -> dict:
-    """A kernel's world under root: /kaggle/input/<competition>, /kaggle/working, /kaggle/src/script.py, TMPDIR."""
+def sandbox(root: Path, demo_dir: Path, name: str, layout=COMPETITION_LAYOUTS[0], script=None) -> dict:
+    """A kernel's world under root: /kaggle/input/LAYOUT (the competition's data), /kaggle/working,
+    /kaggle/src/script.py (kernels/NAME's, or `script`), TMPDIR."""
     kaggle = root / "kaggle"
-    competition = kaggle / "input" / "generative-dog-images"
+    competition = kaggle / "input" / layout
     competition.mkdir(parents=True)
     for archive in ("all-dogs.zip", "Annotation.zip"):
         shutil.copy(demo_dir / archive, competition / archive)
@@ -81,7 +105,7 @@ def sandbox(root: Path, demo_dir: Path, name: str) -> dict:
               "home": root / "home", "guard": root / "guard"}
     for folder in places.values():
         folder.mkdir(exist_ok=True)
-    shutil.copy(build.KERNELS_DIR / name / "script.py", places["src"] / "script.py")
+    shutil.copy(script or build.KERNELS_DIR / name / "script.py", places["src"] / "script.py")
     (places["guard"] / "sitecustomize.py").write_text(GUARD)
     places["report"] = root / "guard-report.txt"
     return places
@@ -117,39 +141,169 @@ def test_the_guard_sees_the_installed_kit_and_writes_outside(tmp_path, demo_dir)
     places = sandbox(tmp_path / "sandbox", demo_dir, "dcgan")
     outside = tmp_path / "outside.txt"
     (places["src"] / "script.py").write_text(
-        f"import sys\ntry:\n    import kit\nexcept ImportError:\n    print('no kit')\nopen({str(outside)!r}, 'w')\n"
+        f"import sys\ntry:\n    import kit\nexcept ImportError:\n    print('no kit')\ntry:\n    import pytorch_fid\n"
+        f"except ImportError:\n    print('no pytorch-fid')\nopen({str(outside)!r}, 'w')\n"
         f"sys.path.append({str(build.REPO)!r})\nimport kit.errors\n")
     done, report = run_kernel(places, "1m", {}, 0)
-    assert done.returncode == 0 and done.stdout == "no kit\n", done.stderr
+    assert done.returncode == 0 and done.stdout == "no kit\nno pytorch-fid\n", done.stderr
     assert report[0].endswith(f"write {outside}") and any(f"read {build.REPO / 'kit'}" in r for r in report[1:])
 
 
-@pytest.mark.parametrize("name, procs, options", [
-    ("dcgan", 1, {}),   # 2 processes: test_the_kernel_stops_at_its_budget
-    # attention costs 60 s more in the 10,000 final images on a CPU, width 8 another 20 s
-    ("biggan", 1, {"attn_g": 0, "attn_d": 0, "g_width": 4, "d_width": 4}),
-])
-def test_kernel_ends_with_a_valid_zip_in_the_sandbox(tmp_path, demo_dir, name, procs, options):
-    places = sandbox(tmp_path, demo_dir, name)
-    train = {"device": "cpu", "g_width": 8, "d_width": 8, "batch_size": 16, "max_steps": 6, "log_every": 2,
-             **options}
-    done, report = run_kernel(places, "3m", train, procs)
+def working_files(places: dict) -> list:
+    """Every file in the kernel's working folder, relative to it."""
+    return sorted(p.relative_to(places["working"]).as_posix() for p in places["working"].rglob("*") if p.is_file())
+
+
+def check_training_kernel(places: dict, done, report, procs: int, steps: int) -> dict:
+    """What every training kernel must show: status 0, nothing outside the sandbox, each stage in the log, a valid
+    zip and the run folder in working/ (far under Kaggle's 500 files), `steps` trained; its stage lines."""
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-3000:]
     assert report == [], report   # no write outside the sandbox, no read of the installed kit/
-    assert [p.name for p in places["working"].iterdir()] == ["images.zip"]
+    files = working_files(places)
+    assert {"images.zip", "run/last.pt", "run/metrics.jsonl", "run/losses.png"} <= set(files), files
+    assert all(f in ("images.zip", "score.json") or f.startswith("run/") for f in files) and \
+        len(files) <= MAX_OUTPUT_FILES, files
     assert check_zip(places["working"] / "images.zip") == []
     stages = stage_lines(done.stdout)
-    assert all(stages.values()), {k: v for k, v in stages.items() if not v}
-    assert f"{procs} process(es) (no DDP)" in stages["preflight"][0]
-    assert "batch 16 per process" in stages["train"][0] and not any("ended early" in line for line in stages["train"])
+    assert all(stages[stage] for stage in EVERY_RUN), {k: v for k, v in stages.items() if not v}
+    assert f"{procs} process(es) (" in stages["preflight"][0]
+    assert stages["weights"] == ["no weights: training and zipping without evaluation"]
+    workers = len(os.sched_getaffinity(0))
+    assert stages["prepare"][0].endswith(f", {workers} processes")
+    assert not any("ended early" in line for line in stages["train"])
+    assert stages["check"][-2].startswith(f"{places['working']} holds {len(files)} files")
     assert stages["check"][-1].endswith("budget") and " passes;" in stages["check"][-1]
-    run = places["tmp"] / "run"
-    assert checkpoint.load(run / "last.pt")["step"] == 6
-    start = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
-    assert start["world_size"] == procs and start["device"] == "cpu"
+    assert checkpoint.load(places["working"] / "run" / "last.pt")["step"] == steps
+    return stages
+
+
+@pytest.fixture(scope="module")
+def first_session(tmp_path_factory, demo_dir):
+    """dcgan for 6 steps in 1 process, the competition mounted at competitions/SLUG: (sandbox places, run)."""
+    places = sandbox(tmp_path_factory.mktemp("first"), demo_dir, "dcgan", COMPETITION_LAYOUTS[0])
+    done, report = run_kernel(places, "6m", {**TRAIN, "max_steps": 6}, 1)
+    return places, done, report
+
+
+def test_a_kernel_ends_with_its_checkpoint_and_a_valid_zip_in_working(first_session):
+    places, done, report = first_session
+    stages = check_training_kernel(places, done, report, 1, 6)
+    assert "batch 16 per process" in stages["train"][0] and not stages["continue"]
+    start = json.loads((places["working"] / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    assert start["world_size"] == 1 and start["device"] == "cpu" and start["resumed"] is False
     sources = [p for p in places["tmp"].glob("dogkit-src-*/kit/kernel/runtime.py")]
     assert len(sources) == 1 and sources[0].read_text() == (build.REPO / "kit/kernel/runtime.py").read_text()
+
+
+def mount_output(places: dict, earlier: dict, layout="notebooks/alice/dogkit-dcgan") -> Path:
+    """The earlier kernel's working folder mounted as a kernel source under places' input folder."""
+    folder = places["kaggle"] / "input" / layout
+    shutil.copytree(earlier["working"], folder)
+    return folder
+
+
+def test_the_next_session_continues_the_run(first_session, tmp_path, demo_dir):
+    """Session 2: the competition at the older SLUG depth, session 1's output at notebooks/OWNER/SLUG."""
+    first, _, _ = first_session
+    script = build.build("dcgan", "alice", tmp_path / "kernels", continue_from="alice/dogkit-dcgan") / "script.py"
+    places = sandbox(tmp_path / "second", demo_dir, "dcgan", COMPETITION_LAYOUTS[2], script)
+    mounted = mount_output(places, first)
+    done, report = run_kernel(places, "6m", {**TRAIN, "max_steps": 10}, 1)
+    stages = check_training_kernel(places, done, report, 1, 10)
+    carried = ", ".join(name for name in runtime.CARRIED if (mounted / "run" / name).is_file())
+    assert stages["continue"] == [f"resuming alice/dogkit-dcgan's run at step 6 (0.00 h trained before) from "
+                                  f"{mounted / 'run'} ({carried}); this session's budget is its own"]
+    rows = [json.loads(line) for line in (places["working"] / "run" / "metrics.jsonl").read_text().splitlines()]
+    starts = [row for row in rows if row.get("event") == "start"]
+    assert [(row["step"], row["resumed"]) for row in starts] == [(0, False), (6, True)]   # session 1's rows carried
+    assert rows[-1]["event"] == "end" and rows[-1]["step"] == 10
+    grid = tmp_path / "home" / "grid.png"   # what `kit kernel output` brings home samples as `kit sample` does
+    assert kit_main(["sample", "--checkpoint", str(places["working"] / "run" / "last.pt"), "--n", "4", "--out",
+                     str(grid), "--device", "cpu"]) == 0
+    assert Image.open(grid).size[0] > 64
+
+
+def test_the_resumed_state_is_the_saved_one(first_session, tmp_path):
+    """The runtime's carry and kit.train's resume, stopped at once: the checkpoint it writes holds session 1's
+    tensors exactly; a checkpoint of another model is refused in one line, or started afresh with consent."""
+    first, _, _ = first_session
+    input_dir = tmp_path / "input"
+    mount_output({"kaggle": tmp_path}, first)
+    saved = checkpoint.load(first["working"] / "run" / "last.pt")
+    dataset = SimpleNamespace(images=np.zeros((1, *saved["image_shape"]), np.uint8), classes=saved["classes"])
+    kernel = {"continue": "alice/dogkit-dcgan"}
+    run_dir = tmp_path / "working" / "run"
+    log = []
+    step = runtime.continue_stage(kernel, {"model": "dcgan"}, dataset, input_dir, run_dir, log.append)
+    assert step == 6 and log[0].startswith("continue: resuming alice/dogkit-dcgan's run at step 6")
+    cfg = TrainConfig(**{**TRAIN, "threads": 1}, data=str(first["tmp"] / "dogkit-cache.npz"), out=str(run_dir),
+                      model="dcgan", max_steps=6, n_images=16, zip=str(tmp_path / "working" / "images.zip"),
+                      resume=True, force=True)
+    threads = torch.get_num_threads()
+    try:
+        train(cfg)
+    finally:
+        torch.set_num_threads(threads)
+    resumed = checkpoint.load(run_dir / "last.pt")
+    assert resumed["step"] == 6
+    for part in ("G", "D", "G_ema", "opt_G", "opt_D", "scaler"):
+        assert_same(resumed[part], saved[part], part)
+    with pytest.raises(UserError, match=r"^continue: .*last.pt is model 'dcgan' where this kernel has 'cgan': "
+                                        r"rebuild with --continue of a run of this model and data, or add "
+                                        r"--restart-if-different"):
+        runtime.continue_stage(kernel, {"model": "cgan"}, dataset, input_dir, tmp_path / "other", log.append)
+    consent = {**kernel, "restart_if_different": True}
+    assert runtime.continue_stage(consent, {"model": "cgan"}, dataset, input_dir, tmp_path / "other", log.append) == 0
+    assert log[-1].endswith("starting afresh, as built with --restart-if-different")
+    assert not (tmp_path / "other").exists()
+
+
+def assert_same(a, b, where):
+    """Nested dicts/lists of tensors and values are equal, tensor by tensor."""
+    if torch.is_tensor(a):
+        assert torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            assert_same(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+def test_the_scoring_kernel_scores_another_kernels_zip(first_session, tmp_path, monkeypatch, capsys,
+                                                      inception_weights):
+    """The kernel `score --zip code/alice/dogkit-dcgan`, in this process: 8 images of session 1's zip against a
+    12-image competition (Inception on a CPU reads about 1 image/s), with random FID-Inception weights (public only:
+    no NASNet weights here)."""
+    small = synthetic.write_demo(tmp_path / "small", n_images=12, n_breeds=2, seed=1)["images"].parent
+    places = sandbox(tmp_path / "sandbox", small, "dcgan", COMPETITION_LAYOUTS[1])
+    mount_output(places, first_session[0])
+    monkeypatch.setenv("DOGKIT_INCEPTION_WEIGHTS", str(inception_weights))
+    monkeypatch.setenv("DOGKIT_SCORE_N", "8")
+    kernel = {"name": "score", "zip": "alice/dogkit-dcgan"}
+    assert run_in_process(places, monkeypatch, kernel, "1h", {"device": "cpu"}, 0) == 0
+    stages = stage_lines(capsys.readouterr().out)
+    result = json.loads((places["working"] / "score.json").read_text())
+    public = result["public"]
+    assert list(result) == ["public"] and public["n_generated"] == 8 and public["n_real"] == 12
+    assert stages["score"][0].startswith(f"8 images of {places['kaggle'] / 'input' / 'notebooks'}")
+    assert stages["score"][-1] == (f"public: FID {public['fid']:.3f}, d {public['distance']:.4f} (threshold 0.1), "
+                                   f"MiFID {public['mifid']:.3f} -> {places['working'] / 'score.json'}")
+    assert not stages["train"] and not (places["working"] / "images.zip").exists()
+
+
+def test_biggan_kernel_with_the_data_as_a_dataset(tmp_path, demo_dir):
+    """biggan in 1 process, the data at datasets/OWNER/SLUG; attention costs 60 s more in the 10,000 final images
+    on a CPU, width 8 another 20 s."""
+    places = sandbox(tmp_path, demo_dir, "biggan", COMPETITION_LAYOUTS[1])
+    train = {**TRAIN, "max_steps": 6, "attn_g": 0, "attn_d": 0, "g_width": 4, "d_width": 4}
+    done, report = run_kernel(places, "6m", train, 1)   # max_steps ends it; the budget only bounds the tail's guess
+    check_training_kernel(places, done, report, 1, 6)
 
 
 def test_the_kernel_stops_at_its_budget(tmp_path, demo_dir):
@@ -162,12 +316,12 @@ def test_the_kernel_stops_at_its_budget(tmp_path, demo_dir):
     wall = time.monotonic() - start
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert report == [], report
-    assert [p.name for p in places["working"].iterdir()] == ["images.zip"]
     assert check_zip(places["working"] / "images.zip") == []
+    assert len(working_files(places)) <= MAX_OUTPUT_FILES
     stages = stage_lines(done.stdout)
     assert "2 process(es) (DDP over gloo)" in stages["preflight"][0] and len(stages["train"]) == 1
     assert wall < budget + 10, f"the kernel took {wall:.0f} s of a {budget} s budget"   # + interpreter start/exit
-    rows = [json.loads(line) for line in (places["tmp"] / "run" / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (places["working"] / "run" / "metrics.jsonl").read_text().splitlines()]
     assert rows[0]["world_size"] == 2 and rows[-1]["event"] == "end" and rows[-1]["step"] > 0
 
 
@@ -178,7 +332,8 @@ def test_a_gpu_less_kernel_stops_before_preparing(tmp_path, demo_dir):
     assert done.returncode == 1, done.stdout + done.stderr
     stages = stage_lines(done.stdout)
     assert stages["preflight"][0].startswith("no GPU in this kernel") and '"device": "cpu"' in stages["preflight"][0]
-    assert not stages["prepare"] and list(places["tmp"].iterdir()) == [p for p in places["tmp"].glob("dogkit-src-*")]
+    assert not stages["prepare"] and not stages["weights"]
+    assert list(places["tmp"].iterdir()) == [p for p in places["tmp"].glob("dogkit-src-*")]
     assert list(places["working"].iterdir()) == [] and report == []
 
 
@@ -224,32 +379,72 @@ def sleeping_rank(rank, world, port, cfg):
 
 
 def test_a_failed_run_in_one_process_is_one_line(monkeypatch, capsys):
-    from kit import train
+    from kit import train as train_module
 
     def crash(cfg):
         raise RuntimeError("CUDA error: operation not permitted when stream is capturing\nSearch for ...\n")
 
-    monkeypatch.setattr(train, "train", crash)
+    monkeypatch.setattr(train_module, "train", crash)
     failure = runtime.train_here(TrainConfig())
     assert failure == "RuntimeError: CUDA error: operation not permitted when stream is capturing"
     assert "Traceback" in capsys.readouterr().err
 
 
-def test_processes_that_die_before_training_are_replaced_by_one(tmp_path, demo_dir, monkeypatch, capsys):
-    """As an old torch's DDP or a broken NCCL would: the ranks die at once, and one process trains instead."""
-    places = sandbox(tmp_path, demo_dir, "dcgan")
+def run_in_process(places: dict, monkeypatch, kernel: dict, budget: str, train_options: dict, procs: int):
+    """runtime.run in this process, inside the sandbox's folders; (exit status, stage lines, stderr)."""
     monkeypatch.chdir(places["working"])
     monkeypatch.setattr(tempfile, "tempdir", str(places["tmp"]))
-    monkeypatch.setattr(runtime, "train_ranks", lambda cfg, procs, deadline: "process 1 terminated with exit code 3")
-    train = {"device": "cpu", "g_width": 8, "d_width": 8, "batch_size": 16, "max_steps": 3, "threads": 1}
-    args = runtime.parse_arguments(["--kaggle-root", str(places["kaggle"]), "--budget", "3m", "--procs", "2",
-                                    "--train", json.dumps(train)])
+    args = runtime.parse_arguments(["--kaggle-root", str(places["kaggle"]), "--budget", budget, "--procs", str(procs),
+                                    "--train", json.dumps({**train_options, "threads": 1})])
     threads = torch.get_num_threads()
     try:
-        assert runtime.run({"name": "dcgan", "accelerator": "NvidiaTeslaT4", "train": {}}, time.time(), args) == 0
+        status = runtime.run({"name": "dcgan", "accelerator": "NvidiaTeslaT4", "train": {}, **kernel}, time.time(),
+                             args)
     finally:
         torch.set_num_threads(threads)
+    return status
+
+
+def test_bad_input_inside_training_is_one_line_not_a_traceback(tmp_path, demo_dir, monkeypatch, capsys):
+    """A budget too small for the end's images: kit.train's UserError is the train line, and no traceback."""
+    places = sandbox(tmp_path, demo_dir, "dcgan")
+    assert run_in_process(places, monkeypatch, {}, "15s", TRAIN, 1) == 1
+    captured = capsys.readouterr()
+    stages = stage_lines(captured.out)
+    assert re.fullmatch(r"ended early: --budget [\d.]+ leaves no time to train: writing 10000 images needs about "
+                        r"\d+ s; raise --budget or lower --n-images", stages["train"][-1]), stages["train"]
+    assert stages["zip"] == ["no checkpoint was written, so there is nothing to sample from (exit status 1)"]
+    assert "Traceback" not in captured.err + captured.out
+
+
+def bad_input_rank(rank, world, port, cfg):
+    """A rank whose training stops on bad input at once (a data path that holds nothing)."""
+    runtime.run_rank(rank, world, port, cfg)
+
+
+def test_bad_input_in_a_training_process_is_one_line_and_no_retry(tmp_path, capfd):
+    cfg = TrainConfig(data="", out=str(tmp_path / "run"), device="cpu", threads=1)
+    assert runtime.train_stage(cfg, 2, time.time() + 120, 0, print) == runtime.STOPPED_ON_ERROR
+    captured = capfd.readouterr()
+    assert "error: process 0: no --data given: pass a cache made by `kit prepare`" in captured.err
+    assert "Traceback" not in captured.err and "fallback" not in captured.out   # bad input: no retry in 1 process
+
+
+def nccl_fails_rank(rank, world, port, cfg):
+    """A rank that cannot start, as when NCCL cannot initialise on the kernel's GPUs."""
+    raise RuntimeError("NCCL error in: ProcessGroupNCCL.cpp:1970, unhandled system error (run with NCCL_DEBUG=INFO)")
+
+
+def test_processes_that_cannot_start_are_replaced_by_one(tmp_path, demo_dir, monkeypatch, capsys):
+    """The injected start failure: both ranks die before a step, one process trains instead, the zip is valid."""
+    places = sandbox(tmp_path, demo_dir, "dcgan")
+    monkeypatch.setattr(runtime, "train_ranks", functools.partial(runtime.train_ranks, target=nccl_fails_rank))
+    assert run_in_process(places, monkeypatch, {}, "3m", {**TRAIN, "max_steps": 3}, 2) == 0
     stages = stage_lines(capsys.readouterr().out)
-    assert stages["train"][1].startswith("the 2 processes ended before a trained checkpoint (process 1 terminated")
+    fallback = [line for line in stages["train"] if line.startswith("fallback:")]
+    assert len(fallback) == 1 and re.fullmatch(r"fallback: the 2 processes ended before training \(-- Process \d "
+                                               r"terminated with the following error: .*unhandled system error .*\); "
+                                               r"training again in 1 process for the \d+ s left", fallback[0]), fallback
     assert not any("ended early" in line for line in stages["train"]) and " passes;" in stages["check"][-1]
-    assert checkpoint.load(places["tmp"] / "run" / "last.pt")["step"] == 3
+    assert checkpoint.load(places["working"] / "run" / "last.pt")["step"] == 3
+    assert check_zip(places["working"] / "images.zip") == []

@@ -10,14 +10,14 @@ import tempfile
 import time
 
 START = time.time()
-KERNEL = {'name': 'dcgan', 'accelerator': 'NvidiaTeslaT4', 'train': {'model': 'dcgan'}}
+KERNEL = {'name': 'dcgan', 'accelerator': 'NvidiaTeslaT4', 'budget': '8h40m', 'train': {'model': 'dcgan'}, 'continue': '', 'restart_if_different': False, 'zip': ''}
 MANIFEST = {
     'kit/__init__.py': 'e7d0045deac9a05a409a26697e4ba733903926c7c14286cfeb66ba9a6b828972',
-    'kit/budget.py': 'cf54f52780863e167243ec06231b7c026d0bbd5a40657009490748015ab6b6a4',
-    'kit/checkpoint.py': '9826014c39803051565833cfcc876438233cb28a5d8c4b8aeece283ce8c87c3f',
-    'kit/config.py': '964d5e3a09371ff7dc5d2590761730e5828c694b7117b046cab6d37449207696',
+    'kit/budget.py': '0b24602ba3d74381de0f6555b9123e8de54c1b9141a713b73366367235e63a73',
+    'kit/checkpoint.py': '4dd68e2698b945979d86be846edea81eba77b690ba08843d10e33304cb56c255',
+    'kit/config.py': 'b404932156a72c165919fd2e24f9e9e67fd485b58c7e8f1e4fd8e39b7f1167c7',
     'kit/data/__init__.py': '91eae478aba0ba4b29f550ad3c9b81cc15a9bbbc242a8f90a34d539f4381dbe1',
-    'kit/data/augment.py': '5723c75430df5acd95695c13d591fd60a73d90c476b0a8ca98a26df99bd66f20',
+    'kit/data/augment.py': 'd1cc6f42e51c13fcd04dc8b5a4feee9c5d165e1c5899d10748fc29e379328143',
     'kit/data/cache.py': 'd97b231dcfad583b9db15790a7cbae9d91e22c70c86b6d8465380d2be0521d40',
     'kit/data/crops.py': 'eb7ee2749f5158dcb41212c39ad9b6f17636d255fdc9c65320d8a738e0d4a704',
     'kit/data/readers.py': '0c2157e4139ef1699fc1d2eef8c45486a339e98d9d116a3376d1ca2a6d444001',
@@ -25,19 +25,30 @@ MANIFEST = {
     'kit/errors.py': 'd58493f52496815a4d2fa928a315a6f1f23a3fdc29b43073b21a7be5539429a5',
     'kit/files.py': '96dd0525cfe6a371e3b24dc697c82a74dab66d03b85cc60cb8da73b80b520117',
     'kit/images.py': '70e3df4dc3a597b52300b64f7d76602a78ef6f77548c49523ff278aee31d83ad',
+    'kit/jobs.py': 'f02b33837c21000801954cbc741eacd87f779fb4e086a05324bb6e40fd15e31c',
     'kit/kernel/__init__.py': '830143a6408c2cd2ff8086108926339529a22e028a7a2830e3d628dcf71c178f',
     'kit/kernel/preflight.py': 'ec66052e61da741138a329f9c59e2ad3eb9fba6f1292d659368dcd1d11c69542',
-    'kit/kernel/runtime.py': '7efdc141a86ca70a0f2a4351d8402681901e9e619b8107b3010cfb10469fa023',
-    'kit/losses.py': '1455e9b17776f408522587ca4532812cc261b91c223546f8a7482ec5409956ff',
+    'kit/kernel/runtime.py': 'f26ca9cd75e8953c3fa87a3c918a24b9f1dae5733cb99bd76579b62bb41af9f1',
+    'kit/losses.py': '13301d339fe3a525fd12100922a3c309d4ba2de008058315f5f29db20a20eb6b',
+    'kit/metrics/__init__.py': '51890920afb36f18e27fbce15db9a07c1006c87d80e47085a7eca12d440a2cfc',
+    'kit/metrics/evaluate.py': 'c3e8ff0a4259e9a1ff40f2dae8ba1b85d3c85fd1805ea09982b54722555d8609',
+    'kit/metrics/features.py': '7295b98336c9f5723f1b5c68e3f828defcaf6b1e39406c23a05d48c2886f848a',
+    'kit/metrics/fid.py': 'e55d1608ce4343e88846ab27c5f707ff9c23dd685e974919fb785ef5eae07582',
+    'kit/metrics/guard.py': 'acd24a45944c1593d8b14862605c7e5b369546c37fef515cdf4155478e367d5e',
+    'kit/metrics/originals.py': 'cf42a4c5da924235aad390d796640a1369b5b71bd5e1c8165327a04c50f91bce',
+    'kit/metrics/ranks.py': '68eafc5d7b2aface70593e368e8218f7813182cc85ee6c5e2d29f7db58a60a02',
+    'kit/metrics/resize.py': '51a1075054cee6309da2aad05613f7edda5f4ae434e2573115f8ecdf28685a0e',
+    'kit/metrics/score.py': 'fddc4eeca973479595606627d135fe9d23e866fa8bdb7e5960cf0c78581411e2',
     'kit/models/__init__.py': 'c3d1a2ecaf77dd192900016aedd6bde6833f9c676c6f1faf2cb405e61700645c',
     'kit/models/biggan.py': '82bbd20217cacb497e5db9f707520a4955fe9cdfc3f835e779db94afd3a119c2',
     'kit/models/dcgan.py': '15671d195d80d9428a53c73298789e6186acd0572c8c39455a045a4c7b67a581',
-    'kit/package.py': '249878b62aaf342e4b11576406b4e27c5a25e0188e3c3dc96d73301390c2bb17',
+    'kit/package.py': '8ab007b933cf5e0d5082b8af7be0bda99cca5497fa2e9a98a09277213a030547',
     'kit/plot.py': 'fa5e4ffc4adc85a8c6faa33832bfb0f7dcd14d0dbff56e8506bbd317634eaec0',
     'kit/progress.py': '6683bd9a355ba4006be3dbeada7474de8d3dd901d3fd7d211e1d958cf409b20b',
-    'kit/sample.py': '0321d97fce854d28e5d0bc06da7de24e6423f379a1d91dca34d6f885de6d2031',
-    'kit/train.py': '3ab57495d6528645b6dff1c4e378e9f2fe0173d9d6c4a08d450e156bb15fd321',
-    'kit/trainer.py': '4b25864fde8552580e2483622891167a3a7495bda828731907d428c80f69c96f',
+    'kit/sample.py': 'c3352543767920391ed0d1768f65e05bea2fb838076e0ba3f05c5a905b0cf87d',
+    'kit/train.py': 'bc4c794f8e8ce4db0035ae6534bcba4780e1615982ea701c493452cd9dd97d0e',
+    'kit/trainer.py': 'fbb83709e796d300d364161deddd5aacdcfd8aff24a95621c265af7a36cb4959',
+    'kit/weights.py': 'fc9277bc164b38517996dd6a693c6c0288e307792105f8cad70e1a1bdaa856fb',
 }
 SOURCES = {}
 
@@ -46,7 +57,7 @@ __version__ = "0.1.0"
 '''
 
 SOURCES['kit/budget.py'] = r'''"""The run's clock: a hard deadline (the budget less what the end needs), when to stop and check (one host sync),
-and when a checkpoint or a sample grid is due."""
+and the cadences of the loop's periodic jobs."""
 import time
 
 from kit.config import parse_duration
@@ -54,22 +65,42 @@ from kit.config import parse_duration
 CHECK_EVERY_CUDA = 25   # steps between host syncs on a GPU (NaN check, budget, logging); every step on CPU
 
 
+class Every:
+    """A cadence in seconds (a duration's text, or math.inf for never), counted from the last time the job ran."""
+
+    def __init__(self, every, now: float):
+        self.seconds = every if isinstance(every, float) else parse_duration(every)
+        self.last = now
+
+    def due(self, now: float) -> bool:
+        """Whether the cadence has passed since the job last ran (0: at every check)."""
+        return now - self.last >= self.seconds
+
+    def ran(self, now: float) -> None:
+        """Note that the job ran at `now`."""
+        self.last = now
+
+
 class Budget:
-    """Deadline and timers of one run, counted from `start` (time.monotonic())."""
+    """Deadline and step timing of one run, counted from `start` (time.monotonic()).
+
+    A budget written "+DURATION" is training time: the deadline falls DURATION after the reserve is known, and the
+    whole budget is that plus what the end needs (`kit demo` uses it, so it never refuses on a slow machine)."""
 
     def __init__(self, cfg, start, device_type):
         self.start = start
-        self.seconds = parse_duration(cfg.budget)
-        self.checkpoint_every = parse_duration(cfg.checkpoint_every)
-        self.sample_every = parse_duration(cfg.sample_every)
+        self.training_only = str(cfg.budget).strip().startswith("+")
+        self.seconds = self.asked = parse_duration(str(cfg.budget).strip().lstrip("+"))
         self.check_every = 1 if device_type == "cpu" else CHECK_EVERY_CUDA
         self.tail = 0.0
         self.deadline = start + self.seconds
         self.step_seconds = 0.0
-        self.last_check = self.last_checkpoint = self.last_sample = time.monotonic()
+        self.last_check = time.monotonic()
 
     def reserve(self, tail: float) -> None:
-        """Keep `tail` seconds at the end for the final images, zip and checkpoint."""
+        """Keep `tail` seconds at the end for what follows training (final images, zip, checkpoint, scoring)."""
+        if self.training_only:
+            self.seconds = time.monotonic() - self.start + self.asked + tail
         self.tail = tail
         self.deadline = self.start + self.seconds - tail
 
@@ -87,19 +118,9 @@ class Budget:
         """Whether the steps until the next check would run past the deadline."""
         return now + self.step_seconds * (self.check_every + 1) >= self.deadline
 
-    def checkpoint_due(self, now: float) -> bool:
-        """Whether --checkpoint-every has passed since the last checkpoint."""
-        return now - self.last_checkpoint >= self.checkpoint_every
-
-    def checkpointed(self, now: float) -> None:
-        """Note that a checkpoint was written at `now`."""
-        self.last_checkpoint = now
-
-    def sample_due(self, now: float) -> bool:
-        """Whether --sample-every has passed since the last sample grid (the clock restarts when it says yes)."""
-        due = now - self.last_sample >= self.sample_every
-        self.last_sample = now if due else self.last_sample
-        return due
+    def fits(self, seconds: float, now: float) -> bool:
+        """Whether work of `seconds` started now ends before the deadline."""
+        return now + seconds < self.deadline
 
     def left(self, now: float) -> float:
         """Seconds until the deadline."""
@@ -126,13 +147,13 @@ def load(path, map_location="cpu") -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
     except FileNotFoundError:
-        raise UserError(f"checkpoint {path} does not exist: pass the last.pt of a run made by `kit train`")
+        raise UserError(f"checkpoint {path} does not exist: pass the last.pt or best.pt of a run made by `kit train`")
     except Exception as e:
         raise UserError(f"checkpoint {path} is not readable ({type(e).__name__}): "
-                        "pass the last.pt of a run made by `kit train`") from None
+                        "pass the last.pt or best.pt of a run made by `kit train`") from None
     if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
         raise UserError(f"checkpoint {path} was not written by `kit train` (no config/G/step inside): "
-                        "pass the last.pt of a run made by `kit train`")
+                        "pass the last.pt or best.pt of a run made by `kit train`")
     return state
 '''
 
@@ -153,7 +174,8 @@ class TrainConfig:
     out: str = "runs/dcgan"        # run folder: checkpoints, samples, metrics, images.zip
     model: str = "dcgan"           # dcgan | cgan | mlp | biggan
     loss: str = ""                 # bce | lsgan | wgan-gp | wgan | hinge | ralsgan; "": the model's, see MODEL_DEFAULTS
-    budget: str = "8h30m"          # hard wall-clock limit, tail (10k images + zip) included
+    budget: str = "8h30m"          # hard wall-clock limit, tail (10k images + zip) included; "+45s": 45 s of
+                                   # training, plus whatever the tail needs
     batch_size: int = 0            # per process; 0: by model and device (64, biggan on a CPU 16), see MODEL_DEFAULTS
     lr_g: float = 0.0              # 0: by model and device, see MODEL_DEFAULTS
     lr_d: float = 0.0              # 0: by model and device
@@ -172,6 +194,13 @@ class TrainConfig:
     clip: float = 0.01             # wgan: D's weights are clipped to [-clip, clip] after each D step
     ema: float = 0.999             # EMA decay of G's weights; 0 turns EMA off
     augment: str = "translation,color"  # comma list of: flip, translation, color, cutout (or none)
+    ada_target: float = 0.0        # ADA: each augmentation applies with a probability that follows D's overfitting
+                                   # (mean sign of D(real)) towards this target (0.6 is ADA's); 0: always applied
+    ada_kimg: int = 500            # ADA: thousands of images for the probability to go from 0 to 1
+    lecam: float = 0.0             # LeCam regularisation weight on D (0.3 on BigGAN in Tseng et al.); 0: off
+    lecam_decay: float = 0.99      # LeCam: decay of the anchors (moving averages of D's mean outputs)
+    lecam_start: int = 1000        # LeCam: step from which the anchors average (before it they follow the outputs)
+    cr: float = 0.0                # balanced consistency regularisation weight on D (10 in Zhao et al.); 0: off
     precision: str = "auto"        # auto | fp32 | fp16 | bf16
     channels_last: bool = True
     compile: bool = False          # torch.compile the models
@@ -188,6 +217,14 @@ class TrainConfig:
     standing_stats: int = -1       # final zip: re-collect G's batch-norm statistics over this many batches of 256
                                    # first (0: off; -1: by model and device, see MODEL_DEFAULTS)
     class_balance: bool = False    # final zip: draw breeds evenly instead of by training frequency
+    eval_every: str = ""           # duration between evaluations of the EMA G with each leaderboard network whose
+                                   # weights are at hand; "": by device (30m on a GPU, off on a CPU); 0: off
+    eval_n: int = 2000             # images generated for each evaluation (the same noise every time)
+    select: str = ""               # private | public | last: which checkpoint the final zip comes from (best.pt by
+                                   # that leaderboard's estimated MiFID); "": private, else public, else last
+    score_n: int = -1              # the final zip's first N images scored with both networks into score.json
+                                   # (-1: by device, 10000 on a GPU, 0 (off) on a CPU)
+    real: str = ""                 # real images for evaluation and scoring; "": the folder DATA was prepared from
     crop: str = "square"           # square | box | whole (when DATA must be prepared first)
     resume: bool = False           # continue from OUT/last.pt
     max_steps: int = 0             # stop after this many G steps; 0 is no limit
@@ -215,14 +252,20 @@ MODEL_DEFAULTS = {
                "cuda": {"g_width": 32, "d_width": 64, "lr_g": 1e-4, "lr_d": 4e-4, "loss": "hinge", "beta1": 0.0,
                         "beta2": 0.999, "batch_size": 64, "attn_g": 32, "attn_d": 32, "standing_stats": 16}},
 }
+# Values by device alone, for fields left unset: evaluation and the final score are cheap on a GPU and cost hours
+# on a CPU (bench/results/eval.md).
+DEVICE_DEFAULTS = {"cpu": {"eval_every": "0", "score_n": 0}, "cuda": {"eval_every": "30m", "score_n": 10000}}
 # What "unset" is for these fields; 0 for every other. attn_g/attn_d were 32 by default before they were by device:
 # older checkpoints store 32 and load as 32.
-UNSET = {"loss": "", "beta1": -1.0, "beta2": -1.0, "attn_g": -1, "attn_d": -1, "standing_stats": -1}
+UNSET = {"loss": "", "beta1": -1.0, "beta2": -1.0, "attn_g": -1, "attn_d": -1, "standing_stats": -1, "eval_every": "",
+         "score_n": -1}
 
 
 def for_device(cfg: TrainConfig, device_type: str) -> TrainConfig:
-    """cfg with each field left unset that MODEL_DEFAULTS names filled in for its model and this device type."""
-    table = MODEL_DEFAULTS.get(cfg.model, DCGAN_DEFAULTS)["cuda" if device_type == "cuda" else "cpu"]
+    """cfg with each field left unset that MODEL_DEFAULTS (or DEVICE_DEFAULTS) names filled in for its model and this
+    device type."""
+    kind = "cuda" if device_type == "cuda" else "cpu"
+    table = {**MODEL_DEFAULTS.get(cfg.model, DCGAN_DEFAULTS)[kind], **DEVICE_DEFAULTS[kind]}
     return dataclasses.replace(cfg, **{k: v for k, v in table.items() if getattr(cfg, k) == UNSET.get(k, 0)})
 
 
@@ -267,7 +310,8 @@ asdict = dataclasses.asdict
 SOURCES['kit/data/__init__.py'] = r'''"""Data: readers for every layout, crops, the prepared cache, augmentation, demo archives."""
 '''
 
-SOURCES['kit/data/augment.py'] = r'''"""Per-batch augmentation on any device: flip and DiffAugment-style translation, colour and cutout (differentiable)."""
+SOURCES['kit/data/augment.py'] = r'''"""Per-batch augmentation on any device: flip and DiffAugment-style translation, colour and cutout (differentiable),
+always on or with an adaptive probability (ADA, Karras et al. 2020) kept on the device."""
 import torch
 
 from kit.errors import UserError
@@ -324,6 +368,54 @@ def parse(policy: str) -> list:
         raise UserError(f"--augment {policy}: unknown {', '.join(unknown)}; use a comma list of "
                         f"{', '.join(POLICIES)} (or none)")
     return [POLICIES[p] for p in names]
+
+
+ADA_INTERVAL = 4   # steps between adjustments of the adaptive probability
+
+
+class Augmentation:
+    """A run's augmentation: its ops in order, each applied to every image, or, with ADA (target > 0), to each image
+    with a probability p that rises while D tells real from fake too surely (the mean sign of D(real) above the
+    target) and falls otherwise, by batch × ADA_INTERVAL / (kimg × 1000) an adjustment. p and the sign statistic live
+    on the device: no host sync, CUDA-graph safe."""
+
+    def __init__(self, policy: str, device, target=0.0, kimg=500):
+        self.ops, self.target, self.kimg = parse(policy), target, kimg
+        if not 0 <= target < 1:
+            raise UserError(f"--ada-target {target} must be in [0, 1): 0.6 is ADA's, 0 turns it off")
+        self.p = torch.tensor(0.0 if target else 1.0, device=device)
+        self.signs = torch.zeros(2, device=device)   # sum of sign(D(real)) and how many, since the last adjustment
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        for op in self.ops:
+            x = torch.where(torch.rand(len(x), 1, 1, 1, device=x.device) < self.p, op(x), x) if self.target else op(x)
+        return x
+
+    def observe(self, real_logits: torch.Tensor) -> None:
+        """Count the signs of D's outputs on real images (ADA's overfitting statistic)."""
+        if self.target:
+            logits = real_logits.detach().float()
+            self.signs.add_(torch.stack([logits.sign().sum(), torch.tensor(float(logits.numel()), device=logits.device)]))
+
+    def adjust(self, images_per_step: int, world=1) -> None:
+        """Move p one step towards the target's side (the statistic summed over every process first)."""
+        if not self.target:
+            return
+        if world > 1:
+            torch.distributed.all_reduce(self.signs)
+        overfitting = self.signs[0] / self.signs[1].clamp(min=1)
+        step = images_per_step * world * ADA_INTERVAL / (self.kimg * 1000)
+        self.p.add_(torch.sign(overfitting - self.target) * step).clamp_(0, 1)
+        self.signs.zero_()
+
+    def state(self) -> dict:
+        """p and the statistic (references to live tensors)."""
+        return {"p": self.p, "signs": self.signs}
+
+    def load(self, saved: dict) -> None:
+        """Restore what state() returned."""
+        self.p.copy_(saved["p"])
+        self.signs.copy_(saved["signs"])
 
 
 def augment(x: torch.Tensor, policy: str) -> torch.Tensor:
@@ -1258,6 +1350,249 @@ def read_images(path, lenient=False):
     return np.ascontiguousarray(images), summarise(problems)
 '''
 
+SOURCES['kit/jobs.py'] = r'''"""The loop's periodic work and the record it keeps: a short list of timed jobs (loss rows, evaluations that keep
+best.pt, checkpoints, sample grids) run at the loop's checks, and what every checkpoint holds besides the models
+(evaluation history, the best so far, the fallbacks taken)."""
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from kit import checkpoint
+from kit.budget import Every
+from kit.config import parse_duration
+from kit.plot import save_grid
+from kit.sample import generate, to_uint8
+from kit.trainer import to_cpu
+
+GRID_BREEDS = 10        # rows of the conditional sample grid (breeds spread over the classes)
+EVAL_SEED = 7919        # evaluations draw the same noise every time (rank r adds r times this)
+
+
+@dataclass
+class Job:
+    """Periodic work: `run(now)` at a check where `due(now)`, and at the last check when `at_stop`."""
+    name: str
+    due: Callable
+    run: Callable
+    at_stop: bool = True
+
+
+def optional(what: str, fn, *args):
+    """fn(*args), or one line saying that `what` was skipped: a chart, a grid or a report never ends a run."""
+    try:
+        return fn(*args)
+    except Exception as e:   # noqa: BLE001 - anything cosmetic that fails is reported and passed over
+        tqdm.write(f"{what} skipped: {type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}")
+        return None
+
+
+def fixed_noise(cfg, n_classes, conditional):
+    """The sample grid's noise and labels (one row per breed for a conditional model) and its row length."""
+    generator = torch.Generator().manual_seed(cfg.seed)
+    if not conditional:
+        return torch.randn(64, cfg.z_dim, generator=generator), None, 8
+    breeds = np.unique(np.linspace(0, n_classes - 1, min(n_classes, GRID_BREEDS)).round().astype(np.int64))
+    z = torch.randn(8 * len(breeds), cfg.z_dim, generator=generator)
+    return z, torch.from_numpy(breeds).repeat_interleave(8), 8
+
+
+class Run:
+    """One run's folder and record: metrics.jsonl, last.pt and best.pt, the rollback target, the evaluation history
+    and the best so far, and the jobs the loop runs at its checks."""
+
+    def __init__(self, trainer, budget, out: Path, record: dict, resumed, start: float, main: bool, world: int,
+                 rank: int, evaluator=None, select="last"):
+        self.trainer, self.budget, self.out, self.record = trainer, budget, out, record
+        self.start, self.main, self.world, self.rank = start, main, world, rank
+        self.evaluator, self.select = evaluator, select
+        resumed = resumed or {}
+        self.elapsed_before = resumed.get("elapsed", 0.0)
+        self.history = list(resumed.get("evaluations", []))
+        self.best = resumed.get("best")
+        self.best_state = None        # the best checkpoint's state, once this process has saved or read one
+        self.fallbacks = list(resumed.get("fallbacks", []))
+        self.rollbacks, self.saved_step = 0, -1
+        self.good = to_cpu(self.state())   # the last state known to be finite: rollback target
+        self.metrics, self.resumed = None, bool(resumed)   # metrics.jsonl opens at the first row
+        self.window = {"n": 0, "d": 0.0, "g": 0.0, "t": time.monotonic(), "step": trainer.step_count}
+        self.shown = {}
+        now = time.monotonic()
+        cfg = trainer.cfg
+        evaluate_every = parse_duration(cfg.eval_every) if evaluator else 0.0
+        self.timers = {"evaluate": Every(evaluate_every or math.inf, now),
+                       "checkpoint": Every(cfg.checkpoint_every, now), "samples": Every(cfg.sample_every, now)}
+        self.grid = fixed_noise(cfg, len(record["classes"]), trainer.conditional)
+
+    # ---------------------------------------------------------------- the record
+
+    def state(self) -> dict:
+        """The checkpoint dict of the run as it is now (references to live tensors)."""
+        return {**self.record, "config": asdict(self.trainer.cfg), **self.trainer.state(),
+                "elapsed": self.elapsed_before + time.monotonic() - self.start, "evaluations": list(self.history),
+                "best": self.best, "fallbacks": list(self.fallbacks)}
+
+    def log(self, row: dict) -> None:
+        """One metrics.jsonl line (rank 0 only)."""
+        if self.main:
+            if self.metrics is None:
+                self.metrics = open(self.out / "metrics.jsonl", "a" if self.resumed else "w")
+            self.metrics.write(json.dumps(row) + "\n")
+            self.metrics.flush()
+
+    def say(self, line: str) -> None:
+        """One line for the person watching (rank 0 only)."""
+        if self.main:
+            tqdm.write(line)
+
+    def fell_back(self, what: str, message: str) -> None:
+        """Record a fallback: a line, a metrics row and an entry in every later checkpoint."""
+        entry = {"step": self.trainer.step_count, "what": what, "message": message}
+        self.fallbacks.append(entry)
+        self.say(f"fallback: {message}")
+        self.log({"event": "fallback", **entry})
+
+    def capture(self) -> None:
+        """Take the current state as the rollback target."""
+        self.good, self.rollbacks = to_cpu(self.state()), 0
+
+    def save(self) -> None:
+        """Write the rollback target as last.pt (rank 0)."""
+        if self.main:
+            checkpoint.save(self.out / "last.pt", self.good)
+        self.saved_step = self.good["step"]
+
+    def stop_evaluating(self, why: str) -> None:
+        """No more evaluations in this run, and the zip from the last checkpoint; said in one line."""
+        self.evaluator, self.select = None, "last"
+        self.timers["evaluate"] = Every(math.inf, 0.0)
+        self.say(why)
+        self.log({"event": "evaluation off", "step": self.trainer.step_count, "message": why})
+
+    def chosen(self) -> dict:
+        """The state the final zip comes from: the best by the selected leaderboard, else the last good one."""
+        if self.select == "last" or not self.best or self.best["step"] == self.good["step"]:
+            return self.good
+        if self.best_state is None:
+            self.best_state = checkpoint.load(self.out / "best.pt")
+        return self.best_state
+
+    # ---------------------------------------------------------------- the jobs
+
+    def jobs(self) -> list:
+        """What the loop runs at its checks, in order."""
+        return [Job("log", self.log_due, self.log_losses),
+                Job("evaluate", self.evaluate_due, self.evaluate),
+                Job("checkpoint", self.timers["checkpoint"].due, self.checkpoint),
+                Job("samples", self.timers["samples"].due, self.samples)]
+
+    def add_losses(self, d_sum: float, g_sum: float, steps: int) -> None:
+        """Count the summed losses of `steps` steps into the current loss row."""
+        self.window.update(d=self.window["d"] + d_sum, g=self.window["g"] + g_sum, n=self.window["n"] + steps)
+
+    def restart_window(self, now: float) -> None:
+        """Start a new loss row at the current step (after a row, or after a rollback)."""
+        self.window.update(n=0, d=0.0, g=0.0, t=now, step=self.trainer.step_count)
+
+    def log_due(self, now: float) -> bool:
+        """Whether --log-every steps have passed since the last loss row."""
+        return self.trainer.step_count - self.window["step"] >= self.trainer.cfg.log_every
+
+    def log_losses(self, now: float) -> None:
+        """The metrics.jsonl line of the steps since the last one: mean losses, images/s, learning rates."""
+        window, trainer = self.window, self.trainer
+        if not window["n"]:
+            return
+        opt_G, opt_D = trainer.optimisers()
+        seconds = max(now - window["t"], 1e-9)
+        row = {"step": trainer.step_count, "elapsed": round(self.elapsed_before + now - self.start, 2),
+               "loss_d": window["d"] / window["n"], "loss_g": window["g"] / window["n"],
+               "images_per_s": round(window["n"] * trainer.n_critic * trainer.cfg.batch_size * self.world / seconds,
+                                     1),
+               "lr_g": opt_G.param_groups[0]["lr"], "lr_d": opt_D.param_groups[0]["lr"]}
+        if trainer.cfg.ada_target:
+            row["ada_p"] = round(float(trainer.augmentation.p), 5)
+        self.log(row)
+        self.shown = dict(d=row["loss_d"], g=row["loss_g"], img_s=row["images_per_s"], left=self.budget.left(now))
+        self.restart_window(now)
+
+    def evaluate_due(self, now: float) -> bool:
+        """Whether an evaluation is due, of a step not evaluated yet, and fits before the deadline (the last one is in
+        the tail's reserve)."""
+        fresh = not self.history or self.history[-1]["step"] != self.trainer.step_count
+        return fresh and self.timers["evaluate"].due(now) and self.budget.fits(self.evaluation_seconds(), now)
+
+    def evaluation_seconds(self) -> float:
+        """What the latest evaluation took (0 before the first)."""
+        return self.history[-1]["seconds"] if self.history else 0.0
+
+    def evaluate(self, now: float) -> None:
+        """Score the current EMA G with each leaderboard network at hand, log the row, keep best.pt, save last.pt."""
+        if self.evaluator is None:
+            return
+        self.capture()
+        t = time.monotonic()
+        cfg = self.trainer.cfg
+        images, _ = generate(self.good, self.evaluator.share, seed=cfg.seed + EVAL_SEED * (self.rank + 1), truncation=cfg.truncation,
+                             device=self.trainer.device, standing_stats=cfg.standing_stats,
+                             class_balance=cfg.class_balance)
+        scores = self.evaluator(images)
+        row = {"event": "evaluation", "step": self.good["step"], "elapsed": round(self.good["elapsed"], 2),
+               "seconds": round(time.monotonic() - t, 2), **scores}
+        self.history.append(row)
+        self.log(row)
+        self.say(f"evaluation at step {row['step']}: " + "; ".join(
+            f"{name} MiFID {s['mifid']:.2f} (FID {s['fid']:.2f}, d {s['d']:.4f}, {s['margin']:+.4f} from "
+            f"{s['threshold']:g}, n {s['n']})" for name, s in scores.items()))
+        score = scores.get(self.select, {}).get("mifid", math.inf)
+        won = self.select != "last" and math.isfinite(score) and (not self.best or score < self.best["mifid"])
+        if won:
+            self.best = {"step": row["step"], "leaderboard": self.select, "mifid": score, "scores": scores}
+        self.good["evaluations"], self.good["best"] = list(self.history), self.best
+        if won:
+            self.best_state = self.good
+            if self.main:
+                checkpoint.save(self.out / "best.pt", self.good)
+        self.save()
+        self.timers["evaluate"].ran(now)
+        self.timers["checkpoint"].ran(now)
+
+    def checkpoint(self, now: float) -> None:
+        """Save last.pt, unless an evaluation saved this step already."""
+        if self.saved_step != self.trainer.step_count:
+            self.capture()
+            self.save()
+        self.timers["checkpoint"].ran(now)
+
+    def samples(self, now: float) -> None:
+        """Write the fixed-noise sample grid of the EMA G (rank 0)."""
+        self.timers["samples"].ran(now)
+        if self.main:
+            optional("the sample grid", self.write_grid)
+
+    def write_grid(self) -> None:
+        """OUT/samples/step_N.png from the fixed noise."""
+        trainer, (z, y, nrow) = self.trainer, self.grid
+        sampler = trainer.G_ema or trainer.G
+        was_training = sampler.training
+        sampler.eval()
+        with torch.no_grad():
+            grid = to_uint8(sampler(z.to(trainer.device), None if y is None else y.to(trainer.device)))
+        sampler.train(was_training)
+        save_grid(grid, self.out / "samples" / f"step_{trainer.step_count:07d}.png", nrow)
+
+    def close(self) -> None:
+        """Close metrics.jsonl."""
+        if self.metrics:
+            self.metrics.close()
+'''
+
 SOURCES['kit/kernel/__init__.py'] = r'''"""Kaggle kernels: `build` makes and pushes them (never shipped); `runtime` and `preflight` run inside them."""
 '''
 
@@ -1421,7 +1756,8 @@ def probe(gpus, kernel="NAME") -> str:
     return ""
 '''
 
-SOURCES['kit/kernel/runtime.py'] = r'''"""What runs inside a Kaggle kernel: preflight, find the data, prepare it, train (one process per GPU), zip, check.
+SOURCES['kit/kernel/runtime.py'] = r'''"""What runs inside a Kaggle kernel: preflight, find the data, prepare it, continue an earlier run or start one,
+train (one process per GPU), zip, check; or, in the scoring kernel, score a zip with both leaderboards' networks.
 
 The generated kernels/NAME/script.py writes the inlined kit/ to a temporary folder and calls `main`. Nothing here
 talks to Kaggle's API: building and pushing live in kit.kernel.build, which never ships inside a kernel.
@@ -1442,7 +1778,13 @@ from kit.errors import UserError
 from kit.kernel import preflight
 
 COMPETITION = "generative-dog-images"
-KERNEL_BUDGET = "8h40m"    # Kaggle stops a kernel at 9 h; the tail (10k images + zip) is inside this
+KERNEL_BUDGET = "8h40m"    # the competition's kernels stopped at 9 h; the tail (10k images + zip) is inside this
+RUN_FOLDER = "run"         # in /kaggle/working, so it survives the session: last.pt, best.pt, metrics, samples
+CARRIED = ("last.pt", "best.pt", "metrics.jsonl")   # what a continued run takes from the earlier kernel's run
+MAX_DEPTH = 4              # input/notebooks/OWNER/SLUG/run: how deep Kaggle mounts sources today, and their folders
+SCORE_N = 10000            # images the scoring kernel scores: the leaderboards' count
+USER_ERROR_EXIT = 2        # a training process that stopped on a UserError exits with this (its line is in the log)
+STOPPED_ON_ERROR = "a training process stopped on bad input (its error line is above)"
 CHECK_RESERVE_S = 10.0     # kept back from training for the final check of images.zip
 JOIN_POLL_S = 2.0          # how often the parent looks at its training processes
 DATA_NAMES = {"all-dogs.zip": "images", "all-dogs": "images", "annotation.zip": "annotations",
@@ -1462,8 +1804,9 @@ class Log:
         print(f"[{time.time() - self.start:7.1f} s] {line}", flush=True)
 
 
-def find_inputs(input_dir: Path, max_depth=4) -> dict:
-    """{"images": path, "annotations": path} of the shallowest all-dogs(.zip) and Annotation(.zip) under input_dir."""
+def find_inputs(input_dir: Path, max_depth=MAX_DEPTH) -> dict:
+    """{"images": path, "annotations": path} of the shallowest all-dogs(.zip) and Annotation(.zip) under input_dir,
+    mounted as Kaggle does today (competitions/SLUG, datasets/OWNER/SLUG) or as it did (SLUG)."""
     found = {}
     for root, dirs, files in os.walk(input_dir):
         depth = len(Path(root).relative_to(input_dir).parts)
@@ -1477,6 +1820,21 @@ def find_inputs(input_dir: Path, max_depth=4) -> dict:
         raise UserError(f"no all-dogs.zip or all-dogs/ under {input_dir}: add the competition "
                         f"'{COMPETITION}' to the kernel's data (or set DOGKIT_KAGGLE_ROOT)")
     return {kind: innermost(path) for kind, (_, _, path) in found.items()}
+
+
+def find_in_source(input_dir: Path, source: str, name: str, max_depth=MAX_DEPTH + 1) -> Path:
+    """The shallowest file `name` under the folder Kaggle mounted the source OWNER/SLUG at (any depth it uses)."""
+    slug = source.split("/")[-1]
+    found = []
+    for root, dirs, files in os.walk(input_dir):
+        depth = len(Path(root).relative_to(input_dir).parts)
+        if name in files and slug in Path(root).relative_to(input_dir).parts:
+            found.append((depth, str(Path(root) / name)))
+        dirs[:] = sorted(dirs) if depth < max_depth else []
+    if not found:
+        raise UserError(f"no {name} from {source} under {input_dir}: attach that kernel's output (or dataset) to this "
+                        f"kernel, and check that it wrote {name}")
+    return Path(min(found)[1])
 
 
 def innermost(path: Path) -> Path:
@@ -1499,16 +1857,18 @@ def link_inputs(inputs: dict, folder: Path) -> Path:
     return folder
 
 
-def parse_arguments(argv) -> argparse.Namespace:
-    """The kernel's options: flags, or the DOGKIT_* variables a CI run sets."""
+def parse_arguments(argv, budget=KERNEL_BUDGET) -> argparse.Namespace:
+    """The kernel's options: flags, or the DOGKIT_* variables a CI run sets; `budget` is the one it was built with."""
     parser = argparse.ArgumentParser(description="dogkit Kaggle kernel")
     parser.add_argument("--kaggle-root", default=os.environ.get("DOGKIT_KAGGLE_ROOT", "/kaggle"))
-    parser.add_argument("--budget", default=os.environ.get("DOGKIT_BUDGET", KERNEL_BUDGET),
+    parser.add_argument("--budget", default=os.environ.get("DOGKIT_BUDGET", budget),
                         help="whole-kernel wall-clock limit, counted from the script's start")
     parser.add_argument("--train", default=os.environ.get("DOGKIT_TRAIN", "{}"),
                         help='JSON of TrainConfig fields overriding the kernel\'s, e.g. \'{"device": "cpu"}\'')
     parser.add_argument("--procs", default=os.environ.get("DOGKIT_PROCS", "0"),
                         help="training processes (0: one per usable GPU); on the CPU N > 1 runs DDP over gloo")
+    parser.add_argument("--score-n", type=int, default=int(os.environ.get("DOGKIT_SCORE_N", SCORE_N)),
+                        help="scoring kernel: images of the zip to score, 0.png upward (the leaderboards: 10000)")
     return parser.parse_args(argv)
 
 
@@ -1538,14 +1898,14 @@ def process_count(text: str) -> int:
 def main(kernel: dict, start: float, argv=()) -> int:
     """The kernel's job, from the script's start time; bad input is one `error:` line and exit status 2."""
     try:
-        return run(kernel, start, parse_arguments(argv))
+        return run(kernel, start, parse_arguments(argv, kernel.get("budget", KERNEL_BUDGET)))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
 
 
 def run(kernel: dict, start: float, args) -> int:
-    """Preflight, prepare, train, zip, check; 0 when working/images.zip passes the check."""
+    """Preflight, then the kernel's job: train (or continue) and zip, or score; 0 when it ends as it should."""
     from kit.config import parse_duration
     log = Log(start)
     budget = parse_duration(args.budget)
@@ -1568,11 +1928,18 @@ def run(kernel: dict, start: float, args) -> int:
         log("preflight: stopped before preparing anything (exit status 1)")
         return 1
 
-    work = Path(tempfile.gettempdir())
-    cache_path = prepare(Path(args.kaggle_root) / "input", work, log)
-    cfg = run_config(options, decision, work, budget - (time.time() - start) - CHECK_RESERVE_S, log)
-    last = Path(cfg.out) / "last.pt"
-    failure = train_stage(cfg, decision.procs, start + budget - CHECK_RESERVE_S, log)
+    input_dir, work, working = Path(args.kaggle_root) / "input", Path(tempfile.gettempdir()), Path.cwd()
+    if kernel.get("zip"):
+        return score_stage(kernel["zip"], input_dir, work, working, decision.device, args.score_n, log)
+    weights_stage(input_dir, log)
+    dataset = prepare(input_dir, work, log)
+    run_dir = working / RUN_FOLDER
+    shutil.rmtree(run_dir, ignore_errors=True)   # a checkpoint left from another run must not become the zip
+    start_step = continue_stage(kernel, options, dataset, input_dir, run_dir, log) if kernel.get("continue") else 0
+    cfg = run_config(options, decision, work, run_dir, start_step > 0, budget - (time.time() - start) - CHECK_RESERVE_S,
+                     log)
+    last = run_dir / "last.pt"
+    failure = train_stage(cfg, decision.procs, start + budget - CHECK_RESERVE_S, start_step, log)
     zip_path = Path(cfg.zip)
     if failure:
         log(f"train: ended early: {failure}")
@@ -1587,30 +1954,98 @@ def run(kernel: dict, start: float, args) -> int:
     problems = check_zip(zip_path)
     for line in problems:
         log(f"check: problem: {line}")
+    files = sum(len(names) for _, _, names in os.walk(working))
+    log(f"check: {working} holds {files} files (Kaggle keeps at most 500), {RUN_FOLDER}/{last.name} among them for "
+        f"the next session (kit kernel build {kernel['name']} --continue OWNER/SLUG)")
     early = f", but it holds step {step}'s images: training ended early (above)" if failure else ""
     log(f"check: {zip_path} {'REJECTED' if problems else 'passes'}{early}; the kernel took "
         f"{time.time() - start:.0f} s of its {budget:.0f} s budget")
     return 1 if problems else 0
 
 
-def prepare(input_dir: Path, work: Path, log) -> Path:
-    """Find the competition's archives and prepare them into TMPDIR/dogkit-cache.npz; returns the cache's path."""
+def weights_stage(input_dir: Path, log, use="training evaluates with them",
+                  without="no weights: training and zipping without evaluation") -> dict:
+    """The leaderboard networks' weights found under input_dir (kit.weights checks and exports them), in one line."""
+    from kit.weights import export_found
+    found = export_found(input_dir)
+    names = [f"{board} ({path})" for board, path in found.items() if path]
+    log(f"weights: {', '.join(names)}: {use}" if names else f"weights: {without}")
+    return found
+
+
+def prepare(input_dir: Path, work: Path, log):
+    """Find the competition's archives and prepare them into TMPDIR/dogkit-cache.npz on every core; the Dataset."""
     from kit.data.cache import prepare as prepare_cache
     t = time.time()
     inputs = find_inputs(input_dir)
-    log(f"prepare: {', '.join(f'{kind} {path}' for kind, path in inputs.items())}")
+    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    log(f"prepare: {', '.join(f'{kind} {path}' for kind, path in inputs.items())}, {workers} processes")
     cache_path = work / "dogkit-cache.npz"
-    dataset = prepare_cache(link_inputs(inputs, work / "dogkit-data"), out=cache_path, force=True)
+    dataset = prepare_cache(link_inputs(inputs, work / "dogkit-data"), out=cache_path, workers=workers, force=True)
     log(f"prepare: {len(dataset.labels)} crops of {len(dataset.classes)} breeds in {time.time() - t:.0f} s "
         f"-> {cache_path}")
-    return cache_path
+    return dataset
 
 
-def run_config(options: dict, decision, work: Path, seconds: float, log):
+def continue_stage(kernel: dict, options: dict, dataset, input_dir: Path, run_dir: Path, log) -> int:
+    """Carry the earlier kernel's last.pt (best.pt, metrics.jsonl) into run_dir; the step it resumes at, or 0 when
+    it is from another model or other data and the build consented to a fresh start (else one-line refusal)."""
+    from kit import checkpoint
+    source = kernel["continue"]
+    last = find_in_source(input_dir, source, "last.pt")
+    state = checkpoint.load(last)
+    differences = checkpoint_differences(state, options, dataset)
+    if differences:
+        why = f"{last} is {', '.join(differences)}"
+        if not kernel.get("restart_if_different"):
+            raise UserError(f"continue: {why}: rebuild with --continue of a run of this model and data, or add "
+                            f"--restart-if-different to start afresh")
+        log(f"continue: {why}: starting afresh, as built with --restart-if-different")
+        return 0
+    run_dir.mkdir(parents=True)
+    carried = [name for name in CARRIED if (last.parent / name).is_file()]
+    for name in carried:
+        shutil.copyfile(last.parent / name, run_dir / name)
+    log(f"continue: resuming {source}'s run at step {state['step']} ({state.get('elapsed', 0) / 3600:.2f} h trained "
+        f"before) from {last.parent} ({', '.join(carried)}); this session's budget is its own")
+    return state["step"]
+
+
+def checkpoint_differences(state: dict, options: dict, dataset) -> list:
+    """How a checkpoint differs from the kernel's model and data (empty when this kernel can resume it)."""
+    from kit.config import UNSET, TrainConfig
+    from kit.train import RUN_FIELDS
+    saved = state["config"]
+    asked = {"model": TrainConfig().model, **options}
+    differences = [f"{key} {saved.get(key)!r} where this kernel has {value!r}" for key, value in asked.items()
+                   if key not in RUN_FIELDS and value != UNSET.get(key, 0) and saved.get(key) != value]
+    shape = tuple(dataset.images.shape[1:])
+    if tuple(state["image_shape"]) != shape or list(state["classes"]) != list(dataset.classes):
+        differences.append(f"trained on other data ({len(state['classes'])} breeds of {tuple(state['image_shape'])} "
+                           f"where this kernel has {len(dataset.classes)} of {shape})")
+    return differences
+
+
+def score_stage(source: str, input_dir: Path, work: Path, working: Path, device: str, n: int, log) -> int:
+    """The scoring kernel: the zip from `source` scored against the competition's images; one line per leaderboard."""
+    from kit.metrics.evaluate import score_zip
+    zip_path = find_in_source(input_dir, source, "images.zip")
+    real = link_inputs(find_inputs(input_dir), work / "dogkit-data")
+    weights_stage(input_dir, log, "scoring with them", "no weights dataset attached: scoring with what the kernel can "
+                                                       "find or download")
+    log(f"score: {n} images of {zip_path} against {real} on {device}")
+    results = score_zip(zip_path, real, n=n, device=device, report=working)
+    for board, result in results.items():
+        log(f"score: {board}: FID {result['fid']:.3f}, d {result['distance']:.4f} (threshold "
+            f"{result['threshold']:g}), MiFID {result['mifid']:.3f} -> {working / 'score.json'}")
+    return 0
+
+
+def run_config(options: dict, decision, work: Path, run_dir: Path, resume: bool, seconds: float, log):
     """The TrainConfig of this kernel, with its per-process batch and learning rates stated in the log."""
     from kit.config import TrainConfig, asdict, for_device, from_dict
-    values = {**asdict(TrainConfig()), **options, "data": str(work / "dogkit-cache.npz"), "out": str(work / "run"),
-              "budget": f"{seconds:.1f}", "zip": str(Path.cwd() / "images.zip"), "force": True}
+    values = {**asdict(TrainConfig()), **options, "data": str(work / "dogkit-cache.npz"), "out": str(run_dir),
+              "budget": f"{seconds:.1f}", "zip": str(run_dir.parent / "images.zip"), "resume": resume, "force": True}
     if decision.device == "cpu" and decision.procs > 1 and not values["threads"]:
         values["threads"] = max(1, (os.cpu_count() or 1) // decision.procs)   # the cores shared out, not oversubscribed
     cfg = from_dict(values)
@@ -1622,18 +2057,19 @@ def run_config(options: dict, decision, work: Path, seconds: float, log):
     return cfg
 
 
-def train_stage(cfg, procs: int, deadline: float, log) -> str:
-    """Train; "" when it finished, else why it stopped. Ranks dead before a trained checkpoint: one process retries."""
-    shutil.rmtree(cfg.out, ignore_errors=True)   # a checkpoint left from another run must not become the zip
+def train_stage(cfg, procs: int, deadline: float, start_step: int, log) -> str:
+    """Train; "" when it finished, else why it stopped. Ranks dead before training past start_step: one process
+    retries (from the carried checkpoint when continuing)."""
     if procs == 1:
         return train_here(cfg)
     failure = train_ranks(cfg, procs, deadline)
-    if not failure or checkpoint_step(Path(cfg.out) / "last.pt") > 0:
+    if not failure or failure == STOPPED_ON_ERROR or checkpoint_step(Path(cfg.out) / "last.pt") > start_step:
         return failure
     left = deadline - time.time()   # an old torch's DDP or an untested NCCL must not cost the whole run
-    log(f"train: the {procs} processes ended before a trained checkpoint ({failure}); training again in 1 process "
+    log(f"train: fallback: the {procs} processes ended before training ({failure}); training again in 1 process "
         f"for the {left:.0f} s left")
-    shutil.rmtree(cfg.out, ignore_errors=True)
+    if not cfg.resume:
+        shutil.rmtree(cfg.out, ignore_errors=True)
     return train_here(dataclasses.replace(cfg, budget=f"{left:.1f}"))
 
 
@@ -1644,10 +2080,13 @@ def checkpoint_step(last: Path) -> int:
 
 
 def train_here(cfg) -> str:
-    """Train in this process; "" when it finished, else why it stopped (the traceback goes to the log)."""
+    """Train in this process; "" when it finished, else why it stopped (bad input in one line; any other error's
+    traceback goes to the log)."""
     from kit.train import train
     try:
         train(cfg)
+    except UserError as e:
+        return str(e)
     except Exception as e:   # noqa: BLE001 - whatever stopped it, the last checkpoint still becomes the zip
         traceback.print_exc()
         return f"{type(e).__name__}: {first_line(e)}"
@@ -1667,11 +2106,15 @@ def free_port() -> int:
 
 
 def run_rank(rank: int, world: int, port: int, cfg) -> None:
-    """One training process, with the variables torchrun would set (kit.train reads them)."""
+    """One training process, with the variables torchrun would set (kit.train reads them); bad input is one line."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE=str(world))
     from kit.train import train
-    train(cfg)
+    try:
+        train(cfg)
+    except UserError as e:
+        print(f"error: process {rank}: {e}", file=sys.stderr, flush=True)
+        sys.exit(USER_ERROR_EXIT)
 
 
 def train_ranks(cfg, procs: int, deadline: float, target=run_rank) -> str:
@@ -1687,6 +2130,8 @@ def train_ranks(cfg, procs: int, deadline: float, target=run_rank) -> str:
                     process.join()
                 return "the training processes ran past the budget and were stopped"
     except Exception as e:   # noqa: BLE001 - ProcessRaisedException / ProcessExitedException: the others are stopped
+        if getattr(e, "exit_code", None) == USER_ERROR_EXIT:
+            return STOPPED_ON_ERROR
         print(e, file=sys.stderr, flush=True)
         lines = [line for line in str(e).splitlines() if line.strip()]
         return " ".join(dict.fromkeys(lines[:1] + lines[-1:]))   # "process 1 terminated ..." and the error's end
@@ -1706,7 +2151,8 @@ def zip_from_checkpoint(last: Path, cfg, device: str) -> int:
 '''
 
 SOURCES['kit/losses.py'] = r'''"""GAN losses, each declared with what its step needs: D and G terms of (real_logits, fake_logits), whether G's term
-reads D(real), a gradient penalty or weight clipping, the optimiser and the critic steps it wants."""
+reads D(real), a gradient penalty or weight clipping, the optimiser and the critic steps it wants; and the
+regularisers any loss takes on D's side (LeCam, balanced consistency)."""
 import functools
 from dataclasses import dataclass
 from typing import Callable
@@ -1806,6 +2252,18 @@ def get(name, real_label=1.0) -> Loss:
     return loss
 
 
+def lecam(real, fake, anchor_real, anchor_fake):
+    """LeCam regulariser (Tseng et al. 2021): D's outputs on real images kept from rising above the fake anchor, on
+    fake images from falling below the real anchor; the anchors are moving averages of D's mean outputs."""
+    return F.relu(real - anchor_fake).pow(2).mean() + F.relu(anchor_real - fake).pow(2).mean()
+
+
+def consistency(logits, again):
+    """Balanced consistency regularisation's term (Zhao et al. 2021): the squared difference of D's outputs on two
+    augmentations of the same images (zero when the augmentation is the identity)."""
+    return (again - logits).pow(2).mean()
+
+
 def gradient_penalty(D, real, fake, y=None, scale=1.0):
     """WGAN-GP (Gulrajani et al.): mean over samples of (‖∇D(x̂)‖ - 1)², x̂ a random mix of real and fake.
 
@@ -1817,6 +2275,871 @@ def gradient_penalty(D, real, fake, y=None, scale=1.0):
     grad, = torch.autograd.grad(out.float().sum() * scale, mixed, create_graph=True)
     norm = (grad.float() / scale).flatten(1).norm(dim=1)
     return ((norm - 1) ** 2).mean()
+'''
+
+SOURCES['kit/metrics/__init__.py'] = r'''"""Metrics: feature extractors (FID Inception), FID / memorisation distance / MiFID, the `score` command."""
+'''
+
+SOURCES['kit/metrics/evaluate.py'] = r'''"""Both leaderboards' scores where training and kernels need them: an Evaluator that scores generated images
+against real statistics computed once (the feature work shared between DDP ranks), and score_zip, the final score of
+images.zip by the same code path as `python -m kit score --json`."""
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from kit.device import resolve_device
+from kit.errors import UserError
+from kit.metrics.ranks import all_agree, from_rank_0, gather_rows, share
+from kit.metrics.score import (LEADERBOARDS, extractors_at_hand, measure, real_statistics, refuse_report,
+                               score_leaderboards, write_score_json)
+
+__all__ = ["Evaluator", "score_zip", "write_score_json", "first_images"]
+
+
+class Evaluator:
+    """Scores n generated images (each rank passes its share) on every leaderboard whose weights are at hand.
+
+    .leaderboards: the names scored; .skipped: {name: one-line reason}; .share: how many images this rank passes.
+    extractors: {leaderboard name: feature extractor} instead of the leaderboards' networks (tests, other metrics).
+    """
+
+    def __init__(self, real, device, n, rank=0, world=1, weights=None, extractors=None, resize="organisers",
+                 progress=False):
+        if n < 2:
+            raise UserError(f"an evaluation of {n} image(s) cannot give a FID: evaluate at least 2")
+        self.device = resolve_device(device)
+        self.n, self.rank, self.world = n, rank, world
+        self.share = len(share(range(n), rank, world))
+        if extractors is None:
+            extractors, self.skipped = extractors_at_hand(weights, self.device, resize, progress)
+        else:
+            extractors, self.skipped = dict(extractors), {}
+        for name in LEADERBOARDS:                  # the ranks must run the same collectives: score what all of them can
+            if not all_agree(name in extractors, world, self.device) and name in extractors:
+                del extractors[name]
+                self.skipped[name] = "its network did not load on every rank"
+        self.extractors = extractors
+        self.leaderboards = tuple(extractors)
+        self.real_stats = {}
+        for name, extractor in extractors.items():
+            stats, _, self.n_real = real_statistics(real, extractor, self.device, rank, world)
+            self.real_stats[name] = stats if rank == 0 else None    # only rank 0 computes the metric
+
+    def __call__(self, images) -> dict:
+        """{leaderboard: {fid, d, d_thr, mifid, threshold, margin (d - threshold), n, seconds}} of every rank's
+        images together (uint8 N×3×H×W, this rank's share); every rank returns rank 0's numbers."""
+        results = {}
+        for name, extractor in self.extractors.items():
+            start = time.perf_counter()
+            features = gather_rows(torch.as_tensor(extractor(images)).to(self.device), self.world)
+            if self.rank == 0:
+                scores, _ = measure(features, self.real_stats[name], LEADERBOARDS[name][1])
+                results[name] = {"fid": scores["fid"], "d": scores["distance"], "d_thr": scores["distance_thresholded"],
+                                 "mifid": scores["mifid"], "threshold": scores["threshold"],
+                                 "margin": scores["distance"] - scores["threshold"], "n": len(features),
+                                 "seconds": round(time.perf_counter() - start, 3)}
+        return from_rank_0(results, self.world, self.device)
+
+
+def first_images(zip_path, n: int):
+    """The first n images of a zip (0.png upward, in numeric order) as uint8 n×3×64×64; any bad member is one line."""
+    from kit.images import read_images
+    images, problems = read_images(zip_path)
+    if problems:
+        raise UserError(f"{zip_path}: {'; '.join(problems)}: check it with `python -m kit zip --check {zip_path}`")
+    if len(images) < n:
+        raise UserError(f"{zip_path} holds {len(images):,} images, fewer than the {n:,} to score: lower n")
+    return images[:n]
+
+
+def score_zip(zip_path, real, n=10000, device="auto", report=None, force=False, weights=None,
+              progress=False) -> dict:
+    """{leaderboard: scores} of the zip's first n images on each leaderboard at hand: what
+    `python -m kit score ZIP --real REAL --leaderboard both --json` prints when both are.
+    report: a folder for score.json (this answer) and nearest-LEADERBOARD.png; skipped leaderboards are a note."""
+    extractors, skipped = extractors_at_hand(weights, device, progress=progress)
+    if not extractors:
+        raise UserError(f"no leaderboard network to score {zip_path} with: {'; '.join(skipped.values())}")
+    if report:
+        refuse_report(report, extractors, force)
+    results = score_leaderboards(first_images(zip_path, n), real, extractors, device=device, report=report)
+    if report:
+        write_score_json(Path(report) / "score.json", results)
+    for name, reason in skipped.items():
+        print(f"note: {name} leaderboard skipped: {reason}", file=sys.stderr)
+    return results
+'''
+
+SOURCES['kit/metrics/features.py'] = r'''"""Feature extractors, the scorer's seam: uint8 images N×C×H×W -> float32 N×D, with a name, a dim and a weights
+fingerprint. Two leaderboard networks: the public one's FID Inception (pool3, 2048-d) and the private one's
+NASNet-A Large (final_layer/Mean, 4032-d); each resizes as the organisers did unless told otherwise."""
+import glob
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from kit.device import resolve_device
+from kit.errors import UserError
+from kit.files import file_hash
+from kit.metrics.resize import tf1_resize_bilinear
+
+RESIZES = ("organisers", "pytorch-fid")   # TF1 legacy bilinear as the competition's scorer, or pytorch-fid's
+FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"   # pytorch-fid's port of the TF FID Inception
+WEIGHTS_HELP = (f"pass --inception-weights FILE or set DOGKIT_INCEPTION_WEIGHTS to pytorch-fid's {FID_WEIGHTS_NAME} "
+                "(in a Kaggle kernel: attach it as a dataset), or run once with internet to download it into "
+                "the torch hub cache")
+NASNET_HELP = ("pass --nasnet-weights FILE or set DOGKIT_NASNET_WEIGHTS to timm's nasnetalarge.tf_in1k weights "
+               "(on a machine with internet: python -c \"import timm; timm.create_model('nasnetalarge', "
+               "pretrained=True)\" puts them in timm's cache; in a Kaggle kernel: attach the file as a dataset)")
+
+
+def given_weights(weights, env: str, what: str, help_text: str):
+    """The weights file named by the flag or the environment variable (which must exist), or None."""
+    path = weights or os.environ.get(env)
+    if path and not Path(path).is_file():
+        raise UserError(f"{what} weights {path} not found: {help_text}")
+    return Path(path) if path else None
+
+
+def find_inception_weights(weights=None) -> Path:
+    """The FID Inception weights: the given path, $DOGKIT_INCEPTION_WEIGHTS, pytorch-fid's hub cache, or a download."""
+    given = given_weights(weights, "DOGKIT_INCEPTION_WEIGHTS", "Inception", WEIGHTS_HELP)
+    if given:
+        return given
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / FID_WEIGHTS_NAME
+    if not cached.is_file():
+        try:
+            download_inception_weights(cached)
+        except Exception as e:
+            raise UserError(f"no FID Inception weights ({type(e).__name__} while downloading): {WEIGHTS_HELP}") from None
+    return cached
+
+
+def download_inception_weights(path: Path) -> None:
+    """Fetch pytorch-fid's FID Inception weights to `path` (where pytorch-fid itself would put them)."""
+    from pytorch_fid.inception import FID_WEIGHTS_URL
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.hub.download_url_to_file(FID_WEIGHTS_URL, str(path), progress=True)
+
+
+def find_nasnet_weights(weights=None) -> Path:
+    """NASNet-A Large weights: the given path, $DOGKIT_NASNET_WEIGHTS, or timm's caches (Hugging Face or torch hub)."""
+    given = given_weights(weights, "DOGKIT_NASNET_WEIGHTS", "NASNet", NASNET_HELP)
+    if given:
+        return given
+    hf_home = os.environ.get("HF_HOME", str(Path.home() / ".cache" / "huggingface"))
+    patterns = [str(Path(hf_home) / "hub" / "models--timm--nasnetalarge.tf_in1k" / "snapshots" / "*" / "model.*"),
+                str(Path(torch.hub.get_dir()) / "checkpoints" / "nasnetalarge-*.pth")]
+    found = sorted(f for pattern in patterns for f in glob.glob(pattern))
+    if not found:
+        raise UserError(f"no NASNet-A Large weights: {NASNET_HELP}")
+    return Path(found[0])
+
+
+def load_state_dict(path: Path, help_text: str) -> dict:
+    """A state dict from a torch or safetensors file; anything else is one line naming the file."""
+    try:
+        if Path(path).suffix == ".safetensors":
+            from safetensors.torch import load_file
+            state_dict = load_file(str(path))
+        else:
+            state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UserError(f"{path} is not a weights file ({type(e).__name__}): {help_text}") from None
+    if not isinstance(state_dict, dict):
+        raise UserError(f"{path} holds a {type(state_dict).__name__}, not a state dict: {help_text}")
+    return state_dict
+
+
+def load_into(model: torch.nn.Module, path: Path, help_text: str, what: str) -> torch.nn.Module:
+    """model with the state dict from `path` (strict), in eval mode; a mismatch is one line."""
+    try:
+        model.load_state_dict(load_state_dict(path, help_text))
+    except RuntimeError as e:
+        problem = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+        raise UserError(f"{path} does not match {what} ({problem[:200]}): {help_text}") from None
+    return model.eval()
+
+
+def fid_inception_net() -> torch.nn.Module:
+    """pytorch-fid's FID Inception structure (torchvision's Inception3 with the TF graph's blocks), untrained."""
+    import torchvision
+    from pytorch_fid import inception as fid
+    net = torchvision.models.inception_v3(num_classes=1008, aux_logits=False, weights=None, init_weights=False)
+    for name, block in (("Mixed_5b", fid.FIDInceptionA(192, pool_features=32)),
+                        ("Mixed_5c", fid.FIDInceptionA(256, pool_features=64)),
+                        ("Mixed_5d", fid.FIDInceptionA(288, pool_features=64)),
+                        ("Mixed_6b", fid.FIDInceptionC(768, channels_7x7=128)),
+                        ("Mixed_6c", fid.FIDInceptionC(768, channels_7x7=160)),
+                        ("Mixed_6d", fid.FIDInceptionC(768, channels_7x7=160)),
+                        ("Mixed_6e", fid.FIDInceptionC(768, channels_7x7=192)),
+                        ("Mixed_7b", fid.FIDInceptionE_1(1280)), ("Mixed_7c", fid.FIDInceptionE_2(2048))):
+        setattr(net, name, block)
+    return net
+
+
+def random_inception_state_dict(seed=0) -> dict:
+    """A randomly initialised FID-Inception state dict (for tests and timing), He-initialised so activations stay
+    moderate; it has the keys and shapes of pytorch-fid's weights file."""
+    generator = torch.Generator().manual_seed(seed)
+    net = fid_inception_net()
+    for module in net.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            fan_in = module.weight[0].numel()
+            module.weight.data = torch.randn(module.weight.shape, generator=generator) * (2 / fan_in) ** 0.5
+    return net.state_dict()
+
+
+def file_digest(path, size=16) -> str:
+    """Hex blake2b digest of a file's bytes."""
+    return file_hash(path, hashlib.blake2b(digest_size=size))
+
+
+def check_resize(resize: str) -> str:
+    """The resize name, or one line listing the known ones."""
+    if resize not in RESIZES:
+        raise UserError(f"--resize {resize} is not known: use {' or '.join(RESIZES)}")
+    return resize
+
+
+class Extractor:
+    """Batches uint8 images through `network_input` and `network` on one device."""
+    name, dim = "", 0
+
+    def __init__(self, path: Path, resize: str, device, batch_size, progress):
+        self.resize = check_resize(resize)
+        self.device = resolve_device(device)
+        self.progress = progress
+        self.batch_size = batch_size
+        self.fingerprint = f"{self.name}-{self.resize}-{file_digest(path)}"
+
+    sizes = ()   # the organisers' resizes, in order; the last is the network's input size
+
+    def network(self, x: torch.Tensor) -> torch.Tensor:
+        """Features of N×3×S×S float images in [-1, 1] at the network's input size S."""
+        raise NotImplementedError
+
+    def network_input(self, x: torch.Tensor) -> torch.Tensor:
+        """N×C×H×W uint8 of any size -> the network's input: resized as the organisers (each of `sizes` in turn,
+        TF1 bilinear) or as pytorch-fid (one torch bilinear resize), scaled to [-1, 1]."""
+        x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+        x = x.float() / 255
+        if self.resize == "organisers":
+            for size in self.sizes:
+                x = tf1_resize_bilinear(x, size)
+        else:
+            x = torch.nn.functional.interpolate(x, size=(self.sizes[-1],) * 2, mode="bilinear", align_corners=False)
+        return 2 * x - 1
+
+    @torch.no_grad()
+    def __call__(self, images) -> np.ndarray:
+        """uint8 N×C×H×W (numpy or torch, 1 or 3 channels) -> float32 N×dim numpy."""
+        images = torch.as_tensor(images)
+        out = np.empty((len(images), self.dim), np.float32)
+        for start in tqdm(range(0, len(images), self.batch_size), desc=self.name, unit="batch",
+                          disable=not self.progress, leave=False):
+            x = self.network_input(images[start:start + self.batch_size].to(self.device, non_blocking=True))
+            out[start:start + len(x)] = self.network(x).flatten(1).cpu().numpy()
+        return out
+
+    @torch.no_grad()
+    def of_originals(self, arrays, total: int) -> np.ndarray:
+        """Features of H×W×3 uint8 arrays of any (mixed) sizes, each resized on its own, batched after."""
+        rows, batch = [], []
+        for array in tqdm(arrays, total=total, desc=f"{self.name} (real)", unit="img", disable=not self.progress,
+                          leave=False):
+            image = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].to(self.device)
+            batch.append(self.network_input(image))
+            if len(batch) == self.batch_size:
+                rows.append(self.network(torch.cat(batch)).flatten(1).cpu().numpy())
+                batch = []
+        if batch:
+            rows.append(self.network(torch.cat(batch)).flatten(1).cpu().numpy())
+        return np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, self.dim), np.float32)
+
+
+class InceptionFeatures(Extractor):
+    """The public leaderboard's network: FID Inception pool3 (2048-d) at 299×299, input scaled to [-1, 1]."""
+    name, dim, sizes = "inception-pool3", 2048, (64, 299)   # the scorer fed 64×64 images; the graph resized to 299
+
+    def __init__(self, weights=None, device="auto", batch_size=None, progress=False, resize="organisers"):
+        path = find_inception_weights(weights)
+        super().__init__(path, resize, device, batch_size, progress)
+        net = load_into(fid_inception_net(), path, WEIGHTS_HELP, "pytorch-fid's FID Inception")
+        self.layers = torch.nn.Sequential(
+            net.Conv2d_1a_3x3, net.Conv2d_2a_3x3, net.Conv2d_2b_3x3, torch.nn.MaxPool2d(3, 2),
+            net.Conv2d_3b_1x1, net.Conv2d_4a_3x3, torch.nn.MaxPool2d(3, 2),
+            net.Mixed_5b, net.Mixed_5c, net.Mixed_5d, net.Mixed_6a, net.Mixed_6b, net.Mixed_6c, net.Mixed_6d,
+            net.Mixed_6e, net.Mixed_7a, net.Mixed_7b, net.Mixed_7c, torch.nn.AdaptiveAvgPool2d(1)).to(self.device)
+        self.batch_size = batch_size or (500 if self.device.type == "cuda" else 50)
+
+    def network(self, x):
+        return self.layers(x)
+
+
+class NASNetFeatures(Extractor):
+    """The private leaderboard's network: NASNet-A Large, the mean over space of the last cell's ReLU (4032-d,
+    TF-slim's final_layer/Mean) at 331×331, input scaled to [-1, 1]; timm's port of the TF-slim weights."""
+    name, dim, sizes = "nasnet-final-mean", 4032, (331,)    # every image straight to 331, real ones from full size
+
+    def __init__(self, weights=None, device="auto", batch_size=None, progress=False, resize="organisers"):
+        import timm
+        path = find_nasnet_weights(weights)
+        super().__init__(path, resize, device, batch_size, progress)
+        net = timm.create_model("nasnetalarge", pretrained=False, num_classes=1000)
+        self.net = load_into(net, path, NASNET_HELP, "timm's nasnetalarge").to(self.device)
+        self.batch_size = batch_size or (200 if self.device.type == "cuda" else 8)
+
+    def network(self, x):
+        return self.net.forward_features(x).mean((2, 3))
+'''
+
+SOURCES['kit/metrics/fid.py'] = r'''"""FID, the memorisation distance d and MiFID as pure tensor functions (float64 where it matters)."""
+import math
+
+import torch
+
+MIFID_EPSILON = 1e-15   # the organisers' scorer: fid / (d_thr + 1e-15)
+
+
+def statistics(features: torch.Tensor):
+    """Mean and covariance (ddof=1, like np.cov) of N×D features, in float64 on their device."""
+    x = features.double()
+    mu = x.mean(0)
+    xc = x - mu
+    return mu, xc.T @ xc / (len(x) - 1)
+
+
+def sqrt_psd(sigma: torch.Tensor) -> torch.Tensor:
+    """Symmetric square root of a covariance via its eigendecomposition (negative round-off clamped to 0)."""
+    w, v = torch.linalg.eigh(sigma)
+    return (v * w.clamp(min=0).sqrt()) @ v.T
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2, sqrt_sigma2=None, centred1=None) -> float:
+    """|mu1-mu2|² + tr S1 + tr S2 - 2 tr sqrt(S1 S2).
+
+    centred1 (the N×D features behind S1, minus mu1), when N <= D: S1 = Xᵀ X / (N-1) has rank < N, and S1 S2 shares
+    its non-zero eigenvalues with the N×N matrix X S2 Xᵀ / (N-1), so tr sqrt(S1 S2) costs an N×N eigenvalue problem.
+    Otherwise tr sqrt(S1 S2) = sum sqrt(eig(R S1 R)) with R = sqrt(S2) (sqrt_sigma2 when given).
+    """
+    if centred1 is not None and len(centred1) <= len(mu1):
+        m = centred1 @ sigma2 @ centred1.T / (len(centred1) - 1)
+    else:
+        r = sqrt_psd(sigma2) if sqrt_sigma2 is None else sqrt_sigma2
+        m = r @ sigma1 @ r                    # similar to S2 S1, but symmetric PSD: stable eigvalsh
+    tr_covmean = torch.linalg.eigvalsh((m + m.T) / 2).clamp(min=0).sqrt().sum()
+    diff = mu1 - mu2
+    # A squared distance: identical statistics give round-off either side of 0, and a negative FID would make MiFID
+    # negative (the best score there is) for a memorised set.
+    return max(0.0, float(diff @ diff + sigma1.trace() + sigma2.trace() - 2 * tr_covmean))
+
+
+def frechet_distance_of(features: torch.Tensor, real: dict) -> float:
+    """FID of N×D features against real statistics {mu, sigma}; R = sqrt(sigma) is computed once, into `real`, when
+    N > D needs it."""
+    mu, sigma = statistics(features)
+    if len(features) > len(mu) and "sqrt_sigma" not in real:
+        real["sqrt_sigma"] = sqrt_psd(real["sigma"])
+    return frechet_distance(mu, sigma, real["mu"], real["sigma"], real.get("sqrt_sigma"), features.double() - mu)
+
+
+def nearest_real(gen, real, chunk=1024, candidates=4):
+    """For each generated row whose sum is not 0: min over real rows (sum not 0) of 1 - |cos| (>= 0), and where.
+
+    Searches in float32 a chunk of generated rows at a time (the N×M matrix never exists whole), then
+    recomputes the best `candidates` pairs in float64, so the result is the float64 value up to float32 near-ties.
+    Returns (distance float64 [K], generated row index [K], real row index [K]).
+    """
+    gen_index = torch.nonzero(gen.double().sum(1) != 0).squeeze(1)
+    real_index = torch.nonzero(real.double().sum(1) != 0).squeeze(1)
+    g64 = unit_rows(gen[gen_index])
+    r64 = unit_rows(real[real_index])
+    r32 = r64.float()
+    k = min(candidates, len(r64))
+    distances, nearest = [], []
+    precision = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")     # true float32 even after kit.train turned TF32 on
+    try:
+        for start in range(0, len(g64), chunk):
+            g = g64[start:start + chunk]
+            top = (g.float() @ r32.T).abs_().topk(k, dim=1).indices
+            best, which = one_minus_abs_cos(g[:, None, :], r64[top]).min(1)
+            distances.append(best)
+            nearest.append(top.gather(1, which[:, None]).squeeze(1))
+    finally:
+        torch.set_float32_matmul_precision(precision)
+    if not distances:
+        return torch.empty(0, dtype=torch.float64), gen_index, real_index[:0]
+    return torch.cat(distances), gen_index, real_index[torch.cat(nearest)]
+
+
+def one_minus_abs_cos(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """1 - |cos| of unit rows as min(|u - v|², |u + v|²) / 2: never below 0, exactly 0 for equal rows."""
+    return torch.minimum((u - v).square().sum(-1), (u + v).square().sum(-1)) / 2
+
+
+def unit_rows(x: torch.Tensor) -> torch.Tensor:
+    """Rows scaled to unit L2 norm in float64."""
+    x = x.double()
+    return x / x.norm(dim=1, keepdim=True)
+
+
+def memorisation_distance(nearest_distances: torch.Tensor) -> float:
+    """The competition's d from nearest_real's distances: their mean over generated images (nan when there are none)."""
+    return float(nearest_distances.mean()) if len(nearest_distances) else math.nan
+
+
+def thresholded(d: float, threshold: float) -> float:
+    """d_thr: d itself when d < threshold, else 1 (nan counts as not below)."""
+    return d if d < threshold else 1.0
+
+
+def mifid(fid: float, d_thr: float) -> float:
+    """MiFID = FID / (d_thr + 1e-15), as the organisers compute it."""
+    return fid / (d_thr + MIFID_EPSILON)
+'''
+
+SOURCES['kit/metrics/guard.py'] = r'''"""The memorisation guard of `make_zip --real`: estimate d on a sample of the images on each leaderboard's network
+whose weights are at hand, and warn loudly below that leaderboard's threshold."""
+from kit.errors import UserError
+
+
+def memorisation_guard(images, real, weights=None, device="auto", n=1000, threshold=0.0) -> dict:
+    """{leaderboard: d} of the first n images against the real ones, printed, with a loud warning below each
+    leaderboard's threshold (or `threshold` when given); a network without weights is skipped and said so."""
+    from kit.metrics.score import LEADERBOARDS, score_images
+    weights = weights or {}
+    shown, found = min(n, len(images)), {}
+    for name, (network, default_threshold) in LEADERBOARDS.items():
+        limit = threshold or default_threshold
+        try:
+            extractor = network(weights.get(name), device)
+        except (UserError, ImportError) as e:
+            print(f"memorisation guard skipped: {e} ({name} leaderboard)")
+            continue
+        d = score_images(images[:n], real, extractor=extractor, threshold=limit, device=device)["distance"]
+        found[name] = d
+        if d < limit:
+            bar = "!" * 72
+            print(f"{bar}\nWARNING: memorisation distance d = {d:.4f} < {limit:g} on {shown:,} images ({name} "
+                  f"leaderboard): these images are too close to the training data and MiFID will divide the FID by d."
+                  f"\n{bar}")
+        else:
+            print(f"memorisation guard ({name}): d = {d:.4f} on {shown:,} images, margin {d - limit:+.4f} "
+                  f"(penalty starts below {limit:g})")
+    return found
+'''
+
+SOURCES['kit/metrics/originals.py'] = r'''"""Real images as the organisers' scorer read them: every source image whole, at its own size, decoded to RGB."""
+import numpy as np
+
+from kit.data import cache, crops, readers
+
+
+def original_images(real):
+    """(fingerprint of the source files, list of records, one per image file) of a real-image path of any layout."""
+    layout = readers.locate(real)
+    source = readers.read(layout)
+    unique = {}
+    for record in source.records:
+        unique.setdefault(record.image, record)
+    return cache.fingerprint(layout, "originals", 0), list(unique.values())
+
+
+def decode(record):
+    """H×W×3 uint8 pixels of a record's image, or None when it cannot be decoded."""
+    try:
+        return np.array(crops.decoded(crops.open_image(record), "RGB"))
+    except Exception:
+        return None
+'''
+
+SOURCES['kit/metrics/ranks.py'] = r'''"""Feature work shared between DDP ranks: each rank's contiguous share, rows gathered back in rank order, one
+decision and one answer for all ranks. With world == 1 every function is the identity, and torch.distributed is
+never touched."""
+import torch
+
+
+def share(items, rank: int, world: int):
+    """This rank's contiguous slice of `items` (the first len % world ranks get one more), in order."""
+    base, extra = divmod(len(items), world)
+    start = rank * base + min(rank, extra)
+    return items[start:start + base + (rank < extra)]
+
+
+def gather_rows(rows: torch.Tensor, world: int) -> torch.Tensor:
+    """Every rank's rows (counts may differ), concatenated in rank order on every rank."""
+    if world == 1:
+        return rows
+    import torch.distributed as dist
+    counts = [torch.zeros(1, dtype=torch.long, device=rows.device) for _ in range(world)]
+    dist.all_gather(counts, torch.tensor([len(rows)], dtype=torch.long, device=rows.device))
+    padded = rows.new_zeros((int(max(counts)), *rows.shape[1:]))
+    padded[:len(rows)] = rows
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded)
+    return torch.cat([part[:int(count)] for part, count in zip(parts, counts)])
+
+
+def all_agree(flag: bool, world: int, device) -> bool:
+    """True only when `flag` is true on every rank."""
+    if world == 1:
+        return flag
+    import torch.distributed as dist
+    value = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value.item())
+
+
+def from_rank_0(obj, world: int, device):
+    """Rank 0's `obj` on every rank (any picklable value)."""
+    if world == 1:
+        return obj
+    import torch.distributed as dist
+    box = [obj]
+    dist.broadcast_object_list(box, src=0, device=device if torch.device(device).type == "cuda" else None)
+    return box[0]
+'''
+
+SOURCES['kit/metrics/resize.py'] = r'''"""The organisers' resize: TF1 `resize_bilinear(align_corners=False)`, the legacy mode the competition's scorer used.
+
+For an output index j along an axis of input length n and output length m: src = j·n/m (no half-pixel
+centres), i0 = floor(src), i1 = min(i0 + 1, n − 1), w = src − i0, value = x[i0]·(1 − w) + x[i1]·w. Rows
+first, then columns (separable; the same numbers as TF's four-corner form), no antialiasing: shrinking
+skips pixels exactly as TF did.
+"""
+import torch
+
+
+def source_indices(n_in: int, n_out: int, device=None):
+    """(i0, i1, w) along one axis: the two source pixels of each output pixel and the weight of the second."""
+    src = torch.arange(n_out, dtype=torch.float64, device=device) * (n_in / n_out)
+    i0 = src.floor()
+    w = (src - i0).float()
+    i0 = i0.long()
+    return i0, (i0 + 1).clamp(max=n_in - 1), w
+
+
+def tf1_resize_bilinear(x: torch.Tensor, size) -> torch.Tensor:
+    """N×C×H×W -> N×C×size×size (or size=(h, w)) in float32, as TF1 resize_bilinear with align_corners=False."""
+    h, w = (size, size) if isinstance(size, int) else size
+    x = x.float()
+    y0, y1, wy = source_indices(x.shape[2], h, x.device)
+    x0, x1, wx = source_indices(x.shape[3], w, x.device)
+    rows = x[:, :, y0, :] + (x[:, :, y1, :] - x[:, :, y0, :]) * wy[:, None]
+    return rows[:, :, :, x0] + (rows[:, :, :, x1] - rows[:, :, :, x0]) * wx
+'''
+
+SOURCES['kit/metrics/score.py'] = r'''"""Score generated images with the competition's metric: FID, memorisation distance d, MiFID (real stats cached)."""
+import contextlib
+import hashlib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kit.data.cache import Dataset, default_dir, is_cache
+from kit.errors import UserError
+from kit.files import atomic_path, refuse_overwrite
+from kit.metrics import fid as F
+from kit.device import resolve_device
+from kit.metrics.features import RESIZES, InceptionFeatures, NASNetFeatures, find_nasnet_weights
+from kit.metrics.originals import decode, original_images
+from kit.metrics.ranks import all_agree, gather_rows, share
+
+N_NEAREST_SHOWN = 32
+
+
+def open_real(real) -> Dataset:
+    """A Dataset as is; anything else through kit.data.cache.load_or_prepare as whole images resized to 64×64."""
+    if isinstance(real, Dataset):
+        return real
+    from kit.data.cache import load_or_prepare
+    return load_or_prepare(real, crop="whole", size=64)
+
+
+def content_key(images: np.ndarray, extractor) -> str:
+    """Hash of the uint8 images (shape and bytes) and the extractor's fingerprint."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{images.shape}|{extractor.fingerprint}|".encode())
+    digest.update(np.ascontiguousarray(images).data)
+    return digest.hexdigest()
+
+
+def compute_statistics(features) -> dict:
+    """mu, sigma and the features themselves, as numpy arrays."""
+    features = torch.as_tensor(features)
+    mu, sigma = F.statistics(features)
+    stats = {"mu": mu, "sigma": sigma, "features": features}
+    return {key: value.cpu().numpy() for key, value in stats.items()}
+
+
+def cached_statistics(key: str, extractor, compute, device="cpu", rank=0, world=1) -> dict:
+    """The statistics stored under `key` for this extractor, or compute() them once and store them (rank 0 writes;
+    under DDP every rank computes when any rank lacks the file, as compute() is collective)."""
+    path = default_dir() / f"real-{extractor.name}-{key}.npz"
+    try:
+        with np.load(path) as z:
+            stats = {key: z[key] for key in ("mu", "sigma", "features")}
+    except Exception:   # not there yet, or a broken file: compute it again
+        stats = None
+    if all_agree(stats is not None, world, device):
+        return stats
+    stats = compute_statistics(compute())
+    if rank == 0:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **stats)
+    return stats
+
+
+def shared_features(extractor, images, device, rank, world) -> torch.Tensor:
+    """Features of every image on every rank, each rank extracting its share (`images` is indexable)."""
+    return gather_rows(torch.as_tensor(extractor(share(images, rank, world))).to(device), world)
+
+
+def real_statistics(real, extractor, device, rank=0, world=1) -> tuple:
+    """(statistics on the device, real uint8 images or None, count) of the real set, computed once, then cached.
+
+    With the organisers' resize and a path that is not a cache, every real image is read whole at its own size
+    and resized as their scorer did (never through a 64-px cache); otherwise the images of open_real(real).
+    Under DDP (world > 1) each rank extracts its share of the real images and the features are gathered.
+    """
+    device = resolve_device(device)
+    if getattr(extractor, "resize", "") == "organisers" and not isinstance(real, Dataset) and not is_cache(real):
+        fingerprint, records = original_images(real)
+        key = hashlib.blake2b(f"{fingerprint}|{extractor.fingerprint}".encode(), digest_size=16).hexdigest()
+        mine = share(records, rank, world)
+
+        def compute():
+            arrays = filter(lambda a: a is not None, map(decode, mine))
+            return gather_rows(torch.from_numpy(extractor.of_originals(arrays, len(mine))).to(device), world)
+        images = None
+    else:
+        images = open_real(real).images
+        key = content_key(images, extractor)
+
+        def compute():
+            return shared_features(extractor, images, device, rank, world)
+    stats = cached_statistics(key, extractor, compute, device, rank, world)
+    return {key: torch.from_numpy(value).to(device) for key, value in stats.items()}, images, len(stats["features"])
+
+
+def measure(gen: torch.Tensor, stats: dict, threshold: float) -> tuple:
+    """(FID, d, d_thr, MiFID and threshold as a dict; nearest_real's answer) of generated features against real
+    statistics on the same device."""
+    fid = F.frechet_distance_of(gen, stats)
+    nearest = F.nearest_real(gen, stats["features"])
+    d = F.memorisation_distance(nearest[0])
+    d_thr = F.thresholded(d, threshold)
+    return {"fid": fid, "distance": d, "distance_thresholded": d_thr, "mifid": F.mifid(fid, d_thr),
+            "threshold": threshold}, nearest
+
+
+def score_images(images, real, extractor=None, threshold=0.1, device="auto", nearest_png=None) -> dict:
+    """FID, d, d_thr and MiFID of uint8 images N×C×H×W against real images (a path or a Dataset).
+
+    extractor: callable uint8 images -> float32 N×D with name, fingerprint, dim (default: the FID Inception).
+    nearest_png: a file for the generated images closest to a real one, each beside it.
+    """
+    start = time.perf_counter()
+    device = resolve_device(device)
+    images = np.asarray(images.cpu() if hasattr(images, "cpu") else images)
+    if len(images) < 2:
+        raise UserError(f"{len(images)} generated image(s): FID needs at least 2")
+    extractor = extractor or InceptionFeatures(device=device)
+    stats, real_images, n_real = real_statistics(real, extractor, device)
+    gen = torch.as_tensor(extractor(images)).to(device)
+    result, (nearest, gen_index, real_index) = measure(gen, stats, threshold)
+    result.update(n_generated=len(images), n_real=n_real, n_generated_zero_features=len(images) - len(gen_index),
+                  n_real_zero_features=int((stats["features"].double().sum(1) == 0).sum()),
+                  extractor=extractor.name, seconds=round(time.perf_counter() - start, 3))
+    if nearest_png:
+        real_images = open_real(real).images if real_images is None else real_images
+        write_nearest(Path(nearest_png), images, real_images, nearest, gen_index, real_index)
+    return result
+
+
+def write_nearest(path: Path, images, real_images, nearest, gen_index, real_index):
+    """The generated images closest to a real one, each followed by that real image, as one grid."""
+    from kit.plot import save_grid
+    path.parent.mkdir(parents=True, exist_ok=True)
+    order = torch.argsort(nearest)[:N_NEAREST_SHOWN].cpu()
+    gen_shown = torch.from_numpy(images[gen_index.cpu()[order]])
+    real_shown = torch.from_numpy(real_images[real_index.cpu()[order]])
+    if real_shown.shape[1:] != gen_shown.shape[1:]:   # e.g. real images kept larger: show them at the generated size
+        real_shown = torch.nn.functional.interpolate(real_shown.float(), gen_shown.shape[2:], mode="area").round().byte()
+        real_shown = real_shown.expand(-1, gen_shown.shape[1], -1, -1) if real_shown.shape[1] == 1 else real_shown
+    save_grid(torch.stack([gen_shown, real_shown], 1).flatten(0, 1), path, nrow=8)
+
+
+def write_score_json(path, result) -> None:
+    """The scores as indented JSON, written atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def extractors_at_hand(weights=None, device="auto", resize="organisers", progress=False) -> tuple:
+    """({leaderboard: its network, loaded}, {leaderboard: why it was skipped}) for every leaderboard, in order."""
+    weights = weights or {}
+    extractors, skipped = {}, {}
+    for name, (network, _) in LEADERBOARDS.items():
+        try:
+            extractors[name] = network(weights.get(name), device, progress=progress, resize=resize)
+        except (UserError, ImportError) as e:
+            skipped[name] = str(e)
+    return extractors, skipped
+
+
+def refuse_report(report, names, force: bool) -> None:
+    """Refuse a report folder holding score.json or a leaderboard's nearest-pairs grid already (unless force)."""
+    for path in [Path(report) / "score.json"] + [Path(report) / f"nearest-{name}.png" for name in names]:
+        refuse_overwrite(path, force)
+
+
+def score_leaderboards(images, real, extractors: dict, threshold=0.0, device="auto", report=None) -> dict:
+    """{leaderboard: score_images's answer} for each extractor given (`threshold` overrides each leaderboard's);
+    report: a folder for each leaderboard's nearest pairs (check it first with refuse_report)."""
+    results = {}
+    for name, extractor in extractors.items():
+        nearest_png = report and Path(report) / f"nearest-{name}.png"
+        with contextlib.redirect_stdout(sys.stderr):    # what preparing the real set says stays off stdout (--json)
+            results[name] = score_images(images, real, extractor, threshold or LEADERBOARDS[name][1], device,
+                                         nearest_png)
+    return results
+
+
+def load_generated(path, n, lenient, device):
+    """uint8 images from a zip or folder (kit.images.read_images), or n generated in memory from a checkpoint."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path} does not exist: pass images.zip, a folder of PNGs or a checkpoint")
+    if not (path.is_dir() or path.suffix.lower() == ".zip"):
+        from kit.sample import generate
+        return generate(path, n, device=device)[0].numpy()
+    from kit.images import read_images
+    images, problems = read_images(path, lenient=lenient)
+    if len(images) == 0:
+        raise UserError(f"{path} holds no readable images ({'; '.join(problems) or 'empty'}): "
+                        "pass images.zip or a folder of 64×64 PNGs")
+    if len(images) != n:
+        problems = problems + [f"{len(images):,} readable images; {n:,} expected (--n)"]
+    if problems and not lenient:
+        raise UserError(f"{path}: {'; '.join(problems)}: fix the images, or pass --lenient to score what is readable")
+    for problem in problems:
+        print(f"warning: {path}: {problem}", file=sys.stderr)
+    return images
+
+
+LEADERBOARDS = {"public": (InceptionFeatures, 0.1), "private": (NASNetFeatures, 0.25)}   # network, threshold
+MARGIN_WARNING = 0.02   # a d this close above its threshold is one unlucky zip away from the penalty
+
+
+def margin_words(d: float, threshold: float) -> str:
+    """d − threshold in words: below (penalised), close above, or clear."""
+    margin = d - threshold
+    if not math.isfinite(margin) or margin < 0:
+        return f"{margin:+.4f}  BELOW the threshold: MiFID divides the FID by d"
+    if margin < MARGIN_WARNING:
+        return f"{margin:+.4f}  within {MARGIN_WARNING} of the threshold: at risk"
+    return f"{margin:+.4f}  clear"
+
+
+def format_table(results: dict) -> str:
+    """The scores of each leaderboard ({name: result}) side by side as an aligned table."""
+    names = list(results)
+    rows = [("", names),
+            ("features", [r["extractor"] for r in results.values()]),
+            ("FID", [f"{r['fid']:.4f}" for r in results.values()]),
+            ("distance d", [f"{r['distance']:.4f}" for r in results.values()]),
+            ("threshold", [f"{r['threshold']:g}" for r in results.values()]),
+            ("d thresholded", [f"{r['distance_thresholded']:.4f}" for r in results.values()]),
+            ("MiFID", [f"{r['mifid']:.4f}" for r in results.values()]),
+            ("generated images", [f"{r['n_generated']:,} ({r['n_generated_zero_features']:,} zero)"
+                                  for r in results.values()]),
+            ("real images", [f"{r['n_real']:,} ({r['n_real_zero_features']:,} zero)" for r in results.values()]),
+            ("time", [f"{r['seconds']:.1f} s" for r in results.values()])]
+    lines = [f"{name:<18}" + "".join(f"{value:<26}" for value in values) for name, values in rows]
+    lines.append("")
+    lines += [f"margin d - thr, {name}: {margin_words(r['distance'], r['threshold'])}" for name, r in results.items()]
+    lines.append("d = mean over generated of min 1-|cos| to a real image; d_thr = d if d < threshold else 1; "
+                 "MiFID = FID / (d_thr + 1e-15)")
+    return "\n".join(lines)
+
+
+def pick_leaderboards(choice: str, nasnet_weights) -> tuple:
+    """(leaderboard names, note): `both` when NASNet weights are at hand unless one was asked for."""
+    if choice:
+        return (["public", "private"] if choice == "both" else [choice]), ""
+    try:
+        find_nasnet_weights(nasnet_weights)
+        return ["public", "private"], ""
+    except UserError as e:
+        return ["public"], f"note: private leaderboard skipped: {e}"
+
+
+def add_arguments(parser):
+    """Flags of `python -m kit score`."""
+    parser.add_argument("generated", metavar="GENERATED", help="images.zip, a folder of images, or a checkpoint")
+    parser.add_argument("--real", required=True,
+                        help="real images: the competition archives, a folder, or a prepared cache (.npz)")
+    parser.add_argument("--leaderboard", choices=("public", "private", "both"), default="",
+                        help="public (FID Inception, d threshold 0.1), private (NASNet-A Large, 0.25; what ranked), "
+                             "or both (default when the NASNet weights are at hand, else public)")
+    parser.add_argument("--inception-weights", metavar="FILE",
+                        help="pytorch-fid's FID Inception weights (default: $DOGKIT_INCEPTION_WEIGHTS, "
+                             "then the torch hub cache)")
+    parser.add_argument("--nasnet-weights", metavar="FILE",
+                        help="timm's nasnetalarge weights (default: $DOGKIT_NASNET_WEIGHTS, then timm's cache)")
+    parser.add_argument("--resize", choices=RESIZES, default="organisers",
+                        help="organisers: TF1 legacy bilinear, real images from full size, as the leaderboards "
+                             "(default); pytorch-fid: its torch resize, real images through a 64-px cache")
+    parser.add_argument("--threshold", type=float, default=0.0,
+                        help="override the memorisation threshold on d (default: 0.1 public, 0.25 private)")
+    parser.add_argument("--n", type=int, default=10000,
+                        help="images to generate from a checkpoint / expected in a zip or folder (default 10000)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--report", metavar="DIR",
+                        help="also write DIR/score.json (what --json prints) and DIR/nearest-LEADERBOARD.png")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing report")
+    parser.add_argument("--lenient", action="store_true",
+                        help="warn about bad images (count, size, mode, format, corrupt) and score what is readable")
+    parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1, ...")
+
+
+def main(args) -> int:
+    """Read or generate the images, score them on each leaderboard, print the table or JSON."""
+    if args.threshold and (not math.isfinite(args.threshold) or args.threshold <= 0):
+        raise UserError(f"--threshold {args.threshold} must be a positive number (0.1 public, 0.25 private)")
+    names, note = pick_leaderboards(args.leaderboard, args.nasnet_weights)
+    if args.report:
+        refuse_report(args.report, names, args.force)
+    images = load_generated(args.generated, args.n, args.lenient, args.device)
+    weights = {"public": args.inception_weights, "private": args.nasnet_weights}
+    extractors = {name: LEADERBOARDS[name][0](weights[name], args.device, progress=sys.stderr.isatty(),
+                                              resize=args.resize) for name in names}
+    results = score_leaderboards(images, args.real, extractors, args.threshold, args.device, args.report)
+    printed = results if len(names) > 1 else results[names[0]]
+    if args.report:
+        write_score_json(Path(args.report) / "score.json", printed)
+    if note:
+        print(note, file=sys.stderr)
+    if args.json:
+        print(json.dumps(printed))
+    else:
+        print(format_table(results))
+    return 0
 '''
 
 SOURCES['kit/models/__init__.py'] = r'''"""The model families: which networks a `--model` name builds and what its training and sampling need."""
@@ -2262,7 +3585,7 @@ def check_zip(path, n_images=N_IMAGES, strict=False) -> list:
 def add_arguments(parser):
     """Flags of `python -m kit zip` and submit/make_zip.py."""
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", help="last.pt of a run: generate the images from it")
+    source.add_argument("--checkpoint", help="last.pt or best.pt of a run: generate the images from it")
     source.add_argument("--from-dir", metavar="DIR", help="pack a folder of images (converted to 64×64 RGB PNG)")
     source.add_argument("--check", metavar="ZIP", help="only check ZIP against the rules; exit 0 when it passes")
     parser.add_argument("--out", default="images.zip", help="zip to write (default images.zip)")
@@ -2582,7 +3905,7 @@ def add_sampling_arguments(parser):
 
 def add_arguments(parser):
     """Flags of `kit sample`."""
-    parser.add_argument("--checkpoint", required=True, help="last.pt of a run")
+    parser.add_argument("--checkpoint", required=True, help="last.pt or best.pt of a run")
     parser.add_argument("--n", type=int, default=64, help="number of images")
     parser.add_argument("--out", required=True, help="PNG grid to write")
     parser.add_argument("--breed", default=None, help="breed index or name (conditional models)")
@@ -2605,8 +3928,10 @@ def main(args):
 '''
 
 SOURCES['kit/train.py'] = r'''"""Train a GAN on a prepared cache within a hard wall-clock budget, read top to bottom: open the run, build the
-Trainer (kit.trainer: the step), reserve the end's time (kit.budget), loop, then write the images and the zip."""
+Trainer (kit.trainer: the step) and the Run (kit.jobs: periodic work and the record), reserve the end's time
+(kit.budget), loop, then write the images and the zip from the selected checkpoint, and score it."""
 import json
+import dataclasses
 import math
 import os
 import tempfile
@@ -2625,20 +3950,24 @@ from kit.device import resolve_device
 from kit.errors import UserError
 from kit.files import refuse_overwrite
 from kit.package import write_zip
-from kit.plot import save_grid, save_line_chart
+from kit.jobs import Run, optional
+from kit.metrics.ranks import from_rank_0
+from kit.plot import save_line_chart
 from kit.progress import Progress
-from kit.sample import STATS_BATCH, generate, to_uint8
-from kit.trainer import Trainer, set_rng_state, to_cpu
+from kit.sample import STATS_BATCH, generate
+from kit.trainer import Trainer, set_rng_state
 
 # Fields a resumed run takes from the command line; every other field comes from the checkpoint.
 RUN_FIELDS = ("data", "out", "budget", "device", "threads", "compile", "cuda_graph", "checkpoint_every", "sample_every",
               "log_every", "n_images", "zip", "truncation", "standing_stats", "class_balance", "resume", "max_steps",
-              "force")
+              "force", "eval_every", "eval_n", "select", "score_n", "real")
 MAX_ROLLBACKS = 5       # NaN rollbacks in a row before giving up
-TAIL_SAFETY = 1.5       # the measured time of generating + zipping is multiplied by this ...
-TAIL_MARGIN_S = 10.0    # ... and this is added
-TAIL_PROBE = 256        # images generated and zipped at the start to time the tail
-GRID_BREEDS = 10        # rows of the conditional sample grid (breeds spread over the classes)
+FP16_ROLLBACKS = 2      # rollbacks in a row under fp16 before the run goes on in fp32 (bf16 where the GPU has it)
+FIRST_STEPS = 100       # steps after the start in which a compile/capture failure or an OOM falls back
+TAIL_SAFETY = 1.5       # the measured costs of the end are multiplied by this ...
+TAIL_MARGIN_S = 3.0     # ... and this is added
+TAIL_PROBES = (8, 32, 256)   # images generated and zipped at the start: a warm-up, then two timed probes
+SELECTIONS = ("private", "public", "last")
 
 
 def pick_precision(name, device):
@@ -2652,6 +3981,11 @@ def pick_precision(name, device):
     if name not in table:
         raise UserError(f"--precision {name} is not known: use auto, fp32, bf16 or fp16")
     return table[name]
+
+
+def graph_allowed(cfg, device, dtype, world):
+    """Whether the step is captured in a CUDA graph: asked for, one CUDA process, bf16 or fp32."""
+    return cfg.cuda_graph and device.type == "cuda" and dtype is not torch.float16 and world == 1
 
 
 def setup_distributed(device_name):
@@ -2682,31 +4016,33 @@ def open_data(cfg, rank, world):
     return dataset
 
 
-def measure_tail(state, cfg, out, device):
-    """Seconds the end of a run needs (generate + zip n_images, measured on a small probe, with a safety factor)."""
-    k = max(1, min(cfg.n_images, TAIL_PROBE))
-    t = time.monotonic()
-    images, _ = generate(state, k, device=device, class_balance=cfg.class_balance)
-    with tempfile.TemporaryDirectory(dir=out) as tmp:
-        write_zip(images, Path(tmp) / "probe.zip", force=True, progress=False)
-    return tail_seconds((time.monotonic() - t) / k, cfg)
+def measure_tail(state, cfg, device):
+    """(fixed seconds, seconds per image, seconds per checkpoint) of the end, on warm probes in a temporary folder:
+    the first call (thread start-up, first allocations, matplotlib's import by the loss chart) is left out, and two
+    sizes separate the fixed cost of generating and zipping from the per-image cost."""
+    warm, small, large = (min(k, max(1, cfg.n_images)) for k in TAIL_PROBES)
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.monotonic()
+        checkpoint.save(Path(tmp) / "probe.pt", state)
+        checkpoint_s = time.monotonic() - t
+        def seconds(k):
+            t = time.monotonic()
+            images, _ = generate(state, k, device=device, class_balance=cfg.class_balance)
+            write_zip(images, Path(tmp) / "probe.zip", force=True, progress=False)
+            return time.monotonic() - t
+
+        optional("the loss chart's warm-up", save_line_chart, {}, Path(tmp) / "chart.png")
+        seconds(warm)
+        t_small, t_large = seconds(small), seconds(large)
+    per_image = max(t_large - t_small, 0.0) / max(large - small, 1)
+    return max(t_small - per_image * small, 0.0), per_image, checkpoint_s
 
 
-def tail_seconds(per_image, cfg):
-    """The tail's reserve from the probe's seconds per image: n_images generated and zipped, plus the standing
-    statistics' batches (a fixed cost, generated but not zipped), times the safety factor, plus the margin."""
+def tail_seconds(fixed, per_image, cfg):
+    """The images' share of the end's reserve: the fixed cost, n_images generated and zipped, plus the standing
+    statistics' batches (generated, not zipped), times the safety factor, plus the margin."""
     images = cfg.n_images + (max(0, cfg.standing_stats) * STATS_BATCH if cfg.n_images else 0)
-    return per_image * images * TAIL_SAFETY + TAIL_MARGIN_S
-
-
-def fixed_noise(cfg, n_classes, conditional):
-    """The sample grid's noise and labels (one row per breed for a conditional model) and its row length."""
-    generator = torch.Generator().manual_seed(cfg.seed)
-    if not conditional:
-        return torch.randn(64, cfg.z_dim, generator=generator), None, 8
-    breeds = np.unique(np.linspace(0, n_classes - 1, min(n_classes, GRID_BREEDS)).round().astype(np.int64))
-    z = torch.randn(8 * len(breeds), cfg.z_dim, generator=generator)
-    return z, torch.from_numpy(breeds).repeat_interleave(8), 8
+    return (fixed + per_image * images) * TAIL_SAFETY + TAIL_MARGIN_S
 
 
 def read_metrics(path):
@@ -2733,20 +4069,58 @@ def open_run(cfg, device):
         refuse_overwrite(cfg.zip, cfg.force)
     if cfg.batch_size < 1 or cfg.n_critic < 0:
         raise UserError(f"--batch-size {cfg.batch_size} must be at least 1 and --n-critic {cfg.n_critic} at least 0")
+    if cfg.select not in ("",) + SELECTIONS:
+        raise UserError(f"--select {cfg.select} is not known: use private, public or last")
+    if cfg.eval_n < 2:
+        raise UserError(f"--eval-n {cfg.eval_n} must be at least 2 (FID needs two images)")
     return cfg, resumed
 
 
-def synced(losses, stop, save_now, world):
-    """(D loss sum, G loss sum, stop, save) with one host sync; under DDP rank 0's clock decides for everyone."""
-    flags = torch.cat([losses, torch.tensor([float(stop), float(save_now)], device=losses.device)])
+def synced(losses, flags, world):
+    """(D loss sum, G loss sum, flags) with one host sync; under DDP rank 0's flags decide for everyone."""
+    values = torch.cat([losses, torch.tensor([float(f) for f in flags], device=losses.device)])
     if world > 1:
-        torch.distributed.broadcast(flags[2:], 0)
-        torch.distributed.all_reduce(flags[:2])
-    return flags.tolist()
+        torch.distributed.broadcast(values[2:], 0)
+        torch.distributed.all_reduce(values[:2])
+    d_sum, g_sum, *rest = values.tolist()
+    return d_sum, g_sum, [bool(f) for f in rest]
+
+
+def real_images(cfg, dataset):
+    """Where the real images for evaluation are: --real, else what DATA was prepared from; "" when unknown."""
+    if cfg.real:
+        return cfg.real
+    source = dataset.report.get("data", "")
+    return source if source and Path(source).exists() else ("" if cache.is_cache(cfg.data) else cfg.data)
+
+
+def open_evaluator(cfg, real, device, rank, world):
+    """(the Evaluator or None, the selection: private, public or last, and a line on what is not evaluated)."""
+    wanted = cfg.eval_every not in ("0", "") or cfg.score_n > 0
+    evaluator, why = None, ""
+    if wanted and not real:
+        why = f"no real images to evaluate against ({cfg.data} does not say where it was prepared from): pass --real"
+    elif wanted:
+        from kit.metrics.evaluate import Evaluator
+        evaluator = Evaluator(real, device, cfg.eval_n, rank=rank, world=world)   # the ranks share its feature work
+        skipped = "; ".join(f"{name}: {reason}" for name, reason in evaluator.skipped.items())
+        if not evaluator.leaderboards:
+            evaluator, why = None, f"no leaderboard weights at hand, so no evaluation ({skipped})"
+        elif skipped:
+            why = f"evaluating {', '.join(evaluator.leaderboards)} only ({skipped})"
+        else:
+            why = ""
+    at_hand = evaluator.leaderboards if evaluator else ()
+    select = cfg.select or next((name for name in ("private", "public") if name in at_hand), "last")
+    if select != "last" and select not in at_hand:
+        raise UserError(f"--select {select} needs that leaderboard's network, which is not at hand ({why}): "
+                        f"attach its weights or pass --select last")
+    return evaluator, select, why
 
 
 def train(cfg: TrainConfig) -> Path:
-    """Train until cfg.max_steps or the budget's end, then checkpoint and zip cfg.n_images; returns OUT/last.pt."""
+    """Train until cfg.max_steps or the budget's end, then checkpoint, zip cfg.n_images from the selected checkpoint
+    and score the zip when the leaderboards' weights are at hand; returns OUT/last.pt."""
     start = time.monotonic()
     rank, world, device = setup_distributed(cfg.device)
     if cfg.threads:
@@ -2756,14 +4130,14 @@ def train(cfg: TrainConfig) -> Path:
     out, last = Path(cfg.out), Path(cfg.out) / "last.pt"
     zip_path = Path(cfg.zip) if cfg.zip else out / "images.zip"
     dtype = pick_precision(cfg.precision, device)
-    use_graph = cfg.cuda_graph and device.type == "cuda" and dtype is not torch.float16 and world == 1
+    use_graph = graph_allowed(cfg, device, dtype, world)
     if cfg.cuda_graph and not use_graph and main:
         tqdm.write("cuda_graph is off: it needs one CUDA GPU and bf16 or fp32 precision")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
-    # --- data on the device, the trainer (models, optimisers, scalers, EMA) ---
+    # --- data on the device, the trainer (models, optimisers, scalers, EMA), the evaluator ---
     dataset = open_data(cfg, rank, world)
     classes, family = list(dataset.classes), models.family(cfg.model)
     if family.needs_breeds and len(classes) < 2:
@@ -2772,151 +4146,183 @@ def train(cfg: TrainConfig) -> Path:
     images = torch.from_numpy(dataset.images).to(device)   # uint8 N×C×H×W, resident
     trainer = Trainer(cfg, images, torch.from_numpy(dataset.labels).to(device), len(classes), device, dtype,
                       use_graph, rank, world)
-    run = {"config": asdict(cfg), "classes": classes, "image_shape": tuple(images.shape[1:]),
-           "label_counts": np.bincount(dataset.labels, minlength=len(classes)).tolist()}
-    elapsed_before = 0.0
+    record = {"classes": classes, "image_shape": tuple(images.shape[1:]),
+              "label_counts": np.bincount(dataset.labels, minlength=len(classes)).tolist()}
     if resumed:
-        if tuple(resumed["image_shape"]) != run["image_shape"] or list(resumed["classes"]) != classes:
+        if tuple(resumed["image_shape"]) != record["image_shape"] or list(resumed["classes"]) != classes:
             raise UserError(f"{last} was trained on other data (images {tuple(resumed['image_shape'])}, "
                             f"{len(resumed['classes'])} classes): pass the same --data, or start a new --out")
         trainer.restore(resumed)
-        elapsed_before = resumed["elapsed"]
         if world == 1:
             set_rng_state(resumed["rng"])
         else:  # one saved RNG state cannot serve every rank: reseed each from the step
             torch.manual_seed(cfg.seed + rank + 1000003 * trainer.step_count)
+    real = real_images(cfg, dataset)
+    evaluator, select, why = open_evaluator(cfg, real, device, rank, world)
+    if why and main:
+        tqdm.write(why)
 
-    def state():
-        """The checkpoint dict of the run as it is now (references to live tensors)."""
-        return {**run, **trainer.state(), "elapsed": elapsed_before + time.monotonic() - start}
-
-    # --- the budget: measure what the end needs (images, zip, a checkpoint) before writing anything ---
+    # --- the budget: measure what the end needs (images, zip, checkpoint, evaluation, score) before training ---
     budget = Budget(cfg, start, device.type)
     out.mkdir(parents=True, exist_ok=True)
-    good = to_cpu(state())   # the last state known to be finite: rollback target
-    tail = measure_tail(good, cfg, out, device) if main else 0.0
-    if main and time.monotonic() + tail >= start + budget.seconds:
+    run = Run(trainer, budget, out, record, resumed, start, main, world, rank, evaluator, select)
+    fixed, per_image, checkpoint_s = measure_tail(run.good, cfg, device) if main else (0.0, 0.0, 0.0)
+    reserve = tail_seconds(fixed, per_image, cfg) + 2 * checkpoint_s   # the final checkpoint, twice over
+    if main and not budget.training_only and time.monotonic() + reserve >= start + budget.seconds:
         raise UserError(f"--budget {cfg.budget} leaves no time to train: writing {cfg.n_images} images needs "
-                        f"about {tail:.0f} s; raise --budget or lower --n-images")
-    t = time.monotonic()
-    if main:
-        checkpoint.save(last, good)
-        metrics = open(out / "metrics.jsonl", "a" if resumed else "w")
-    budget.reserve(tail + 2 * (time.monotonic() - t))   # the final checkpoint, twice over
-
-    def log(row):
-        if main:
-            metrics.write(json.dumps(row) + "\n")
-            metrics.flush()
-
-    z_fixed, y_fixed, nrow = fixed_noise(cfg, len(classes), trainer.conditional)
-
-    def save_samples():
-        sampler = trainer.G_ema or trainer.G
-        was_training = sampler.training
-        sampler.eval()
-        with torch.no_grad():
-            grid = to_uint8(sampler(z_fixed.to(device), None if y_fixed is None else y_fixed.to(device)))
-        sampler.train(was_training)
-        save_grid(grid, out / "samples" / f"step_{trainer.step_count:07d}.png", nrow)
-
+                        f"about {reserve:.0f} s; raise --budget or lower --n-images")
     precision = str(dtype or "fp32").replace("torch.", "")
-    log({"event": "start", "step": trainer.step_count, "resumed": bool(resumed), "world_size": world,
-         "device": str(device), "precision": precision, "cuda_graph": use_graph,
-         "tail_reserved_s": round(budget.tail, 1)})
-    if main:
-        tqdm.write(f"training {cfg.model} ({cfg.loss}) on {device}, {precision}, {world} process(es); batch "
-                   f"{cfg.batch_size} per process ({cfg.batch_size * world} in all); lr G {cfg.lr_g:g} D {cfg.lr_d:g}; "
-                   f"{trainer.n_critic} D step(s) per G step")
+    run.log({"event": "start", "step": trainer.step_count, "resumed": bool(resumed), "world_size": world,
+             "device": str(device), "precision": precision, "cuda_graph": use_graph, "select": select,
+             "evaluating": list(evaluator.leaderboards) if evaluator else [], "tail_fixed_s": round(fixed, 3),
+             "tail_per_image_s": round(per_image, 6), "checkpoint_s": round(checkpoint_s, 3)})
+    run.say(f"training {cfg.model} ({cfg.loss}) on {device}, {precision}, {world} process(es); batch "
+            f"{cfg.batch_size} per process ({cfg.batch_size * world} in all); lr G {cfg.lr_g:g} D {cfg.lr_d:g}; "
+            f"{trainer.n_critic} D step(s) per G step")
+    run.save()
+    if evaluator:
+        if not run.history:
+            run.evaluate(time.monotonic())   # the first row, and what an evaluation costs
+        evaluating = TAIL_SAFETY * run.evaluation_seconds() * (1 + cfg.score_n / evaluator.n)   # the last one, score
+        fits = budget.training_only or time.monotonic() + reserve + evaluating < start + budget.seconds
+        if from_rank_0(fits, world, device):
+            reserve += evaluating
+        else:
+            run.stop_evaluating(f"evaluation off: the last evaluation and the score need about {evaluating:.0f} s "
+                                f"more than the budget holds; the zip comes from the last checkpoint")
+    budget.reserve(reserve)
 
-    # --- the loop: a step, and every budget.check_every steps one host sync to check ---
+    # --- the loop: a step, and every budget.check_every steps one host sync, the NaN check and the due jobs ---
     progress = Progress(cfg.max_steps or None, trainer.step_count, enabled=main)
-    since_check, rollbacks = 0, 0
-    window = {"n": 0, "d": 0.0, "g": 0.0, "t": time.monotonic(), "step": trainer.step_count}
+    jobs, first_step, since_check = run.jobs(), trainer.step_count, 0
     try:
         while True:
             if budget.check_due(since_check):
                 now = time.monotonic()
                 budget.checked(since_check, now)
                 stop = trainer.step_count >= cfg.max_steps > 0 or budget.out_of_time(now)
-                d_sum, g_sum, stop, save_now = synced(trainer.take_losses(), stop, budget.checkpoint_due(now), world)
+                due = [stop] + [job.due(now) or (stop and job.at_stop) for job in jobs]
+                d_sum, g_sum, (stop, *due) = synced(trainer.take_losses(), due, world)
                 if not (math.isfinite(d_sum) and math.isfinite(g_sum)):
-                    rollbacks += 1
-                    step = roll_back(trainer, good, rollbacks, log, main)
-                    progress.restart_at(step)
-                    window.update(n=0, d=0.0, g=0.0, t=time.monotonic(), step=step)
+                    progress.restart_at(after_nan(trainer, run))
+                    run.restart_window(time.monotonic())
                     since_check = 0
                     budget.checked(0, time.monotonic())
                     continue
-                window.update(d=window["d"] + d_sum, g=window["g"] + g_sum, n=window["n"] + since_check)
-                shown = {}
-                if window["n"] and (trainer.step_count - window["step"] >= cfg.log_every or stop):
-                    row = loss_row(window, trainer, elapsed_before + now - start, now, world)
-                    log(row)
-                    shown = dict(d=row["loss_d"], g=row["loss_g"], img_s=row["images_per_s"], left=budget.left(now))
-                    window.update(n=0, d=0.0, g=0.0, t=now, step=trainer.step_count)
-                progress.update(since_check, **shown)
+                run.add_losses(d_sum, g_sum, since_check)
+                for job, is_due in zip(jobs, due):
+                    if is_due:
+                        job.run(now)
+                progress.update(since_check, **run.shown)
                 since_check = 0
-                if save_now or stop:
-                    good, rollbacks = to_cpu(state()), 0
-                    if main:
-                        checkpoint.save(last, good)
-                    budget.checkpointed(time.monotonic())
-                if main and (budget.sample_due(now) or stop):
-                    save_samples()
                 if stop:
                     break
-            trainer.step()
+            try:
+                trainer.step()
+            except Exception as error:   # noqa: BLE001 - fall_back re-raises what it cannot recover from
+                fall_back(error, trainer, run, trainer.step_count - first_step < FIRST_STEPS and world == 1)
+                since_check = 0
+                continue
             since_check += 1
-    except torch.cuda.OutOfMemoryError:
-        raise UserError(f"--batch-size {cfg.batch_size} does not fit in the GPU's memory: pass a smaller --batch-size "
-                        "(or --no-compile / --no-cuda-graph)") from None
     finally:
         progress.close()
 
-    # --- the end: loss curve, images, zip (all inside the budget) ---
+    # --- the end: loss curve, images and zip from the selected checkpoint, the score (all inside the budget) ---
     if main:
         t = time.monotonic()
-        save_line_chart(read_metrics(out / "metrics.jsonl"), out / "losses.png", "step", "loss",
-                        f"{cfg.model} {cfg.loss}")
-        images_out, _ = generate(good, cfg.n_images, seed=cfg.seed, truncation=cfg.truncation, device=device,
+        optional("the loss chart", save_line_chart, read_metrics(out / "metrics.jsonl"), out / "losses.png", "step",
+                 "loss", f"{cfg.model} {cfg.loss}")
+        chosen = run.chosen()
+        images_out, _ = generate(chosen, cfg.n_images, seed=cfg.seed, truncation=cfg.truncation, device=device,
                                  standing_stats=cfg.standing_stats, class_balance=cfg.class_balance)
         write_zip(images_out, zip_path, force=True)
-        log({"event": "end", "step": trainer.step_count, "tail_s": round(time.monotonic() - t, 2),
-             "tail_reserved_s": round(budget.tail, 1), "wall_s": round(time.monotonic() - start, 2),
-             "budget_s": budget.seconds, "zip": str(zip_path)})
-        metrics.close()
-        tqdm.write(f"{trainer.step_count} steps; wrote {last} and {cfg.n_images} images to {zip_path} "
-                   f"({time.monotonic() - start:.0f} s of the {budget.seconds:.0f} s budget)")
+        end = {"event": "end", "step": trainer.step_count, "zip_step": chosen["step"],
+               "tail_s": round(time.monotonic() - t, 2), "tail_reserved_s": round(budget.tail, 1),
+               "budget_s": round(budget.seconds, 1), "zip": str(zip_path)}
+        if run.best:
+            end.update(selected=run.best, last=run.history[-1] if run.history else None)
+            last_scores = run.history[-1][select] if run.history else {}
+            run.say(f"the zip comes from step {chosen['step']} ({select} MiFID {run.best['mifid']:.2f}, the lowest "
+                    f"of {len(run.history)} evaluations); the last step, {trainer.step_count}, had "
+                    f"{select} MiFID {last_scores.get('mifid', math.nan):.2f}")
+        if run.evaluator and cfg.score_n > 0:
+            end["score"] = final_score(zip_path, real, cfg, run, budget, device)
+        run.log({**end, "wall_s": round(time.monotonic() - start, 2)})
+        run.close()
+        tqdm.write(f"{trainer.step_count} steps; wrote {last} and {cfg.n_images} images from step {chosen['step']} "
+                   f"to {zip_path} ({time.monotonic() - start:.0f} s of the {budget.seconds:.0f} s budget)")
     if world > 1:
         torch.distributed.destroy_process_group()
     return last
 
 
-def roll_back(trainer, good, rollbacks, log, main):
-    """After NaN/inf losses: back to the `good` state, learning rates × 0.5^rollbacks, said and logged; its step."""
-    if rollbacks > MAX_ROLLBACKS:
+def final_score(zip_path, real, cfg, run, budget, device):
+    """Score the zip's first score_n images with each leaderboard at hand into score.json beside it, when the budget
+    still has the time; the path written, or why not."""
+    from kit.metrics.evaluate import score_zip, write_score_json
+    need = TAIL_SAFETY * run.evaluation_seconds() * cfg.score_n / run.evaluator.n
+    left = budget.start + budget.seconds - time.monotonic()
+    if need > left:
+        run.say(f"score skipped: scoring {cfg.score_n} images needs about {need:.0f} s and {left:.0f} s are left")
+        return f"skipped: needs about {need:.0f} s, {left:.0f} s left"
+    result = score_zip(zip_path, real, n=cfg.score_n, device=device)
+    path = Path(zip_path).parent / "score.json"
+    write_score_json(path, result)
+    for name, scores in result.items():
+        run.say(f"score: {name} MiFID {scores['mifid']:.2f} (FID {scores['fid']:.2f}, d {scores['distance']:.4f}) "
+                f"on {scores['n_generated']} images of {zip_path}")
+    return str(path)
+
+
+def after_nan(trainer, run):
+    """After NaN/inf losses: back to the last good state with halved learning rates, or, after FP16_ROLLBACKS in a
+    row under fp16, at the same learning rates in fp32 (bf16 where the GPU has it); the step it went back to."""
+    run.rollbacks += 1
+    if trainer.dtype is torch.float16 and run.rollbacks >= FP16_ROLLBACKS:
+        bf16 = trainer.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        trainer.set_precision(torch.bfloat16 if bf16 else None)
+        trainer.cfg = dataclasses.replace(trainer.cfg, precision="bf16" if bf16 else "fp32")
+        bad_step, step = trainer.step_count, trainer.rollback(run.good, 0)
+        run.fell_back("precision", f"fp16 gave NaN/inf losses {run.rollbacks} times in a row (last near step "
+                                   f"{bad_step}): back to step {step}, going on in {trainer.cfg.precision}")
+        run.rollbacks = 0
+        return step
+    if run.rollbacks > MAX_ROLLBACKS:
         raise UserError(f"training diverged: {MAX_ROLLBACKS} rollbacks in a row after NaN/inf losses; "
                         "lower --lr-g/--lr-d or try another --loss")
-    bad_step, step = trainer.step_count, trainer.rollback(good, rollbacks)
+    bad_step, step = trainer.step_count, trainer.rollback(run.good, run.rollbacks)
     opt_G, opt_D = trainer.optimisers()
-    message = (f"NaN/inf loss near step {bad_step}: rolled back to step {step}, learning rates ×{0.5 ** rollbacks:g} "
-               f"(now G {opt_G.param_groups[0]['lr']:.2e}, D {opt_D.param_groups[0]['lr']:.2e})")
-    if main:
-        tqdm.write(message)
-    log({"event": "rollback", "step": step, "bad_step": bad_step, "message": message})
+    message = (f"NaN/inf loss near step {bad_step}: rolled back to step {step}, learning rates "
+               f"×{0.5 ** run.rollbacks:g} (now G {opt_G.param_groups[0]['lr']:.2e}, D "
+               f"{opt_D.param_groups[0]['lr']:.2e})")
+    run.say(message)
+    run.log({"event": "rollback", "step": step, "bad_step": bad_step, "message": message})
     return step
 
 
-def loss_row(window, trainer, elapsed, now, world):
-    """The metrics.jsonl line for the steps in `window`: mean losses, images/s, learning rates."""
-    opt_G, opt_D = trainer.optimisers()
-    seconds = max(now - window["t"], 1e-9)
-    return {"step": trainer.step_count, "elapsed": round(elapsed, 2), "loss_d": window["d"] / window["n"],
-            "loss_g": window["g"] / window["n"],
-            "images_per_s": round(window["n"] * trainer.n_critic * trainer.cfg.batch_size * world / seconds, 1),
-            "lr_g": opt_G.param_groups[0]["lr"], "lr_d": opt_D.param_groups[0]["lr"]}
-
+def fall_back(error, trainer, run, early):
+    """Recover from a step that raised in the first steps of one process: an out-of-memory error halves the batch,
+    a torch.compile or CUDA-graph failure goes on eagerly; both from the last good state. Anything else is raised."""
+    what = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:200]}"
+    if isinstance(error, torch.cuda.OutOfMemoryError):
+        batch = trainer.cfg.batch_size
+        if not early or batch < 2:
+            raise UserError(f"--batch-size {batch} does not fit in the GPU's memory: pass a smaller --batch-size "
+                            "(or --no-compile / --no-cuda-graph)") from None
+        if trainer.device.type == "cuda":
+            torch.cuda.empty_cache()
+        step = trainer.rollback(run.good, 0)
+        trainer.set_batch_size(batch // 2)
+        run.fell_back("batch", f"out of memory at batch {batch} ({what}): back to step {step}, going on with "
+                               f"batch {batch // 2} per process")
+    elif early and (trainer.compiled or trainer.use_graph):
+        how = " and ".join(n for n, on in (("torch.compile", trainer.compiled), ("the CUDA graph", trainer.use_graph))
+                           if on)
+        trainer.go_eager()
+        step = trainer.rollback(run.good, 0)
+        run.fell_back("eager", f"{how} failed ({what}): back to step {step}, going on eagerly")
+    else:
+        raise error
 
 def add_arguments(parser):
     """Flags of `kit train`: one per TrainConfig field."""
@@ -2931,6 +4337,7 @@ def main(args):
 SOURCES['kit/trainer.py'] = r'''"""The training step as an object: models, optimisers, grad scalers and EMA of one run, with state, restore and
 rollback. What a step does comes from the model family and the loss, never from `if cfg.loss == ...`."""
 import copy
+import dataclasses
 import inspect
 import random
 
@@ -3038,7 +4445,7 @@ class Trainer:
         self.loss = losses.get(cfg.loss, cfg.real_label)
         self.n_critic = cfg.n_critic or self.loss.n_critic
         self.conditional = models.family(cfg.model).conditional and n_classes > 1
-        self.augmentations = augment.parse(cfg.augment)
+        self.augmentation = augment.Augmentation(cfg.augment, device, cfg.ada_target, cfg.ada_kimg)
         self.memory_format = (torch.channels_last if cfg.channels_last and device.type == "cuda"
                               else torch.contiguous_format)
         torch.manual_seed(cfg.seed)   # the same initial weights on every rank (G_ema is copied before DDP syncs)
@@ -3052,17 +4459,44 @@ class Trainer:
         betas = (cfg.beta1, cfg.beta2)
         self.opt_G = optimiser(self.loss.optimizer, self.G.parameters(), cfg.lr_g, betas, use_graph)
         self.opt_D = optimiser(self.loss.optimizer, self.D.parameters(), cfg.lr_d, betas, use_graph)
-        self.scalers = {k: torch.amp.GradScaler(device.type, enabled=dtype is torch.float16) for k in "GD"}
+        self.set_precision(dtype)
         self.step_count = 0
         self.nan_at_step = 0                           # tests: make the losses NaN once at this step
         self.acc = torch.zeros(2, device=device)       # summed D and G losses since the last check
         self.ema_weight = torch.zeros((), device=device)
-        Gc, self.Dc = (torch.compile(self.G), torch.compile(self.D)) if cfg.compile else (self.G, self.D)
+        self.anchors = torch.zeros(2, device=device)       # LeCam: moving averages of D's mean output, real and fake
+        self.anchor_decay = torch.zeros((), device=device)
+        self.world = world
+        self.wrap(cfg.compile, use_graph)
+
+    def wrap(self, compiled, graphed):
+        """The modules a step runs (compiled or not, under DDP when world > 1) and the step (CUDA graph or not)."""
+        self.compiled, self.use_graph = compiled, graphed
+        Gc, self.Dc = (torch.compile(self.G), torch.compile(self.D)) if compiled else (self.G, self.D)
         self.G_train, self.D_train = Gc, self.Dc
-        if world > 1:
-            ids = [device] if device.type == "cuda" else None
+        if self.world > 1:
+            ids = [self.device] if self.device.type == "cuda" else None
             self.G_train, self.D_train = distributed(Gc, ids), distributed(self.Dc, ids)
-        self.run_step = GraphedStep(self.one_step) if use_graph else self.one_step
+        self.run_step = GraphedStep(self.one_step) if graphed else self.one_step
+        for opt in self.optimisers():
+            for group in opt.param_groups:
+                group["capturable"] = graphed
+
+    def go_eager(self):
+        """Fallback: no torch.compile, no CUDA graph."""
+        self.cfg = dataclasses.replace(self.cfg, compile=False, cuda_graph=False)
+        self.wrap(False, False)
+
+    def set_precision(self, dtype):
+        """Autocast to `dtype` (None: fp32), with fresh grad scalers enabled for fp16 only."""
+        self.dtype = dtype
+        self.scalers = {k: torch.amp.GradScaler(self.device.type, enabled=dtype is torch.float16) for k in "GD"}
+
+    def set_batch_size(self, batch_size):
+        """Fallback after an out-of-memory error: a smaller batch per process (a captured graph is captured again)."""
+        self.cfg = dataclasses.replace(self.cfg, batch_size=batch_size)
+        if self.use_graph:
+            self.run_step.reset()
 
     def optimisers(self):
         """(G's, D's)."""
@@ -3074,7 +4508,7 @@ class Trainer:
                 "G_ema": self.G_ema.state_dict() if self.G_ema else None,
                 "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
                 "scaler": {k: s.state_dict() for k, s in self.scalers.items()}, "step": self.step_count,
-                "rng": rng_state()}
+                "rng": rng_state(), "regularisers": {"anchors": self.anchors, "ada": self.augmentation.state()}}
 
     def restore(self, saved) -> int:
         """Load models, EMA, optimisers and scalers from a checkpoint dict; returns its step."""
@@ -3087,7 +4521,11 @@ class Trainer:
             for group in opt.param_groups:
                 group["capturable"] = self.use_graph   # the saved run may have used another device or mode
         for k, s in self.scalers.items():
-            s.load_state_dict(saved["scaler"][k])
+            if s.is_enabled() and saved["scaler"][k]:   # a scaler saved disabled (or before a precision fallback)
+                s.load_state_dict(saved["scaler"][k])
+        if "regularisers" in saved:   # checkpoints from before LeCam and ADA start them afresh
+            self.anchors.copy_(saved["regularisers"]["anchors"])
+            self.augmentation.load(saved["regularisers"]["ada"])
         self.step_count = saved["step"]
         return self.step_count
 
@@ -3107,10 +4545,8 @@ class Trainer:
                               cache_enabled=not self.use_graph)
 
     def augmented(self, x):
-        """x through every per-batch augmentation, in order."""
-        for fn in self.augmentations:
-            x = fn(x)
-        return x
+        """x through the run's per-batch augmentation (adaptive with ADA)."""
+        return self.augmentation(x)
 
     def real_batch(self):
         """A random batch of real images in [-1, 1] and their labels (None unless conditional)."""
@@ -3125,6 +4561,19 @@ class Trainer:
         self.scalers[key].step(opt)
         self.scalers[key].update()
 
+    def regularisation(self, real, fake, y, real_logits, fake_logits):
+        """LeCam and balanced consistency terms of D's loss as configured (their anchors move after LeCam's)."""
+        cfg, total = self.cfg, 0.0
+        if cfg.lecam:
+            total = cfg.lecam * losses.lecam(real_logits, fake_logits, self.anchors[0], self.anchors[1])
+            means = torch.stack([real_logits.detach().mean(), fake_logits.detach().mean()])
+            self.anchors.mul_(self.anchor_decay).add_(means * (1 - self.anchor_decay))
+        if cfg.cr:
+            again = self.D_train(self.augmented(real), y).float(), self.D_train(self.augmented(fake.detach()), y).float()
+            total = total + cfg.cr * (losses.consistency(real_logits, again[0]) +
+                                      losses.consistency(fake_logits, again[1]))
+        return total
+
     def one_step(self):
         """n_critic D steps then one G step; no host syncs (CUDA-graph safe)."""
         cfg, batch = self.cfg, self.cfg.batch_size
@@ -3135,11 +4584,14 @@ class Trainer:
                 with torch.set_grad_enabled(i == self.n_critic - 1):
                     fake = self.G_train(z, y)
                 real_aug, fake_aug = self.augmented(real), self.augmented(fake.detach())
-                loss_d = self.loss.d(self.D_train(real_aug, y).float(), self.D_train(fake_aug, y).float())
+                real_logits, fake_logits = self.D_train(real_aug, y).float(), self.D_train(fake_aug, y).float()
+                loss_d = self.loss.d(real_logits, fake_logits) + self.regularisation(real, fake, y, real_logits,
+                                                                                      fake_logits)
                 if self.loss.gradient_penalty:
                     scale = self.scalers["D"].get_scale() if self.scalers["D"].is_enabled() else 1.0
                     loss_d = loss_d + cfg.gp_weight * losses.gradient_penalty(self.D_train, real_aug, fake_aug, y,
                                                                               scale)
+            self.augmentation.observe(real_logits)
             self.optimiser_step("D", self.opt_D, loss_d)
             if self.loss.clip:
                 with torch.no_grad():
@@ -3159,8 +4611,11 @@ class Trainer:
         """One training step (through the CUDA graph when captured)."""
         if self.G_ema:
             self.ema_weight.fill_(1 - min(self.cfg.ema, (1 + self.step_count) / (10 + self.step_count)))
+        self.anchor_decay.fill_(self.cfg.lecam_decay if self.step_count >= self.cfg.lecam_start else 0.0)
         self.run_step()
         self.step_count += 1
+        if self.step_count % augment.ADA_INTERVAL == 0:
+            self.augmentation.adjust(self.cfg.batch_size * self.n_critic, self.world)
         if self.nan_at_step and self.step_count >= self.nan_at_step:
             self.acc.fill_(float("nan"))
             self.nan_at_step = 0
@@ -3170,6 +4625,210 @@ class Trainer:
         summed = self.acc.clone()
         self.acc.zero_()
         return summed
+'''
+
+SOURCES['kit/weights.py'] = r'''"""The leaderboard networks' weights for a Kaggle kernel. `python -m kit weights pack DIR` writes a Kaggle dataset
+folder (pytorch-fid's FID Inception file, timm's nasnetalarge file, pytorch-fid itself as a wheel, a SHA-256
+manifest, dataset-metadata.json) and can upload it; inside a kernel export_found finds that dataset under the input
+folder, checks every file and points the kit at it."""
+import base64
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from kit.errors import UserError
+from kit.files import atomic_path, file_hash, refuse_overwrite
+
+MANIFEST = "dogkit-weights.json"
+METADATA = "dataset-metadata.json"
+DEFAULT_ID = "your-kaggle-username/dogkit-weights"
+TITLE = "dogkit leaderboard weights"            # kaggle datasets create: 6 to 50 characters
+LICENSE = "apache-2.0"   # the TF FID Inception and TF-slim NASNet weights and pytorch-fid are all Apache-2.0
+# dataset id as kaggle-cli checks it (owner/slug, the slug 6 to 50 characters); Kaggle's slugs are lowercase words
+DATASET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*/[a-z0-9][a-z0-9-]{4,48}[a-z0-9]")
+NETWORKS = {"inception": ("public", "DOGKIT_INCEPTION_WEIGHTS"), "nasnet": ("private", "DOGKIT_NASNET_WEIGHTS")}
+WHEEL = "pytorch-fid-wheel"
+REPACK = "run `python -m kit weights pack DIR --upload OWNER/SLUG --force` again and attach the new version"
+
+
+def sha256(path) -> str:
+    """Hex SHA-256 of a file."""
+    return file_hash(path, hashlib.sha256())
+
+
+# ---------------------------------------------------------------- pack (the user's machine)
+
+def checked_networks(inception=None, nasnet=None) -> dict:
+    """{kind: weights file} found as `kit score` finds them (downloading where there is internet), each loaded
+    into its network; a missing, corrupt or wrong file is one line naming it."""
+    from kit.metrics.features import (InceptionFeatures, NASNetFeatures, find_inception_weights,
+                                      find_nasnet_weights)
+    found = {"inception": find_inception_weights(inception), "nasnet": find_nasnet_weights(nasnet)}
+    InceptionFeatures(found["inception"], device="cpu")
+    NASNetFeatures(found["nasnet"], device="cpu")
+    return found
+
+
+def record_hash(data: bytes) -> str:
+    """A wheel RECORD's hash field: sha256= and the urlsafe base64 digest without padding."""
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def write_pytorch_fid_wheel(folder: Path) -> Path:
+    """The installed pytorch-fid (its modules, metadata and licence) as a pure-Python wheel in `folder`: importable
+    from sys.path as it is, installable with pip --no-index."""
+    from importlib import metadata
+    try:
+        dist = metadata.distribution("pytorch-fid")
+    except metadata.PackageNotFoundError:
+        raise UserError("pytorch-fid is not installed: pip install pytorch-fid (its FID Inception code ships in "
+                        "the weights dataset for kernels whose image lacks it)") from None
+    info = f"pytorch_fid-{dist.version}.dist-info"
+    members = {}
+    for file in dist.files or ():
+        name = file.as_posix()
+        if (name.startswith("pytorch_fid/") and name.endswith(".py")) or (
+                name.startswith(f"{info}/") and file.name not in ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json")):
+            members[name] = file.locate().read_bytes()
+    if not any(file.split("/")[-1].upper().startswith(("LICENSE", "LICENCE")) for file in members):
+        raise UserError(f"the installed pytorch-fid {dist.version} has no licence file: reinstall it with "
+                        "pip install --force-reinstall pytorch-fid")
+    record = "".join(f"{name},{record_hash(data)},{len(data)}\n" for name, data in members.items())
+    members[f"{info}/RECORD"] = (record + f"{info}/RECORD,,\n").encode()
+    path = folder / f"pytorch_fid-{dist.version}-py3-none-any.whl"
+    with atomic_path(path) as tmp:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+            for name, data in members.items():
+                z.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+    return path
+
+
+def check_dataset_id(dataset_id: str) -> str:
+    """OWNER/SLUG as the kaggle CLI accepts it, or one line saying what it must look like."""
+    if not DATASET_ID.fullmatch(dataset_id):
+        raise UserError(f"--upload {dataset_id!r} is not a Kaggle dataset id: OWNER/SLUG, the slug 6 to 50 lowercase "
+                        "letters, digits and hyphens (e.g. alice/dogkit-weights)")
+    return dataset_id
+
+
+def pack(folder, inception=None, nasnet=None, upload="", force=False) -> Path:
+    """Write the weights dataset into `folder` (refusing to overwrite without force) and, given OWNER/SLUG in
+    `upload`, create or version it on Kaggle; returns the folder."""
+    dataset_id = check_dataset_id(upload) if upload else DEFAULT_ID
+    folder = Path(folder)
+    for name in (MANIFEST, METADATA):                   # before the slow part: an earlier pack is there
+        refuse_overwrite(folder / name, force)
+    networks = checked_networks(inception, nasnet)
+    names = {"inception": "fid-inception" + networks["inception"].suffix,
+             "nasnet": "nasnetalarge" + networks["nasnet"].suffix}
+    for name in names.values():
+        refuse_overwrite(folder / name, force)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for kind, source in networks.items():
+        with atomic_path(folder / names[kind]) as tmp:
+            shutil.copyfile(source, tmp)
+        files.append((names[kind], kind))
+    files.append((write_pytorch_fid_wheel(folder).name, WHEEL))
+    manifest = {"dogkit_weights": 1, "files": [{"name": name, "kind": kind, "sha256": sha256(folder / name),
+                                                "size": (folder / name).stat().st_size} for name, kind in files]}
+    metadata = {"title": TITLE, "id": dataset_id, "licenses": [{"name": LICENSE}],
+                "description": "pytorch-fid's FID Inception (public leaderboard) and timm's nasnetalarge (private "
+                               "leaderboard) weights with pytorch-fid as a wheel, for dogkit's kernels; "
+                               f"{MANIFEST} holds each file's SHA-256."}
+    for name, content in ((MANIFEST, manifest), (METADATA, metadata)):
+        with atomic_path(folder / name) as tmp:
+            tmp.write_text(json.dumps(content, indent=2) + "\n")
+    if upload:
+        upload_dataset(folder, dataset_id)
+    return folder
+
+
+def upload_dataset(folder: Path, dataset_id: str) -> None:
+    """kaggle datasets create -p folder, or kaggle datasets version when dataset_id exists already."""
+    exe = shutil.which("kaggle") or shutil.which("kaggle", path=str(Path(sys.executable).parent))
+    if not exe:
+        raise UserError("the kaggle command is not installed: pip install kaggle, then pass --upload again")
+    exists = subprocess.run([exe, "datasets", "status", dataset_id], capture_output=True).returncode == 0
+    command = ([exe, "datasets", "version", "-p", str(folder), "-m", "dogkit weights"] if exists
+               else [exe, "datasets", "create", "-p", str(folder)])
+    if subprocess.run(command).returncode != 0:
+        raise UserError(f"`{' '.join(command[1:])}` failed (its message is above): check your Kaggle credentials "
+                        f"(~/.kaggle/kaggle.json) and that {dataset_id} is yours")
+
+
+# ---------------------------------------------------------------- export_found (inside a kernel)
+
+def manifest_entries(manifest: Path) -> list:
+    """The file entries of a dogkit weights manifest; an unreadable one is one line naming it."""
+    try:
+        entries = json.loads(manifest.read_text())["files"]
+        return [(str(e["name"]), str(e["kind"]), str(e["sha256"]), int(e["size"])) for e in entries]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"{manifest} is not a dogkit weights manifest: {REPACK}") from None
+
+
+def export_found(input_dir) -> dict:
+    """Find a dogkit weights dataset anywhere under input_dir, check each file against its SHA-256, set
+    DOGKIT_INCEPTION_WEIGHTS / DOGKIT_NASNET_WEIGHTS, put the shipped pytorch-fid on sys.path when it cannot be
+    imported; {"public": Path or None, "private": Path or None} (all None when there is no dataset)."""
+    found = {leaderboard: None for leaderboard, _ in NETWORKS.values()}
+    manifests = sorted(Path(input_dir).rglob(MANIFEST)) if Path(input_dir).is_dir() else []
+    if not manifests:
+        return found
+    for name, kind, digest, size in manifest_entries(manifests[0]):
+        path = manifests[0].parent / name
+        if not path.is_file():
+            raise UserError(f"{path} is listed in {manifests[0]} but missing: {REPACK}")
+        if path.stat().st_size != size or sha256(path) != digest:
+            raise UserError(f"{path} does not match its SHA-256 in {manifests[0].name}: the file is corrupt or was "
+                            f"replaced; {REPACK}")
+        if kind in NETWORKS:
+            leaderboard, variable = NETWORKS[kind]
+            os.environ[variable] = str(path)
+            found[leaderboard] = path
+        elif kind == WHEEL and importlib.util.find_spec("pytorch_fid") is None:
+            sys.path.insert(0, str(path))
+    return found
+
+
+# ---------------------------------------------------------------- CLI
+
+def add_arguments(parser):
+    """Flags of `python -m kit weights pack`."""
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    packer = actions.add_parser("pack", help="write (and upload) the Kaggle dataset that kernels score with",
+                                description="Gather both leaderboards' weights, check they load, write a Kaggle "
+                                            "dataset folder; attach it to a kernel to score inside it.")
+    packer.add_argument("folder", metavar="DIR", help="the dataset folder to write")
+    packer.add_argument("--inception", metavar="FILE",
+                        help="pytorch-fid's FID Inception weights (default: $DOGKIT_INCEPTION_WEIGHTS, the torch hub "
+                             "cache, or a download)")
+    packer.add_argument("--nasnet", metavar="FILE",
+                        help="timm's nasnetalarge weights (default: $DOGKIT_NASNET_WEIGHTS, then timm's caches)")
+    packer.add_argument("--upload", metavar="OWNER/SLUG", default="",
+                        help="create the Kaggle dataset OWNER/SLUG from DIR (or a new version when it exists)")
+    packer.add_argument("--force", action="store_true", help="overwrite the files of an earlier pack in DIR")
+
+
+def main(args) -> int:
+    """Pack the weights, then say what was written and how a kernel uses it."""
+    folder = pack(args.folder, args.inception, args.nasnet, args.upload, args.force)
+    for entry in json.loads((folder / MANIFEST).read_text())["files"]:
+        print(f"{folder / entry['name']}  {entry['size']:,} bytes  sha256 {entry['sha256'][:16]}…  ({entry['kind']})")
+    dataset_id = json.loads((folder / METADATA).read_text())["id"]
+    if not args.upload:
+        print(f"upload it with --upload OWNER/SLUG, or set the id in {folder / METADATA} and run "
+              f"kaggle datasets create -p {folder}")
+    print(f"then build a kernel with it: python -m kit kernel build NAME --weights {dataset_id}")
+    return 0
 '''
 
 

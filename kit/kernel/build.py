@@ -1,9 +1,11 @@
-"""`python -m kit kernel`: build one self-contained script per kernel, push it, follow it, fetch its images.zip.
+"""`python -m kit kernel`: build one self-contained script per kernel, push it, follow it, fetch its output.
 
 This module runs on the user's machine only; it is never inlined into a kernel. What a kernel runs is
 kit.kernel.runtime and the kit modules it imports, written into the script one raw string per file.
 """
 import ast
+import csv
+import dataclasses
 import hashlib
 import json
 import os
@@ -14,12 +16,12 @@ import sys
 from pathlib import Path
 
 from kit.errors import UserError
-from kit.kernel.runtime import COMPETITION
+from kit.kernel.runtime import COMPETITION, KERNEL_BUDGET, RUN_FOLDER
 
 REPO = Path(__file__).resolve().parent.parent.parent
 KERNELS_DIR = REPO / "kernels"
 ENTRY_MODULES = ("kit.kernel.runtime",)   # with every kit module it imports, at any depth, and their packages
-LEFT_OUT = ("kit.metrics", "kit.kernel.build", "kit.__main__")   # scoring (pytorch-fid, weights) and the CLI
+LEFT_OUT = ("kit.kernel.build", "kit.__main__")   # the push wrappers and the CLI
 PLACEHOLDER_USER = "your-kaggle-username"
 # name -> TrainConfig overrides; everything else keeps the defaults chosen by bench/quality
 KERNELS = {
@@ -27,9 +29,17 @@ KERNELS = {
     "cgan": {"model": "cgan"},
     "biggan": {"model": "biggan"},
 }
+SCORE_KERNEL = "score"   # scores an images.zip (--zip) with both leaderboards' networks; never shipped prebuilt
 DEFAULT_KERNEL = "biggan"   # what `kernel build` builds when no name is given: the model bench/quality favours
                             # at its longest budget (README, Quality)
 DEFAULT_ACCELERATOR = "NvidiaTeslaT4"
+CLI_FLOOR = "1.8.4"   # the first kaggle CLI whose push honours machine_shape (setup.cfg says where that was found)
+QUOTA_CLI = "2.2.1"   # the first with `kaggle quota`
+SESSION_LIMIT_S = 12 * 3600      # Kaggle stops a session at 12 h today (the competition's kernels at 9 h)
+COMPETITION_LIMIT_S = 9 * 3600
+KERNEL_OWNED = ("data", "out", "budget", "zip", "resume", "force")   # set by the kernel itself, not by --set
+# a kaggle.com address's first part -> where kernel-metadata.json lists that source
+SOURCE_KINDS = {"datasets": "dataset_sources", "code": "kernel_sources", "notebooks": "kernel_sources"}
 # Kaggle's accelerator ids (kaggle-cli docs/kernels.md, Feb 2026) -> what a dogkit kernel does on them
 ACCELERATORS = {
     "NvidiaTeslaT4": "GPU T4 x2 (sm_75, 16 GB each): fp16 with a grad scaler, two DDP processes",
@@ -137,10 +147,10 @@ def source_block(path: str, text: str) -> str:
     return f"\nSOURCES[{path!r}] = {text!r}\n"
 
 
-def script(name: str, accelerator: str) -> str:
-    """The text of kernels/NAME/script.py."""
+def script(name: str, accelerator: str, settings: dict) -> str:
+    """The text of kernels/NAME/script.py; `settings` are what the kernel's runtime reads besides its name."""
     sources = inlined_modules()
-    kernel = {"name": name, "accelerator": accelerator, "train": dict(sorted(KERNELS[name].items()))}
+    kernel = {"name": name, "accelerator": accelerator, **settings}
     manifest = "".join(f"    {path!r}: {hashlib.sha256(text.encode('utf-8')).hexdigest()!r},\n"
                        for path, text in sources.items())
     blocks = "".join(source_block(path, text) for path, text in sources.items())
@@ -158,6 +168,55 @@ def check_accelerator(accelerator: str, force: bool) -> None:
                     f"spelling, or pass --force to build it anyway")
 
 
+def check_budget(budget: str) -> str:
+    """The kernel's --budget, refused in one line when a Kaggle session could not hold it."""
+    from kit.config import parse_duration
+    if parse_duration(budget) >= SESSION_LIMIT_S:
+        raise UserError(f"--budget {budget} does not fit a Kaggle session (12 h, the final images included): "
+                        f"use at most 11h40m")
+    return budget
+
+
+def source_entry(text: str, flag: str, default_kind: str) -> tuple:
+    """("dataset_sources" or "kernel_sources", "OWNER/SLUG") from OWNER/SLUG, datasets/OWNER/SLUG or code/OWNER/SLUG
+    (kaggle.com's addresses); a bare OWNER/SLUG is a `default_kind` ("datasets" or "code")."""
+    match = re.fullmatch(r"(?:https://www\.kaggle\.com/)?(?:(datasets|code|notebooks)/)?([\w.-]+/[\w.-]+)/?", text)
+    if not match:
+        raise UserError(f"{flag} {text!r} is not OWNER/SLUG: write it like alice/dogkit-biggan, or "
+                        f"datasets/OWNER/SLUG / code/OWNER/SLUG as in its kaggle.com address")
+    return SOURCE_KINDS[match.group(1) or default_kind], match.group(2)
+
+
+def train_settings(pairs) -> dict:
+    """--set FIELD=VALUE pairs as TrainConfig values of each field's type, checked in one line each."""
+    from kit.config import TrainConfig
+    defaults = dataclasses.asdict(TrainConfig())
+    settings = {}
+    for pair in pairs:
+        field, _, text = pair.partition("=")
+        if field not in defaults or not _:
+            raise UserError(f"--set {pair!r} is not FIELD=VALUE of a TrainConfig field (python -m kit train --help "
+                            f"lists them, as --field-name)")
+        if field in KERNEL_OWNED:
+            raise UserError(f"--set {field}=... is the kernel's own ({', '.join(KERNEL_OWNED)}): use --budget for "
+                            f"the budget")
+        kind = type(defaults[field])
+        try:
+            value = {"true": True, "false": False}[text.lower()] if kind is bool else kind(text)
+        except (KeyError, ValueError):
+            raise UserError(f"--set {pair!r}: {text!r} is not a {kind.__name__}") from None
+        settings[field] = value
+    return settings
+
+
+def docker_image_note(metadata: dict, path: Path) -> str:
+    """A warning when kernel metadata pins a docker_image (which overrides the accelerator's image), else ""."""
+    if not metadata.get("docker_image"):
+        return ""
+    return (f"warning: {path} pins docker_image {metadata['docker_image']!r} (as `kaggle kernels pull -m` writes): "
+            f"it overrides the image of the machine asked for (Kaggle/kaggle-cli#1197); dogkit never writes it")
+
+
 def kaggle_json() -> Path:
     """Where the kaggle CLI reads its credentials."""
     return Path(os.environ.get("KAGGLE_CONFIG_DIR") or Path.home() / ".kaggle") / "kaggle.json"
@@ -171,21 +230,47 @@ def kaggle_username() -> str:
         return os.environ.get("KAGGLE_USERNAME", "")
 
 
-def build(name: str, user: str = "", out_dir=KERNELS_DIR, accelerator=DEFAULT_ACCELERATOR, force=False) -> Path:
-    """Write out_dir/NAME/script.py (the kit inlined) and kernel-metadata.json; the same inputs give the same bytes."""
-    if name not in KERNELS:
-        raise UserError(f"no kernel named {name!r}: choose one of {', '.join(KERNELS)}")
+def build(name: str, user: str = "", out_dir=KERNELS_DIR, accelerator=DEFAULT_ACCELERATOR, force=False,
+          budget=KERNEL_BUDGET, continue_from="", restart_if_different=False, weights="", internet=False,
+          zip_source="", settings=()) -> Path:
+    """Write out_dir/NAME/script.py (the kit inlined) and kernel-metadata.json; the same inputs give the same bytes.
+
+    continue_from: an earlier kernel (OWNER/SLUG) whose run this one resumes; weights: the dataset `kit weights pack`
+    made; zip_source: the dataset or kernel output the scoring kernel scores; settings: --set FIELD=VALUE pairs.
+    """
+    scoring = name == SCORE_KERNEL
+    if name not in KERNELS and not scoring:
+        raise UserError(f"no kernel named {name!r}: choose one of {', '.join(KERNELS)} or {SCORE_KERNEL}")
+    if scoring != bool(zip_source):
+        raise UserError(f"kernel {SCORE_KERNEL} needs --zip OWNER/SLUG (the images.zip to score)" if scoring else
+                        f"--zip is for the kernel {SCORE_KERNEL}, which scores a zip; {name} trains")
+    if scoring and (continue_from or settings):
+        raise UserError(f"kernel {SCORE_KERNEL} trains nothing: leave out --continue and --set")
     check_accelerator(accelerator, force)
+    sources, refs = {"dataset_sources": [], "kernel_sources": []}, {}
+    for flag, text, kind in (("--weights", weights, "datasets"), ("--continue", continue_from, "code"),
+                             ("--zip", zip_source, "datasets")):
+        if text:
+            where, refs[flag] = source_entry(text, flag, kind)
+            sources[where].append(refs[flag])
+    train = {} if scoring else {**KERNELS[name], **train_settings(settings)}
+    runtime_settings = {"budget": check_budget(budget), "train": dict(sorted(train.items())),
+                        "continue": refs.get("--continue", ""), "restart_if_different": bool(restart_if_different),
+                        "zip": refs.get("--zip", "")}
     user = user or kaggle_username() or PLACEHOLDER_USER
     folder = Path(out_dir) / name
     folder.mkdir(parents=True, exist_ok=True)
+    metadata_path = folder / "kernel-metadata.json"
+    if metadata_path.is_file():
+        note = docker_image_note(json.loads(metadata_path.read_text()), metadata_path)
+        if note:
+            print(f"{note}: dropped", file=sys.stderr)
     metadata = {"id": f"{user}/dogkit-{name}", "title": f"dogkit-{name}", "code_file": "script.py",
                 "language": "python", "kernel_type": "script", "is_private": True, "enable_gpu": True,
-                "machine_shape": accelerator, "enable_internet": False, "competition_sources": [COMPETITION],
-                "dataset_sources": [], "kernel_sources": [], "model_sources": []}
-    (folder / "script.py").write_text(script(name, accelerator), encoding="utf-8")
-    (folder / "kernel-metadata.json").write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n",
-                                                 encoding="utf-8")
+                "machine_shape": accelerator, "enable_internet": bool(internet),
+                "competition_sources": [COMPETITION], **sources, "model_sources": []}
+    (folder / "script.py").write_text(script(name, accelerator, runtime_settings), encoding="utf-8")
+    metadata_path.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return folder
 
 
@@ -223,22 +308,39 @@ def push_takes_accelerator(exe: str) -> bool:
 
 
 def push(name: str, kernels_dir=KERNELS_DIR) -> int:
-    """kaggle kernels push -p kernels/NAME [--accelerator ID], when the owner is the user whose credentials we have."""
+    """kaggle kernels push -p kernels/NAME [--accelerator ID], when the owner is the user whose credentials we have;
+    then the GPU quota left, where the CLI can tell."""
     exe = kaggle_command()
     metadata = built(name, kernels_dir)
     owner, user = metadata["id"].split("/")[0], kaggle_username()
     if user and owner != user:
         raise UserError(f"kernels/{name} is built for Kaggle user {owner!r}, but your credentials are {user!r}: "
                         f"run `python -m kit kernel build {name}` (or pass --user {user})")
+    note = docker_image_note(metadata, Path(kernels_dir) / name / "kernel-metadata.json")
+    if note:
+        print(f"{note}: rebuild with `python -m kit kernel build {name}`", file=sys.stderr)
     command = [exe, "kernels", "push", "-p", str(Path(kernels_dir) / name)]
     accelerator = metadata.get("machine_shape")
     if accelerator and push_takes_accelerator(exe):
         command += ["--accelerator", accelerator]
     elif accelerator:
-        print(f"note: this kaggle CLI has no --accelerator; it reads machine_shape {accelerator} from the metadata "
-              f"only if it is recent, and very old ones give the default GPU (a P100, refused by the kernel's "
-              f"preflight): pip install -U kaggle")
-    return subprocess.run(command).returncode
+        print(f"note: this kaggle CLI is older than {CLI_FLOOR}: it has no --accelerator and ignores machine_shape "
+              f"{accelerator}, so Kaggle gives its default GPU (a P100, which the kernel's preflight refuses): "
+              f"pip install -U 'kaggle>={CLI_FLOOR}' (Python 3.11+)")
+    rc = subprocess.run(command).returncode
+    print(gpu_quota(exe))
+    return rc
+
+
+def gpu_quota(exe: str) -> str:
+    """One line: the weekly GPU hours left (`kaggle quota`, kaggle 2.2.1+), or a note that this CLI cannot tell."""
+    done = subprocess.run([exe, "quota", "-v"], capture_output=True, text=True, timeout=120)
+    rows = {row.get("resource"): row for row in csv.DictReader(done.stdout.splitlines())} if done.returncode == 0 else {}
+    gpu = rows.get("GPU")
+    if not gpu or not {"used", "remaining", "total"} <= set(gpu):
+        return f"note: GPU quota not shown: this kaggle CLI cannot tell it (`kaggle quota` is in kaggle {QUOTA_CLI}+)"
+    refresh = f", refreshed at {gpu['refreshAt']}" if gpu.get("refreshAt") else ""
+    return f"GPU quota: {gpu['remaining']} left of {gpu['total']} this week (used {gpu['used']}{refresh})"
 
 
 def status(name: str, kernels_dir=KERNELS_DIR) -> int:
@@ -248,10 +350,15 @@ def status(name: str, kernels_dir=KERNELS_DIR) -> int:
 
 
 def output(name: str, out, kernels_dir=KERNELS_DIR) -> int:
-    """kaggle kernels output USER/dogkit-NAME -p OUT, then check the images.zip it brought."""
+    """kaggle kernels output USER/dogkit-NAME -p OUT, then check the images.zip it brought and print score.json."""
     exe = kaggle_command()
     rc = subprocess.run([exe, "kernels", "output", built(name, kernels_dir)["id"], "-p", str(out)]).returncode
-    zip_path = Path(out) / "images.zip"
+    zip_path, score, last = Path(out) / "images.zip", Path(out) / "score.json", Path(out) / RUN_FOLDER / "last.pt"
+    if rc == 0 and score.is_file():
+        print(f"{score}:\n{score.read_text().rstrip()}")
+    if rc == 0 and last.is_file():
+        print(f"{last}: the run's checkpoint (kit sample --checkpoint {last}; or continue it on Kaggle with "
+              f"kit kernel build NAME --continue {built(name, kernels_dir)['id']})")
     if rc == 0 and zip_path.is_file():
         from kit.package import check_zip
         problems = check_zip(zip_path)
@@ -266,7 +373,8 @@ def add_arguments(parser):
     """Flags of `python -m kit kernel`."""
     parser.add_argument("action", choices=["build", "push", "status", "output"])
     parser.add_argument("name", nargs="?", default=DEFAULT_KERNEL,
-                        help=f"kernel name: {', '.join(KERNELS)} (default {DEFAULT_KERNEL})")
+                        help=f"kernel name: {', '.join(KERNELS)} (default {DEFAULT_KERNEL}), or {SCORE_KERNEL} "
+                             f"(with --zip)")
     parser.add_argument("--user", default="", help="Kaggle username for the kernel id (default: from kaggle.json)")
     parser.add_argument("--dir", default=str(KERNELS_DIR), help="kernels folder (default: the repo's kernels/)")
     parser.add_argument("--out", default="", help="where `output` puts the kernel's files (default kaggle-output/NAME)")
@@ -274,15 +382,38 @@ def add_arguments(parser):
                         help=f"Kaggle machine for `build` (default {DEFAULT_ACCELERATOR}: two T4s); "
                              f"{', '.join(a for a in ACCELERATORS if a != DEFAULT_ACCELERATOR)}")
     parser.add_argument("--force", action="store_true", help="build for an accelerator the kit refuses (P100, TPU)")
+    parser.add_argument("--budget", default=KERNEL_BUDGET,
+                        help=f"the kernel's wall-clock budget, final images included (default {KERNEL_BUDGET}: the "
+                             f"competition's 9-hour kernels; up to 11h40m for today's 12-hour sessions)")
+    parser.add_argument("--continue", dest="continue_from", default="", metavar="OWNER/SLUG",
+                        help="resume the run of that earlier kernel (its output's run/last.pt), listed as a "
+                             "kernel source")
+    parser.add_argument("--restart-if-different", action="store_true",
+                        help="with --continue: start afresh when that checkpoint is of another model or other data "
+                             "(default: the kernel stops with one line)")
+    parser.add_argument("--weights", default="", metavar="OWNER/SLUG",
+                        help="the leaderboard networks' weights dataset (`kit weights pack DIR --upload OWNER/SLUG`)")
+    parser.add_argument("--internet", action="store_true", help="enable the kernel's internet (weights download)")
+    parser.add_argument("--zip", dest="zip_source", default="", metavar="OWNER/SLUG",
+                        help=f"kernel {SCORE_KERNEL}: the dataset holding images.zip (code/OWNER/SLUG: a kernel's "
+                             f"output)")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a TrainConfig field for the kernel's run, repeatable (e.g. --set eval_n=2000); "
+                             "DOGKIT_TRAIN still overrides it at run time")
 
 
 def main(args) -> int:
     """Run one kernel action."""
     if args.action == "build":
-        folder = build(args.name, args.user, args.dir, args.accelerator, args.force)
+        folder = build(args.name, args.user, args.dir, args.accelerator, args.force, args.budget, args.continue_from,
+                       args.restart_if_different, args.weights, args.internet, args.zip_source, args.settings)
         words = ACCELERATORS.get(args.accelerator, "forced: the kernel's preflight will say whether it can run")
         print(f"built {folder}: script.py and kernel-metadata.json (id {built(args.name, args.dir)['id']}, "
               f"{args.accelerator}: {words})")
+        from kit.config import parse_duration
+        if parse_duration(args.budget) > COMPETITION_LIMIT_S:
+            print(f"note: --budget {args.budget} is past the competition's 9-hour kernel limit: a training session "
+                  f"(continue it with --continue), not a submission kernel")
         return 0
     if args.action == "push":
         return push(args.name, args.dir)

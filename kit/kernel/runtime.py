@@ -1,4 +1,5 @@
-"""What runs inside a Kaggle kernel: preflight, find the data, prepare it, train (one process per GPU), zip, check.
+"""What runs inside a Kaggle kernel: preflight, find the data, prepare it, continue an earlier run or start one,
+train (one process per GPU), zip, check; or, in the scoring kernel, score a zip with both leaderboards' networks.
 
 The generated kernels/NAME/script.py writes the inlined kit/ to a temporary folder and calls `main`. Nothing here
 talks to Kaggle's API: building and pushing live in kit.kernel.build, which never ships inside a kernel.
@@ -19,7 +20,13 @@ from kit.errors import UserError
 from kit.kernel import preflight
 
 COMPETITION = "generative-dog-images"
-KERNEL_BUDGET = "8h40m"    # Kaggle stops a kernel at 9 h; the tail (10k images + zip) is inside this
+KERNEL_BUDGET = "8h40m"    # the competition's kernels stopped at 9 h; the tail (10k images + zip) is inside this
+RUN_FOLDER = "run"         # in /kaggle/working, so it survives the session: last.pt, best.pt, metrics, samples
+CARRIED = ("last.pt", "best.pt", "metrics.jsonl")   # what a continued run takes from the earlier kernel's run
+MAX_DEPTH = 4              # input/notebooks/OWNER/SLUG/run: how deep Kaggle mounts sources today, and their folders
+SCORE_N = 10000            # images the scoring kernel scores: the leaderboards' count
+USER_ERROR_EXIT = 2        # a training process that stopped on a UserError exits with this (its line is in the log)
+STOPPED_ON_ERROR = "a training process stopped on bad input (its error line is above)"
 CHECK_RESERVE_S = 10.0     # kept back from training for the final check of images.zip
 JOIN_POLL_S = 2.0          # how often the parent looks at its training processes
 DATA_NAMES = {"all-dogs.zip": "images", "all-dogs": "images", "annotation.zip": "annotations",
@@ -39,8 +46,9 @@ class Log:
         print(f"[{time.time() - self.start:7.1f} s] {line}", flush=True)
 
 
-def find_inputs(input_dir: Path, max_depth=4) -> dict:
-    """{"images": path, "annotations": path} of the shallowest all-dogs(.zip) and Annotation(.zip) under input_dir."""
+def find_inputs(input_dir: Path, max_depth=MAX_DEPTH) -> dict:
+    """{"images": path, "annotations": path} of the shallowest all-dogs(.zip) and Annotation(.zip) under input_dir,
+    mounted as Kaggle does today (competitions/SLUG, datasets/OWNER/SLUG) or as it did (SLUG)."""
     found = {}
     for root, dirs, files in os.walk(input_dir):
         depth = len(Path(root).relative_to(input_dir).parts)
@@ -54,6 +62,21 @@ def find_inputs(input_dir: Path, max_depth=4) -> dict:
         raise UserError(f"no all-dogs.zip or all-dogs/ under {input_dir}: add the competition "
                         f"'{COMPETITION}' to the kernel's data (or set DOGKIT_KAGGLE_ROOT)")
     return {kind: innermost(path) for kind, (_, _, path) in found.items()}
+
+
+def find_in_source(input_dir: Path, source: str, name: str, max_depth=MAX_DEPTH + 1) -> Path:
+    """The shallowest file `name` under the folder Kaggle mounted the source OWNER/SLUG at (any depth it uses)."""
+    slug = source.split("/")[-1]
+    found = []
+    for root, dirs, files in os.walk(input_dir):
+        depth = len(Path(root).relative_to(input_dir).parts)
+        if name in files and slug in Path(root).relative_to(input_dir).parts:
+            found.append((depth, str(Path(root) / name)))
+        dirs[:] = sorted(dirs) if depth < max_depth else []
+    if not found:
+        raise UserError(f"no {name} from {source} under {input_dir}: attach that kernel's output (or dataset) to this "
+                        f"kernel, and check that it wrote {name}")
+    return Path(min(found)[1])
 
 
 def innermost(path: Path) -> Path:
@@ -76,16 +99,18 @@ def link_inputs(inputs: dict, folder: Path) -> Path:
     return folder
 
 
-def parse_arguments(argv) -> argparse.Namespace:
-    """The kernel's options: flags, or the DOGKIT_* variables a CI run sets."""
+def parse_arguments(argv, budget=KERNEL_BUDGET) -> argparse.Namespace:
+    """The kernel's options: flags, or the DOGKIT_* variables a CI run sets; `budget` is the one it was built with."""
     parser = argparse.ArgumentParser(description="dogkit Kaggle kernel")
     parser.add_argument("--kaggle-root", default=os.environ.get("DOGKIT_KAGGLE_ROOT", "/kaggle"))
-    parser.add_argument("--budget", default=os.environ.get("DOGKIT_BUDGET", KERNEL_BUDGET),
+    parser.add_argument("--budget", default=os.environ.get("DOGKIT_BUDGET", budget),
                         help="whole-kernel wall-clock limit, counted from the script's start")
     parser.add_argument("--train", default=os.environ.get("DOGKIT_TRAIN", "{}"),
                         help='JSON of TrainConfig fields overriding the kernel\'s, e.g. \'{"device": "cpu"}\'')
     parser.add_argument("--procs", default=os.environ.get("DOGKIT_PROCS", "0"),
                         help="training processes (0: one per usable GPU); on the CPU N > 1 runs DDP over gloo")
+    parser.add_argument("--score-n", type=int, default=int(os.environ.get("DOGKIT_SCORE_N", SCORE_N)),
+                        help="scoring kernel: images of the zip to score, 0.png upward (the leaderboards: 10000)")
     return parser.parse_args(argv)
 
 
@@ -115,14 +140,14 @@ def process_count(text: str) -> int:
 def main(kernel: dict, start: float, argv=()) -> int:
     """The kernel's job, from the script's start time; bad input is one `error:` line and exit status 2."""
     try:
-        return run(kernel, start, parse_arguments(argv))
+        return run(kernel, start, parse_arguments(argv, kernel.get("budget", KERNEL_BUDGET)))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
 
 
 def run(kernel: dict, start: float, args) -> int:
-    """Preflight, prepare, train, zip, check; 0 when working/images.zip passes the check."""
+    """Preflight, then the kernel's job: train (or continue) and zip, or score; 0 when it ends as it should."""
     from kit.config import parse_duration
     log = Log(start)
     budget = parse_duration(args.budget)
@@ -145,11 +170,18 @@ def run(kernel: dict, start: float, args) -> int:
         log("preflight: stopped before preparing anything (exit status 1)")
         return 1
 
-    work = Path(tempfile.gettempdir())
-    cache_path = prepare(Path(args.kaggle_root) / "input", work, log)
-    cfg = run_config(options, decision, work, budget - (time.time() - start) - CHECK_RESERVE_S, log)
-    last = Path(cfg.out) / "last.pt"
-    failure = train_stage(cfg, decision.procs, start + budget - CHECK_RESERVE_S, log)
+    input_dir, work, working = Path(args.kaggle_root) / "input", Path(tempfile.gettempdir()), Path.cwd()
+    if kernel.get("zip"):
+        return score_stage(kernel["zip"], input_dir, work, working, decision.device, args.score_n, log)
+    weights_stage(input_dir, log)
+    dataset = prepare(input_dir, work, log)
+    run_dir = working / RUN_FOLDER
+    shutil.rmtree(run_dir, ignore_errors=True)   # a checkpoint left from another run must not become the zip
+    start_step = continue_stage(kernel, options, dataset, input_dir, run_dir, log) if kernel.get("continue") else 0
+    cfg = run_config(options, decision, work, run_dir, start_step > 0, budget - (time.time() - start) - CHECK_RESERVE_S,
+                     log)
+    last = run_dir / "last.pt"
+    failure = train_stage(cfg, decision.procs, start + budget - CHECK_RESERVE_S, start_step, log)
     zip_path = Path(cfg.zip)
     if failure:
         log(f"train: ended early: {failure}")
@@ -164,30 +196,98 @@ def run(kernel: dict, start: float, args) -> int:
     problems = check_zip(zip_path)
     for line in problems:
         log(f"check: problem: {line}")
+    files = sum(len(names) for _, _, names in os.walk(working))
+    log(f"check: {working} holds {files} files (Kaggle keeps at most 500), {RUN_FOLDER}/{last.name} among them for "
+        f"the next session (kit kernel build {kernel['name']} --continue OWNER/SLUG)")
     early = f", but it holds step {step}'s images: training ended early (above)" if failure else ""
     log(f"check: {zip_path} {'REJECTED' if problems else 'passes'}{early}; the kernel took "
         f"{time.time() - start:.0f} s of its {budget:.0f} s budget")
     return 1 if problems else 0
 
 
-def prepare(input_dir: Path, work: Path, log) -> Path:
-    """Find the competition's archives and prepare them into TMPDIR/dogkit-cache.npz; returns the cache's path."""
+def weights_stage(input_dir: Path, log, use="training evaluates with them",
+                  without="no weights: training and zipping without evaluation") -> dict:
+    """The leaderboard networks' weights found under input_dir (kit.weights checks and exports them), in one line."""
+    from kit.weights import export_found
+    found = export_found(input_dir)
+    names = [f"{board} ({path})" for board, path in found.items() if path]
+    log(f"weights: {', '.join(names)}: {use}" if names else f"weights: {without}")
+    return found
+
+
+def prepare(input_dir: Path, work: Path, log):
+    """Find the competition's archives and prepare them into TMPDIR/dogkit-cache.npz on every core; the Dataset."""
     from kit.data.cache import prepare as prepare_cache
     t = time.time()
     inputs = find_inputs(input_dir)
-    log(f"prepare: {', '.join(f'{kind} {path}' for kind, path in inputs.items())}")
+    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    log(f"prepare: {', '.join(f'{kind} {path}' for kind, path in inputs.items())}, {workers} processes")
     cache_path = work / "dogkit-cache.npz"
-    dataset = prepare_cache(link_inputs(inputs, work / "dogkit-data"), out=cache_path, force=True)
+    dataset = prepare_cache(link_inputs(inputs, work / "dogkit-data"), out=cache_path, workers=workers, force=True)
     log(f"prepare: {len(dataset.labels)} crops of {len(dataset.classes)} breeds in {time.time() - t:.0f} s "
         f"-> {cache_path}")
-    return cache_path
+    return dataset
 
 
-def run_config(options: dict, decision, work: Path, seconds: float, log):
+def continue_stage(kernel: dict, options: dict, dataset, input_dir: Path, run_dir: Path, log) -> int:
+    """Carry the earlier kernel's last.pt (best.pt, metrics.jsonl) into run_dir; the step it resumes at, or 0 when
+    it is from another model or other data and the build consented to a fresh start (else one-line refusal)."""
+    from kit import checkpoint
+    source = kernel["continue"]
+    last = find_in_source(input_dir, source, "last.pt")
+    state = checkpoint.load(last)
+    differences = checkpoint_differences(state, options, dataset)
+    if differences:
+        why = f"{last} is {', '.join(differences)}"
+        if not kernel.get("restart_if_different"):
+            raise UserError(f"continue: {why}: rebuild with --continue of a run of this model and data, or add "
+                            f"--restart-if-different to start afresh")
+        log(f"continue: {why}: starting afresh, as built with --restart-if-different")
+        return 0
+    run_dir.mkdir(parents=True)
+    carried = [name for name in CARRIED if (last.parent / name).is_file()]
+    for name in carried:
+        shutil.copyfile(last.parent / name, run_dir / name)
+    log(f"continue: resuming {source}'s run at step {state['step']} ({state.get('elapsed', 0) / 3600:.2f} h trained "
+        f"before) from {last.parent} ({', '.join(carried)}); this session's budget is its own")
+    return state["step"]
+
+
+def checkpoint_differences(state: dict, options: dict, dataset) -> list:
+    """How a checkpoint differs from the kernel's model and data (empty when this kernel can resume it)."""
+    from kit.config import UNSET, TrainConfig
+    from kit.train import RUN_FIELDS
+    saved = state["config"]
+    asked = {"model": TrainConfig().model, **options}
+    differences = [f"{key} {saved.get(key)!r} where this kernel has {value!r}" for key, value in asked.items()
+                   if key not in RUN_FIELDS and value != UNSET.get(key, 0) and saved.get(key) != value]
+    shape = tuple(dataset.images.shape[1:])
+    if tuple(state["image_shape"]) != shape or list(state["classes"]) != list(dataset.classes):
+        differences.append(f"trained on other data ({len(state['classes'])} breeds of {tuple(state['image_shape'])} "
+                           f"where this kernel has {len(dataset.classes)} of {shape})")
+    return differences
+
+
+def score_stage(source: str, input_dir: Path, work: Path, working: Path, device: str, n: int, log) -> int:
+    """The scoring kernel: the zip from `source` scored against the competition's images; one line per leaderboard."""
+    from kit.metrics.evaluate import score_zip
+    zip_path = find_in_source(input_dir, source, "images.zip")
+    real = link_inputs(find_inputs(input_dir), work / "dogkit-data")
+    weights_stage(input_dir, log, "scoring with them", "no weights dataset attached: scoring with what the kernel can "
+                                                       "find or download")
+    log(f"score: {n} images of {zip_path} against {real} on {device}")
+    results = score_zip(zip_path, real, n=n, device=device, report=working)
+    for board, result in results.items():
+        log(f"score: {board}: FID {result['fid']:.3f}, d {result['distance']:.4f} (threshold "
+            f"{result['threshold']:g}), MiFID {result['mifid']:.3f} -> {working / 'score.json'}")
+    return 0
+
+
+def run_config(options: dict, decision, work: Path, run_dir: Path, resume: bool, seconds: float, log):
     """The TrainConfig of this kernel, with its per-process batch and learning rates stated in the log."""
     from kit.config import TrainConfig, asdict, for_device, from_dict
-    values = {**asdict(TrainConfig()), **options, "data": str(work / "dogkit-cache.npz"), "out": str(work / "run"),
-              "budget": f"{seconds:.1f}", "zip": str(Path.cwd() / "images.zip"), "force": True}
+    values = {**asdict(TrainConfig()), **options, "data": str(work / "dogkit-cache.npz"), "out": str(run_dir),
+              "budget": f"{seconds:.1f}", "zip": str(run_dir.parent / "images.zip"), "resume": resume, "force": True}
     if decision.device == "cpu" and decision.procs > 1 and not values["threads"]:
         values["threads"] = max(1, (os.cpu_count() or 1) // decision.procs)   # the cores shared out, not oversubscribed
     cfg = from_dict(values)
@@ -199,18 +299,19 @@ def run_config(options: dict, decision, work: Path, seconds: float, log):
     return cfg
 
 
-def train_stage(cfg, procs: int, deadline: float, log) -> str:
-    """Train; "" when it finished, else why it stopped. Ranks dead before a trained checkpoint: one process retries."""
-    shutil.rmtree(cfg.out, ignore_errors=True)   # a checkpoint left from another run must not become the zip
+def train_stage(cfg, procs: int, deadline: float, start_step: int, log) -> str:
+    """Train; "" when it finished, else why it stopped. Ranks dead before training past start_step: one process
+    retries (from the carried checkpoint when continuing)."""
     if procs == 1:
         return train_here(cfg)
     failure = train_ranks(cfg, procs, deadline)
-    if not failure or checkpoint_step(Path(cfg.out) / "last.pt") > 0:
+    if not failure or failure == STOPPED_ON_ERROR or checkpoint_step(Path(cfg.out) / "last.pt") > start_step:
         return failure
     left = deadline - time.time()   # an old torch's DDP or an untested NCCL must not cost the whole run
-    log(f"train: the {procs} processes ended before a trained checkpoint ({failure}); training again in 1 process "
+    log(f"train: fallback: the {procs} processes ended before training ({failure}); training again in 1 process "
         f"for the {left:.0f} s left")
-    shutil.rmtree(cfg.out, ignore_errors=True)
+    if not cfg.resume:
+        shutil.rmtree(cfg.out, ignore_errors=True)
     return train_here(dataclasses.replace(cfg, budget=f"{left:.1f}"))
 
 
@@ -221,10 +322,13 @@ def checkpoint_step(last: Path) -> int:
 
 
 def train_here(cfg) -> str:
-    """Train in this process; "" when it finished, else why it stopped (the traceback goes to the log)."""
+    """Train in this process; "" when it finished, else why it stopped (bad input in one line; any other error's
+    traceback goes to the log)."""
     from kit.train import train
     try:
         train(cfg)
+    except UserError as e:
+        return str(e)
     except Exception as e:   # noqa: BLE001 - whatever stopped it, the last checkpoint still becomes the zip
         traceback.print_exc()
         return f"{type(e).__name__}: {first_line(e)}"
@@ -244,11 +348,15 @@ def free_port() -> int:
 
 
 def run_rank(rank: int, world: int, port: int, cfg) -> None:
-    """One training process, with the variables torchrun would set (kit.train reads them)."""
+    """One training process, with the variables torchrun would set (kit.train reads them); bad input is one line."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE=str(world))
     from kit.train import train
-    train(cfg)
+    try:
+        train(cfg)
+    except UserError as e:
+        print(f"error: process {rank}: {e}", file=sys.stderr, flush=True)
+        sys.exit(USER_ERROR_EXIT)
 
 
 def train_ranks(cfg, procs: int, deadline: float, target=run_rank) -> str:
@@ -264,6 +372,8 @@ def train_ranks(cfg, procs: int, deadline: float, target=run_rank) -> str:
                     process.join()
                 return "the training processes ran past the budget and were stopped"
     except Exception as e:   # noqa: BLE001 - ProcessRaisedException / ProcessExitedException: the others are stopped
+        if getattr(e, "exit_code", None) == USER_ERROR_EXIT:
+            return STOPPED_ON_ERROR
         print(e, file=sys.stderr, flush=True)
         lines = [line for line in str(e).splitlines() if line.strip()]
         return " ".join(dict.fromkeys(lines[:1] + lines[-1:]))   # "process 1 terminated ..." and the error's end
