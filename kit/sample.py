@@ -83,14 +83,15 @@ def collect_standing_stats(G, batches, batch_size, labels_for, generator, device
 
 @torch.no_grad()
 def generate(checkpoint, n, seed=0, truncation=0.0, device="auto", labels=None, standing_stats=0,
-             class_balance=False):
+             class_balance=False, built=None):
     """n images (uint8 N×C×H×W on the CPU) and their labels (None unless conditional) from a checkpoint.
 
     standing_stats: re-collect G's batch-norm statistics over that many generated batches first;
-    class_balance: draw breeds evenly instead of with the training frequencies.
+    class_balance: draw breeds evenly instead of with the training frequencies;
+    built: what load_generator returned for this checkpoint, reused instead of building G again.
     """
     device = resolve_device(device)
-    G, state = load_generator(checkpoint, device)
+    G, state = built or load_generator(checkpoint, device)
     if labels is not None and not G.n_classes:
         raise UserError("this checkpoint's model is not breed-conditioned: leave out --breed")
     generator = torch.Generator().manual_seed(seed)

@@ -25,7 +25,7 @@ from kit.jobs import Run, optional
 from kit.metrics.ranks import from_rank_0
 from kit.plot import save_line_chart
 from kit.progress import Progress
-from kit.sample import STATS_BATCH, generate
+from kit.sample import STATS_BATCH, generate, load_generator
 from kit.trainer import Trainer, set_rng_state
 
 # Fields a resumed run takes from the command line; every other field comes from the checkpoint.
@@ -89,16 +89,20 @@ def open_data(cfg, rank, world):
 
 def measure_tail(state, cfg, device):
     """(fixed seconds, seconds per image, seconds per checkpoint) of the end, on warm probes in a temporary folder:
-    the first call (thread start-up, first allocations, matplotlib's import by the loss chart) is left out, and two
-    sizes separate the fixed cost of generating and zipping from the per-image cost."""
+    building G is timed on its own, then, after a warm-up (thread start-up, first allocations, matplotlib's import by
+    the loss chart), two sizes generated and zipped with that G separate the per-image cost from the rest."""
     warm, small, large = (min(k, max(1, cfg.n_images)) for k in TAIL_PROBES)
     with tempfile.TemporaryDirectory() as tmp:
         t = time.monotonic()
         checkpoint.save(Path(tmp) / "probe.pt", state)
         checkpoint_s = time.monotonic() - t
+        t = time.monotonic()
+        built = load_generator(state, device)
+        build_s = time.monotonic() - t
+
         def seconds(k):
             t = time.monotonic()
-            images, _ = generate(state, k, device=device, class_balance=cfg.class_balance)
+            images, _ = generate(state, k, device=device, class_balance=cfg.class_balance, built=built)
             write_zip(images, Path(tmp) / "probe.zip", force=True, progress=False)
             return time.monotonic() - t
 
@@ -106,7 +110,7 @@ def measure_tail(state, cfg, device):
         seconds(warm)
         t_small, t_large = seconds(small), seconds(large)
     per_image = max(t_large - t_small, 0.0) / max(large - small, 1)
-    return max(t_small - per_image * small, 0.0), per_image, checkpoint_s
+    return build_s + max(t_small - per_image * small, 0.0), per_image, checkpoint_s
 
 
 def tail_seconds(fixed, per_image, cfg):

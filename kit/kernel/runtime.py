@@ -308,6 +308,8 @@ def train_stage(cfg, procs: int, deadline: float, start_step: int, log) -> str:
     if not failure or failure == STOPPED_ON_ERROR or checkpoint_step(Path(cfg.out) / "last.pt") > start_step:
         return failure
     left = deadline - time.time()   # an old torch's DDP or an untested NCCL must not cost the whole run
+    if left < 1:
+        return f"{failure}; no time was left to train again in 1 process"
     log(f"train: fallback: the {procs} processes ended before training ({failure}); training again in 1 process "
         f"for the {left:.0f} s left")
     if not cfg.resume:
