@@ -62,7 +62,7 @@ class Evaluator:
 
 
 def first_images(zip_path, n: int):
-    """The first n images of a zip (0.png upward, in numeric order) as uint8 n×3×64×64; any bad member is one line."""
+    """The zip's first n images (0.png upward, in numeric order) as uint8 n×3×64×64; a bad member is one line."""
     from kit.images import read_images
     images, problems = read_images(zip_path)
     if problems:
