@@ -80,7 +80,7 @@ def rank_worker(rank, port, real, generated, out):
     torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     extractor = PixelFeatures()
     evaluator = evaluate.Evaluator(real, "cpu", n=len(generated), rank=rank, world=2,
-                                   extractors={"public": extractor})
+                                   extractors={"pixels": extractor}, thresholds={"pixels": 0.5})
     real_seen = extractor.seen
     mine = share(generated, rank, 2)
     result = evaluator(torch.from_numpy(mine))
@@ -94,14 +94,17 @@ def test_ddp_ranks_share_the_work_and_return_the_same_numbers(tmp_path, cache_in
     mp.spawn(rank_worker, args=(free_port(), real, generated, tmp_path), nprocs=2, join=True)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert [r["real_seen"] for r in ranks] == [16, 15] and [r["generated_seen"] for r in ranks] == [5, 4]
-    assert ranks[0]["result"] == ranks[1]["result"] and ranks[0]["result"]["public"]["n"] == 9
+    assert ranks[0]["result"] == ranks[1]["result"] and ranks[0]["result"]["pixels"]["n"] == 9
     assert len(list(cache_in_tmp.glob("real-*.npz"))) == 1                  # written once, by rank 0
 
-    alone = evaluate.Evaluator(real, "cpu", n=9, extractors={"public": PixelFeatures()})
-    single = alone(torch.from_numpy(generated))
-    assert without_time(single)["public"] == pytest.approx(without_time(ranks[0]["result"])["public"], rel=1e-12)
+    alone = evaluate.Evaluator(real, "cpu", n=9, extractors={"pixels": PixelFeatures()}, thresholds={"pixels": 0.5})
+    single = alone(torch.from_numpy(generated))["pixels"]
+    assert {k: v for k, v in single.items() if k != "seconds"} == pytest.approx(
+        {k: v for k, v in ranks[0]["result"]["pixels"].items() if k != "seconds"}, rel=1e-12)
     g, r = PixelFeatures()(generated).astype(np.float64), PixelFeatures()(real.images).astype(np.float64)
-    assert single["public"]["fid"] == pytest.approx(reference_fid(g, r), rel=1e-7)
+    assert single["fid"] == pytest.approx(reference_fid(g, r), rel=1e-7)
+    assert single["d"] == pytest.approx(reference_distance(g, r), rel=1e-10) and single["threshold"] == 0.5
+    assert single["d_thr"] == single["d"] < 0.5 and single["mifid"] == pytest.approx(single["fid"] / single["d"])
 
 
 def test_first_images_are_the_zips_first_members_in_numeric_order(tmp_path):

@@ -20,11 +20,14 @@ class Evaluator:
     """Scores n generated images (each rank passes its share) on every leaderboard whose weights are at hand.
 
     .leaderboards: the names scored; .skipped: {name: one-line reason}; .share: how many images this rank passes.
-    extractors: {leaderboard name: feature extractor} instead of the leaderboards' networks (tests, other metrics).
+    real: the competition's images (archives or a folder); a prepared cache gives its 64-px crops instead.
+    extractors: {name: feature extractor} instead of the leaderboards' networks (tests, other metrics);
+    thresholds: {name: memorisation threshold} over the leaderboards' (0.1 public, 0.25 private).
+    Under DDP every rank constructs it at the same time (the real features are shared out) and calls it together.
     """
 
     def __init__(self, real, device, n, rank=0, world=1, weights=None, extractors=None, resize="organisers",
-                 progress=False):
+                 progress=False, thresholds=None):
         if n < 2:
             raise UserError(f"an evaluation of {n} image(s) cannot give a FID: evaluate at least 2")
         self.device = resolve_device(device)
@@ -40,6 +43,7 @@ class Evaluator:
                 self.skipped[name] = "its network did not load on every rank"
         self.extractors = extractors
         self.leaderboards = tuple(extractors)
+        self.thresholds = {**{name: threshold for name, (_, threshold) in LEADERBOARDS.items()}, **(thresholds or {})}
         self.real_stats = {}
         for name, extractor in extractors.items():
             stats, _, self.n_real = real_statistics(real, extractor, self.device, rank, world)
@@ -53,7 +57,7 @@ class Evaluator:
             start = time.perf_counter()
             features = gather_rows(torch.as_tensor(extractor(images)).to(self.device), self.world)
             if self.rank == 0:
-                scores, _ = measure(features, self.real_stats[name], LEADERBOARDS[name][1])
+                scores, _ = measure(features, self.real_stats[name], self.thresholds[name])
                 results[name] = {"fid": scores["fid"], "d": scores["distance"], "d_thr": scores["distance_thresholded"],
                                  "mifid": scores["mifid"], "threshold": scores["threshold"],
                                  "margin": scores["distance"] - scores["threshold"], "n": len(features),
