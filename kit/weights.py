@@ -95,6 +95,8 @@ def pack(folder, inception=None, nasnet=None, upload="", force=False) -> Path:
     `upload`, create or version it on Kaggle; returns the folder."""
     dataset_id = check_dataset_id(upload) if upload else DEFAULT_ID
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file: pass a folder to write the weights dataset into")
     for name in (MANIFEST, METADATA):                   # before the slow part: an earlier pack is there
         refuse_overwrite(folder / name, force)
     networks = checked_networks(inception, nasnet)

@@ -75,32 +75,37 @@ def free_port():
         return s.getsockname()[1]
 
 
-def rank_worker(rank, port, real, generated, out):
-    """One of two gloo ranks: evaluate its share of the generated images; record the answer and the work done."""
+def rank_worker(rank, port, real, other_real, generated, out):
+    """One of two gloo ranks: evaluate its share of the generated images, the real features shared out
+    (share_real=True) and then computed by rank 0 alone (the default); record the answers and the work done."""
     torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
-    extractor = PixelFeatures()
-    evaluator = evaluate.Evaluator(real, "cpu", n=len(generated), rank=rank, world=2,
-                                   extractors={"pixels": extractor}, thresholds={"pixels": 0.5})
-    real_seen = extractor.seen
-    mine = share(generated, rank, 2)
-    result = evaluator(torch.from_numpy(mine))
-    (out / f"rank{rank}.json").write_text(json.dumps({"result": result, "real_seen": real_seen,
-                                                      "generated_seen": extractor.seen - real_seen}))
+    record = {}
+    for shared, real_images in ((True, real), (False, other_real)):
+        extractor = PixelFeatures()
+        evaluator = evaluate.Evaluator(real_images, "cpu", n=len(generated), rank=rank, world=2, share_real=shared,
+                                       extractors={"pixels": extractor}, thresholds={"pixels": 0.5})
+        real_seen = extractor.seen
+        result = evaluator(torch.from_numpy(share(generated, rank, 2)))
+        record[str(shared)] = {"result": result, "real_seen": real_seen, "generated_seen": extractor.seen - real_seen}
+    (out / f"rank{rank}.json").write_text(json.dumps(record))
     torch.distributed.destroy_process_group()
 
 
 def test_ddp_ranks_share_the_work_and_return_the_same_numbers(tmp_path, cache_in_tmp):
-    real, generated = dataset(random_images(31, 13)), random_images(9, 14)
-    mp.spawn(rank_worker, args=(free_port(), real, generated, tmp_path), nprocs=2, join=True)
+    real, other_real, generated = dataset(random_images(31, 13)), dataset(random_images(20, 18)), random_images(9, 14)
+    mp.spawn(rank_worker, args=(free_port(), real, other_real, generated, tmp_path), nprocs=2, join=True)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
-    assert [r["real_seen"] for r in ranks] == [16, 15] and [r["generated_seen"] for r in ranks] == [5, 4]
-    assert ranks[0]["result"] == ranks[1]["result"] and ranks[0]["result"]["pixels"]["n"] == 9
-    assert len(list(cache_in_tmp.glob("real-*.npz"))) == 1                  # written once, by rank 0
+    shared, alone_0 = [r["True"] for r in ranks], [r["False"] for r in ranks]
+    assert [r["real_seen"] for r in shared] == [16, 15] and [r["real_seen"] for r in alone_0] == [20, 0]
+    assert [r["generated_seen"] for r in shared + alone_0] == [5, 4, 5, 4]
+    assert shared[0]["result"] == shared[1]["result"] and shared[0]["result"]["pixels"]["n"] == 9
+    assert alone_0[0]["result"] == alone_0[1]["result"]
+    assert len(list(cache_in_tmp.glob("real-*.npz"))) == 2                  # each real set written once, by rank 0
 
-    alone = evaluate.Evaluator(real, "cpu", n=9, extractors={"pixels": PixelFeatures()}, thresholds={"pixels": 0.5})
-    single = alone(torch.from_numpy(generated))["pixels"]
+    evaluator = evaluate.Evaluator(real, "cpu", n=9, extractors={"pixels": PixelFeatures()}, thresholds={"pixels": 0.5})
+    single = evaluator(torch.from_numpy(generated))["pixels"]
     assert {k: v for k, v in single.items() if k != "seconds"} == pytest.approx(
-        {k: v for k, v in ranks[0]["result"]["pixels"].items() if k != "seconds"}, rel=1e-12)
+        {k: v for k, v in shared[0]["result"]["pixels"].items() if k != "seconds"}, rel=1e-12)
     g, r = PixelFeatures()(generated).astype(np.float64), PixelFeatures()(real.images).astype(np.float64)
     assert single["fid"] == pytest.approx(reference_fid(g, r), rel=1e-7)
     assert single["d"] == pytest.approx(reference_distance(g, r), rel=1e-10) and single["threshold"] == 0.5

@@ -23,11 +23,13 @@ class Evaluator:
     real: the competition's images (archives or a folder); a prepared cache gives its 64-px crops instead.
     extractors: {name: feature extractor} instead of the leaderboards' networks (tests, other metrics);
     thresholds: {name: memorisation threshold} over the leaderboards' (0.1 public, 0.25 private).
-    Under DDP every rank constructs it at the same time (the real features are shared out) and calls it together.
+    Under DDP every rank calls it together with its share. Only rank 0 needs the real statistics: by default it
+    computes them alone at construction (the others skip them; construction is no collective). share_real=True
+    shares that work out instead: then every rank must construct it at the same time, with no barrier around it.
     """
 
     def __init__(self, real, device, n, rank=0, world=1, weights=None, extractors=None, resize="organisers",
-                 progress=False, thresholds=None):
+                 progress=False, thresholds=None, share_real=False):
         if n < 2:
             raise UserError(f"an evaluation of {n} image(s) cannot give a FID: evaluate at least 2")
         self.device = resolve_device(device)
@@ -37,7 +39,7 @@ class Evaluator:
             extractors, self.skipped = extractors_at_hand(weights, self.device, resize, progress)
         else:
             extractors, self.skipped = dict(extractors), {}
-        for name in LEADERBOARDS:                  # the ranks must run the same collectives: score what all of them can
+        for name in LEADERBOARDS if share_real else ():   # the ranks run the same collectives: what all of them can
             if not all_agree(name in extractors, world, self.device) and name in extractors:
                 del extractors[name]
                 self.skipped[name] = "its network did not load on every rank"
@@ -46,7 +48,10 @@ class Evaluator:
         self.thresholds = {**{name: threshold for name, (_, threshold) in LEADERBOARDS.items()}, **(thresholds or {})}
         self.real_stats = {}
         for name, extractor in extractors.items():
-            stats, _, self.n_real = real_statistics(real, extractor, self.device, rank, world)
+            if share_real:
+                stats = real_statistics(real, extractor, self.device, rank, world)[0]
+            else:
+                stats = real_statistics(real, extractor, self.device)[0] if rank == 0 else None
             self.real_stats[name] = stats if rank == 0 else None    # only rank 0 computes the metric
 
     def __call__(self, images) -> dict:
