@@ -1,5 +1,5 @@
 """Both leaderboards' scores where training and kernels need them: an Evaluator that scores generated images
-against real statistics computed once (the feature work shared between DDP ranks), and score_zip, the final score of
+against real statistics computed once (DDP ranks each extracting their share), and score_zip, the final score of
 images.zip by the same code path as `python -m kit score --json`."""
 import sys
 import time
