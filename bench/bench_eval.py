@@ -82,7 +82,8 @@ def main() -> None:
     parser.add_argument("--inception-images", type=int, default=0, help="timed through Inception (CPU 64, GPU n)")
     parser.add_argument("--nasnet-images", type=int, default=0, help="timed through NASNet (CPU 8, GPU n)")
     parser.add_argument("--real-images", type=int, default=0, help="Stanford-sized JPEGs timed (CPU 16, GPU 2,000)")
-    parser.add_argument("--inception-weights", help="pytorch-fid's FID weights (else found as `kit score` does, else random)")
+    parser.add_argument("--inception-weights",
+                        help="pytorch-fid's FID weights (else found as `kit score` does, else random)")
     parser.add_argument("--nasnet-weights", help="timm's nasnetalarge weights (else found, else random)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--results", default=str(Path(__file__).resolve().parent / "results" / "eval.md"),

@@ -41,7 +41,7 @@ def checked_networks(inception=None, nasnet=None) -> dict:
     into its network; a missing, corrupt or wrong file is one line naming it."""
     from kit.metrics.features import (InceptionFeatures, NASNetFeatures, find_inception_weights,
                                       find_nasnet_weights)
-    found = {"inception": find_inception_weights(inception), "nasnet": find_nasnet_weights(nasnet)}
+    found = {"inception": find_inception_weights(inception), "nasnet": find_nasnet_weights(nasnet, download=True)}
     InceptionFeatures(found["inception"], device="cpu")
     NASNetFeatures(found["nasnet"], device="cpu")
     return found
@@ -65,8 +65,9 @@ def write_pytorch_fid_wheel(folder: Path) -> Path:
     members = {}
     for file in dist.files or ():
         name = file.as_posix()
+        installer_files = ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json")   # written by pip, not shipped
         if (name.startswith("pytorch_fid/") and name.endswith(".py")) or (
-                name.startswith(f"{info}/") and file.name not in ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json")):
+                name.startswith(f"{info}/") and file.name not in installer_files):
             members[name] = file.locate().read_bytes()
     if not any(file.split("/")[-1].upper().startswith(("LICENSE", "LICENCE")) for file in members):
         raise UserError(f"the installed pytorch-fid {dist.version} has no licence file: reinstall it with "
@@ -94,6 +95,8 @@ def pack(folder, inception=None, nasnet=None, upload="", force=False) -> Path:
     `upload`, create or version it on Kaggle; returns the folder."""
     dataset_id = check_dataset_id(upload) if upload else DEFAULT_ID
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file: pass a folder to write the weights dataset into")
     for name in (MANIFEST, METADATA):                   # before the slow part: an earlier pack is there
         refuse_overwrite(folder / name, force)
     networks = checked_networks(inception, nasnet)

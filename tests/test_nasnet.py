@@ -82,8 +82,19 @@ def test_missing_or_mismatched_nasnet_weights_are_one_line(tmp_path, monkeypatch
         features.NASNetFeatures(wrong, device="cpu")
     assert "\n" not in str(e.value)
     cached = tmp_path / "hf" / "hub" / "models--timm--nasnetalarge.tf_in1k" / "snapshots" / "abc" / "model.safetensors"
-    cached.parent.mkdir(parents=True)
-    cached.write_bytes(b"")
+
+    def offline():
+        raise OSError("no internet")
+    monkeypatch.setattr(features, "download_nasnet_weights", offline)
+    with pytest.raises(UserError, match="OSError while downloading") as e:
+        features.find_nasnet_weights(download=True)
+    assert "\n" not in str(e.value)
+
+    def timm_download():                                      # what timm does with internet: fill its cache
+        cached.parent.mkdir(parents=True)
+        cached.write_bytes(b"")
+    monkeypatch.setattr(features, "download_nasnet_weights", timm_download)
+    assert features.find_nasnet_weights(download=True) == cached     # downloaded, then found in the cache
     assert features.find_nasnet_weights() == cached          # timm's Hugging Face cache is searched
 
 

@@ -80,7 +80,8 @@ def test_pack_writes_a_dataset_the_kaggle_cli_accepts(packed, inception_weights,
 def test_export_found_sets_the_weights_and_ships_pytorch_fid(packed):
     root, folder, _ = packed
     assert weights.export_found(root / "empty-nowhere") == {"public": None, "private": None}
-    manifest = {e["kind"]: folder / e["name"] for e in json.loads((folder / "dogkit-weights.json").read_text())["files"]}
+    entries = json.loads((folder / "dogkit-weights.json").read_text())["files"]
+    manifest = {entry["kind"]: folder / entry["name"] for entry in entries}
     found = weights.export_found(root / "input")
     assert found == {"public": manifest["inception"], "private": manifest["nasnet"]}
     assert os.environ["DOGKIT_INCEPTION_WEIGHTS"] == str(manifest["inception"])

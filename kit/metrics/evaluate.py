@@ -1,5 +1,5 @@
 """Both leaderboards' scores where training and kernels need them: an Evaluator that scores generated images
-against real statistics computed once (the feature work shared between DDP ranks), and score_zip, the final score of
+against real statistics computed once (DDP ranks each extracting their share), and score_zip, the final score of
 images.zip by the same code path as `python -m kit score --json`."""
 import sys
 import time
@@ -20,11 +20,16 @@ class Evaluator:
     """Scores n generated images (each rank passes its share) on every leaderboard whose weights are at hand.
 
     .leaderboards: the names scored; .skipped: {name: one-line reason}; .share: how many images this rank passes.
-    extractors: {leaderboard name: feature extractor} instead of the leaderboards' networks (tests, other metrics).
+    real: the competition's images (archives or a folder); a prepared cache gives its 64-px crops instead.
+    extractors: {name: feature extractor} instead of the leaderboards' networks (tests, other metrics);
+    thresholds: {name: memorisation threshold} over the leaderboards' (0.1 public, 0.25 private).
+    Under DDP every rank calls it together with its share. Only rank 0 needs the real statistics: by default it
+    computes them alone at construction (the others skip them; construction is no collective). share_real=True
+    shares that work out instead: then every rank must construct it at the same time, with no barrier around it.
     """
 
     def __init__(self, real, device, n, rank=0, world=1, weights=None, extractors=None, resize="organisers",
-                 progress=False):
+                 progress=False, thresholds=None, share_real=False):
         if n < 2:
             raise UserError(f"an evaluation of {n} image(s) cannot give a FID: evaluate at least 2")
         self.device = resolve_device(device)
@@ -34,15 +39,19 @@ class Evaluator:
             extractors, self.skipped = extractors_at_hand(weights, self.device, resize, progress)
         else:
             extractors, self.skipped = dict(extractors), {}
-        for name in LEADERBOARDS:                  # the ranks must run the same collectives: score what all of them can
+        for name in LEADERBOARDS if share_real else ():   # the ranks run the same collectives: what all of them can
             if not all_agree(name in extractors, world, self.device) and name in extractors:
                 del extractors[name]
                 self.skipped[name] = "its network did not load on every rank"
         self.extractors = extractors
         self.leaderboards = tuple(extractors)
+        self.thresholds = {**{name: threshold for name, (_, threshold) in LEADERBOARDS.items()}, **(thresholds or {})}
         self.real_stats = {}
         for name, extractor in extractors.items():
-            stats, _, self.n_real = real_statistics(real, extractor, self.device, rank, world)
+            if share_real:
+                stats = real_statistics(real, extractor, self.device, rank, world)[0]
+            else:
+                stats = real_statistics(real, extractor, self.device)[0] if rank == 0 else None
             self.real_stats[name] = stats if rank == 0 else None    # only rank 0 computes the metric
 
     def __call__(self, images) -> dict:
@@ -53,7 +62,7 @@ class Evaluator:
             start = time.perf_counter()
             features = gather_rows(torch.as_tensor(extractor(images)).to(self.device), self.world)
             if self.rank == 0:
-                scores, _ = measure(features, self.real_stats[name], LEADERBOARDS[name][1])
+                scores, _ = measure(features, self.real_stats[name], self.thresholds[name])
                 results[name] = {"fid": scores["fid"], "d": scores["distance"], "d_thr": scores["distance_thresholded"],
                                  "mifid": scores["mifid"], "threshold": scores["threshold"],
                                  "margin": scores["distance"] - scores["threshold"], "n": len(features),
@@ -62,7 +71,7 @@ class Evaluator:
 
 
 def first_images(zip_path, n: int):
-    """The first n images of a zip (0.png upward, in numeric order) as uint8 n×3×64×64; any bad member is one line."""
+    """The zip's first n images (0.png upward, in numeric order) as uint8 n×3×64×64; a bad member is one line."""
     from kit.images import read_images
     images, problems = read_images(zip_path)
     if problems:

@@ -1,6 +1,7 @@
 """Feature extractors, the scorer's seam: uint8 images N×C×H×W -> float32 N×D, with a name, a dim and a weights
 fingerprint. Two leaderboard networks: the public one's FID Inception (pool3, 2048-d) and the private one's
 NASNet-A Large (final_layer/Mean, 4032-d); each resizes as the organisers did unless told otherwise."""
+import functools
 import glob
 import hashlib
 import os
@@ -54,8 +55,9 @@ def download_inception_weights(path: Path) -> None:
     torch.hub.download_url_to_file(FID_WEIGHTS_URL, str(path), progress=True)
 
 
-def find_nasnet_weights(weights=None) -> Path:
-    """NASNet-A Large weights: the given path, $DOGKIT_NASNET_WEIGHTS, or timm's caches (Hugging Face or torch hub)."""
+def find_nasnet_weights(weights=None, download=False) -> Path:
+    """NASNet-A Large weights: the given path, $DOGKIT_NASNET_WEIGHTS, or timm's caches (Hugging Face or torch hub),
+    into which timm downloads them first when `download` is asked and nothing was found."""
     given = given_weights(weights, "DOGKIT_NASNET_WEIGHTS", "NASNet", NASNET_HELP)
     if given:
         return given
@@ -63,9 +65,22 @@ def find_nasnet_weights(weights=None) -> Path:
     patterns = [str(Path(hf_home) / "hub" / "models--timm--nasnetalarge.tf_in1k" / "snapshots" / "*" / "model.*"),
                 str(Path(torch.hub.get_dir()) / "checkpoints" / "nasnetalarge-*.pth")]
     found = sorted(f for pattern in patterns for f in glob.glob(pattern))
+    if not found and download:
+        try:
+            download_nasnet_weights()
+        except Exception as e:
+            raise UserError(f"no NASNet-A Large weights ({type(e).__name__} while downloading): "
+                            f"{NASNET_HELP}") from None
+        return find_nasnet_weights(weights)
     if not found:
         raise UserError(f"no NASNet-A Large weights: {NASNET_HELP}")
     return Path(found[0])
+
+
+def download_nasnet_weights() -> None:
+    """Let timm fetch nasnetalarge.tf_in1k into its cache (Hugging Face's, where find_nasnet_weights looks)."""
+    import timm
+    timm.create_model("nasnetalarge.tf_in1k", pretrained=True)
 
 
 def load_state_dict(path: Path, help_text: str) -> dict:
@@ -83,10 +98,14 @@ def load_state_dict(path: Path, help_text: str) -> dict:
     return state_dict
 
 
-def load_into(model: torch.nn.Module, path: Path, help_text: str, what: str) -> torch.nn.Module:
-    """model with the state dict from `path` (strict), in eval mode; a mismatch is one line."""
+def load_into(build, path: Path, help_text: str, what: str) -> torch.nn.Module:
+    """build()'s network holding the state dict from `path` (strict), in eval mode; a mismatch is one line. The
+    network is built on the meta device, so no time goes into initialising weights the file replaces."""
+    state_dict = load_state_dict(path, help_text)
+    with torch.device("meta"):
+        model = build()
     try:
-        model.load_state_dict(load_state_dict(path, help_text))
+        model.load_state_dict(state_dict, assign=True)
     except RuntimeError as e:
         problem = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
         raise UserError(f"{path} does not match {what} ({problem[:200]}): {help_text}") from None
@@ -127,6 +146,12 @@ def file_digest(path, size=16) -> str:
     return file_hash(path, hashlib.blake2b(digest_size=size))
 
 
+@functools.lru_cache(maxsize=8)
+def weights_digest(path: str, size: int, mtime_ns: int) -> str:
+    """file_digest of a weights file as it was at (size, mtime): each is read once per process, not per network."""
+    return file_digest(path)
+
+
 def check_resize(resize: str) -> str:
     """The resize name, or one line listing the known ones."""
     if resize not in RESIZES:
@@ -143,7 +168,9 @@ class Extractor:
         self.device = resolve_device(device)
         self.progress = progress
         self.batch_size = batch_size
-        self.fingerprint = f"{self.name}-{self.resize}-{file_digest(path)}"
+        stat = Path(path).stat()
+        digest = weights_digest(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+        self.fingerprint = f"{self.name}-{self.resize}-{digest}"
 
     sizes = ()   # the organisers' resizes, in order; the last is the network's input size
 
@@ -197,7 +224,7 @@ class InceptionFeatures(Extractor):
     def __init__(self, weights=None, device="auto", batch_size=None, progress=False, resize="organisers"):
         path = find_inception_weights(weights)
         super().__init__(path, resize, device, batch_size, progress)
-        net = load_into(fid_inception_net(), path, WEIGHTS_HELP, "pytorch-fid's FID Inception")
+        net = load_into(fid_inception_net, path, WEIGHTS_HELP, "pytorch-fid's FID Inception")
         self.layers = torch.nn.Sequential(
             net.Conv2d_1a_3x3, net.Conv2d_2a_3x3, net.Conv2d_2b_3x3, torch.nn.MaxPool2d(3, 2),
             net.Conv2d_3b_1x1, net.Conv2d_4a_3x3, torch.nn.MaxPool2d(3, 2),
@@ -218,8 +245,9 @@ class NASNetFeatures(Extractor):
         import timm
         path = find_nasnet_weights(weights)
         super().__init__(path, resize, device, batch_size, progress)
-        net = timm.create_model("nasnetalarge", pretrained=False, num_classes=1000)
-        self.net = load_into(net, path, NASNET_HELP, "timm's nasnetalarge").to(self.device)
+        net = load_into(lambda: timm.create_model("nasnetalarge", pretrained=False, num_classes=1000), path,
+                        NASNET_HELP, "timm's nasnetalarge")
+        self.net = net.to(self.device)
         self.batch_size = batch_size or (200 if self.device.type == "cuda" else 8)
 
     def network(self, x):
