@@ -32,9 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")   # a CUDA check in this process must not break forks
-import torch  # noqa: E402
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))   # this checkout's kit, before an installed one
@@ -122,7 +120,7 @@ def precision_for_graph(ctx: Context) -> str:
 
 def item_device(ctx: Context) -> dict:
     """The GPU(s) or, in a dry run, the CPU."""
-    facts = {"torch": torch.__version__, "cuda": torch.version.cuda, "gpus": torch.cuda.device_count()}
+    facts = {"gpus": torch.cuda.device_count()}
     if ctx.dry:
         return {**facts, "name": f"CPU ({platform.processor() or platform.machine()}), dry run", "capability": "",
                 "bf16": True, "memory_gib": 0}
@@ -402,7 +400,7 @@ def table(record: dict) -> str:
     device = record["device"]
     lines = [f"# GPU acceptance (`bench/gpu_acceptance.py{' --dry-run' if record['dry_run'] else ''}`)", "",
              f"{record['date']}: {device.get('name', '?')} {device.get('capability', '')} × {device.get('gpus', '?')}, "
-             f"torch {device.get('torch', '?')}, CUDA {device.get('cuda')}, commit {record['commit']}, "
+             f"torch {record['torch']}, CUDA {record['cuda']}, commit {record['commit']}, "
              f"{record['wall_s']:.0f} s wall. Failed: {', '.join(record['failed']) or 'none'}.", "",
              "| item | status | seconds | figures |", "|---|---|---|---|"]
     for item in record["items"]:
@@ -451,6 +449,8 @@ def main(argv=None) -> int:
     (args.work / "logs").mkdir(parents=True)
     if args.dry_run:
         preload()
+    else:   # torch.cuda.is_available() in this process would otherwise break CUDA in every forked item
+        os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"
     ctx = Context(dry=args.dry_run, work=args.work, train_seconds=args.train_seconds)
     start = time.monotonic()
     chosen = [item for item in ITEMS if not args.items or item[0] in args.items.split(",")]
@@ -459,7 +459,7 @@ def main(argv=None) -> int:
               for r in records if r["status"] in ("failed", "fallback")]
     device = next((r.get("figures", {}) for r in records if r["name"] == "device"), {})
     record = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "dry_run": args.dry_run, "device": device,
-              "commit": commit(), "wall_s": round(time.monotonic() - start, 1), "failed": failed, "items": records}
+              "torch": torch.__version__, "cuda": torch.version.cuda, "commit": commit(), "wall_s": round(time.monotonic() - start, 1), "failed": failed, "items": records}
     (out / "gpu.md").write_text(table(record))
     with open(out / "gpu.jsonl", "a") as f:
         f.write(json.dumps(record, default=str) + "\n")
