@@ -12,7 +12,9 @@ with standing statistics and balanced breeds; both feature extractors' images/s 
 bench/quality row of the kernels' default model (biggan) at its GPU settings.
 
 Each item runs in a forked process of its own (its own process group, killed at its timeout), so one failure or hang
-never stops the rest; no item starts after --minutes. A training run whose metrics.jsonl holds a fallback row
+never stops the rest; no item starts after --minutes. Items that only prove a path (training, compile, graph, NCCL,
+the kernel) share the GPU two at a time, so their images/s are shared figures; the sampling, extractor, metric,
+bench_train and quality items, whose figures are speeds or quality, run alone. A training run whose metrics.jsonl holds a fallback row
 (`"event": "fallback"`) is a finding, not a pass. Writes OUT/gpu.md (this run's table) and appends one JSON record to
 OUT/gpu.jsonl (GPU, capability, torch, CUDA, commit, every figure and every failure); exits 1 naming each item that
 failed, fell back or was not reached. OUT is bench/results, or bench/out/gpu for a dry run, so a dry run never
@@ -302,6 +304,7 @@ ITEMS = [
     ("quality", item_quality, 400, ()),
     ("bench_train", item_bench_train, 300, ()),
 ]
+ALONE = {"sample", "features", "metric", "quality", "bench_train"}
 DRY_TIMEOUT_S = 240
 
 
@@ -343,9 +346,15 @@ def poll_item(pid: int, log: Path, deadline: float, timeout: float):
     return json.loads(answer.read_text())
 
 
+def alone(name: str, dry: bool) -> bool:
+    """Whether an item runs with nothing beside it: the device item, and on a GPU those whose figures are speeds or
+    quality (the training items only prove paths, so they share the GPU)."""
+    return name == "device" or (not dry and name in ALONE)
+
+
 def run_items(items: list, ctx: Context, jobs: int, minutes: float, dry: bool) -> list:
-    """Every item in a process of its own, `jobs` at a time (the device item alone, first; an item after those it
-    needs), none started after `minutes`; the records in the items' order."""
+    """Every item in a process of its own, `jobs` at a time (the device item first; an item after those it needs,
+    one that runs alone after the ones before it), none started after `minutes`; the records in the items' order."""
     start, done, running, waiting = time.monotonic(), {}, {}, list(items)
     while waiting or running:
         for name, (pid, began, deadline, timeout, log) in list(running.items()):
@@ -365,7 +374,8 @@ def run_items(items: list, ctx: Context, jobs: int, minutes: float, dry: bool) -
             if left <= 0:
                 done[name] = {"name": name, "status": "failed", "seconds": 0,
                               "error": f"not reached within --minutes {minutes:g}"}
-            elif len(running) >= jobs or "device" in running or ("device" in waiting_names and name != "device"):
+            elif (len(running) >= jobs or any(alone(n, dry) for n in running) or (running and alone(name, dry))
+                  or ("device" in waiting_names and name != "device")):
                 break
             elif any(n in running or n in waiting_names - {name} for n in needs):
                 continue
@@ -436,10 +446,10 @@ def main(argv=None) -> int:
                         help=f"where gpu.md and gpu.jsonl go (default {RESULTS.relative_to(ROOT)}, dry run "
                              f"{DRY_RESULTS.relative_to(ROOT)})")
     parser.add_argument("--minutes", type=float, default=8.0, help="no item starts after this many minutes")
-    parser.add_argument("--train-seconds", type=float, default=15.0,
-                        help="budget of each training item on a GPU, its 10,000-image tail included")
-    parser.add_argument("--jobs", type=int, default=0,
-                        help="items run at once (default 1 on a GPU, so figures are not shared; 2 in a dry run)")
+    parser.add_argument("--train-seconds", type=float, default=30.0,
+                        help="budget of each training item on a GPU, its 10,000-image tail and 10 s margin included")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="items run at once (those whose figures are speeds or quality always run alone)")
     parser.add_argument("--items", default="", help="comma list of item names to run (default: all)")
     parser.add_argument("--work", type=Path, default=WORK, help="scratch folder, emptied first; item logs in logs/")
     args = parser.parse_args(argv)
@@ -454,7 +464,7 @@ def main(argv=None) -> int:
     ctx = Context(dry=args.dry_run, work=args.work, train_seconds=args.train_seconds)
     start = time.monotonic()
     chosen = [item for item in ITEMS if not args.items or item[0] in args.items.split(",")]
-    records = run_items(chosen, ctx, args.jobs or (2 if args.dry_run else 1), args.minutes, args.dry_run)
+    records = run_items(chosen, ctx, args.jobs, args.minutes, args.dry_run)
     failed = [r["name"] + (" (fallback)" if r["status"] == "fallback" else "")
               for r in records if r["status"] in ("failed", "fallback")]
     device = next((r.get("figures", {}) for r in records if r["name"] == "device"), {})

@@ -77,3 +77,28 @@ def test_failed_hung_and_fallen_back_items_are_named_and_the_rest_still_run(tmp_
     assert "FAILED: fails, hangs, falls back (fallback)" in capsys.readouterr().err
     table = (tmp_path / "out" / "gpu.md").read_text()
     assert "| falls back | fallback |" in table and "fallback: compile failed: eager" in table
+
+
+def sleeps(name):
+    """An item that sleeps 1 s and leaves its start and end times in the scratch folder."""
+    def item(ctx):
+        start = time.time()
+        time.sleep(1)
+        (ctx.work / f"{name}.times").write_text(f"{start} {time.time()}")
+        return {}
+    return item
+
+
+def test_on_a_gpu_path_items_share_it_two_at_a_time_and_figure_items_run_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")   # a GPU run sets it; restored after the test
+    names = ["train a", "train b", "metric", "train c", "train d"]
+    monkeypatch.setattr(gpu_acceptance, "ITEMS", [(name, sleeps(name), 60, ()) for name in names])
+    assert gpu_acceptance.main(["--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")]) == 0
+    times = {name: [float(t) for t in (tmp_path / "work" / f"{name}.times").read_text().split()] for name in names}
+
+    def overlap(a, b):
+        return times[a][0] < times[b][1] and times[b][0] < times[a][1]
+
+    assert overlap("train a", "train b") and overlap("train c", "train d")
+    assert not any(overlap("metric", other) for other in names if other != "metric")
+    assert times["train b"][1] <= times["metric"][0] <= times["train c"][0]
