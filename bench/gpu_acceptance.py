@@ -1,6 +1,6 @@
 """GPU acceptance: every GPU-only path of the kit in one command, each item isolated, within a wall-clock limit.
 
-    python bench/gpu_acceptance.py                 # a machine with one or more GPUs: about 8 minutes on one
+    python bench/gpu_acceptance.py                 # a machine with GPUs: 8-9 minutes on one (estimated, not timed)
     python bench/gpu_acceptance.py --dry-run       # the same list on the CPU at toy sizes (CI keeps it working)
 
 Items, in order: the device; demo data; each model (dcgan, cgan, biggan) trained in bf16 (where the GPU has it) and in
@@ -14,11 +14,11 @@ bench/quality row of the kernels' default model (biggan) at its GPU settings.
 Each item runs in a forked process of its own (its own process group, killed at its timeout), so one failure or hang
 never stops the rest; no item starts after --minutes. Items that only prove a path (training, compile, graph, NCCL,
 the kernel) share the GPU two at a time, so their images/s are shared figures; the sampling, extractor, metric,
-bench_train and quality items, whose figures are speeds or quality, run alone. A training run whose metrics.jsonl holds a fallback row
-(`"event": "fallback"`) is a finding, not a pass. Writes OUT/gpu.md (this run's table) and appends one JSON record to
-OUT/gpu.jsonl (GPU, capability, torch, CUDA, commit, every figure and every failure); exits 1 naming each item that
-failed, fell back or was not reached. OUT is bench/results, or bench/out/gpu for a dry run, so a dry run never
-overwrites a GPU's results.
+bench_train and quality items, whose figures are speeds or quality, run alone. A training run whose metrics.jsonl
+holds a fallback row (`"event": "fallback"`) is a finding, not a pass. Writes OUT/gpu.md (this run's table) and
+appends one JSON record to OUT/gpu.jsonl (GPU, capability, torch, CUDA, commit, every figure and every failure);
+exits 1 naming each item that failed, fell back or was not reached. OUT is bench/results, or bench/out/gpu for a dry
+run, so a dry run never overwrites a GPU's results.
 """
 import argparse
 import json
@@ -409,7 +409,8 @@ def table(record: dict) -> str:
     """gpu.md: the run's heading and one row per item."""
     device = record["device"]
     lines = [f"# GPU acceptance (`bench/gpu_acceptance.py{' --dry-run' if record['dry_run'] else ''}`)", "",
-             f"{record['date']}: {device.get('name', '?')} {device.get('capability', '')} × {device.get('gpus', '?')}, "
+             f"{record['date']}: {device.get('name', '?')} {device.get('capability', '')} "
+             f"× {device.get('gpus', '?')}, "
              f"torch {record['torch']}, CUDA {record['cuda']}, commit {record['commit']}, "
              f"{record['wall_s']:.0f} s wall. Failed: {', '.join(record['failed']) or 'none'}.", "",
              "| item | status | seconds | figures |", "|---|---|---|---|"]
@@ -469,7 +470,8 @@ def main(argv=None) -> int:
               for r in records if r["status"] in ("failed", "fallback")]
     device = next((r.get("figures", {}) for r in records if r["name"] == "device"), {})
     record = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "dry_run": args.dry_run, "device": device,
-              "torch": torch.__version__, "cuda": torch.version.cuda, "commit": commit(), "wall_s": round(time.monotonic() - start, 1), "failed": failed, "items": records}
+              "torch": torch.__version__, "cuda": torch.version.cuda, "commit": commit(),
+              "wall_s": round(time.monotonic() - start, 1), "failed": failed, "items": records}
     (out / "gpu.md").write_text(table(record))
     with open(out / "gpu.jsonl", "a") as f:
         f.write(json.dumps(record, default=str) + "\n")

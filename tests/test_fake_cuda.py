@@ -66,7 +66,8 @@ def fake_cuda(monkeypatch):
                     for name, t in tensors.items():
                         if t is not None:
                             moved = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=device)
-                            tensors[name] = nn.Parameter(moved, t.requires_grad) if isinstance(t, nn.Parameter) else moved
+                            is_parameter = isinstance(t, nn.Parameter)
+                            tensors[name] = nn.Parameter(moved, t.requires_grad) if is_parameter else moved
         return module
 
     def build_outside(*args, **kwargs):
