@@ -171,10 +171,8 @@ class Run:
         self.restart_window(now)
 
     def evaluate_due(self, now: float) -> bool:
-        """Whether an evaluation is due, of a step not evaluated yet, and fits before the deadline (the last one is in
-        the tail's reserve)."""
-        fresh = not self.history or self.history[-1]["step"] != self.trainer.step_count
-        return fresh and self.timers["evaluate"].due(now) and self.budget.fits(self.evaluation_seconds(), now)
+        """Whether an evaluation is due and fits before the deadline (the last one is in the tail's reserve)."""
+        return self.timers["evaluate"].due(now) and self.budget.fits(self.evaluation_seconds(), now)
 
     def evaluation_seconds(self) -> float:
         """What the latest evaluation took (0 before the first)."""
@@ -182,7 +180,7 @@ class Run:
 
     def evaluate(self, now: float) -> None:
         """Score the current EMA G with each leaderboard network at hand, log the row, keep best.pt, save last.pt."""
-        if self.evaluator is None:
+        if self.evaluator is None or (self.history and self.history[-1]["step"] == self.trainer.step_count):
             return
         self.capture()
         t = time.monotonic()

@@ -304,31 +304,36 @@ def train(cfg: TrainConfig) -> Path:
 
     # --- the end: loss curve, images and zip from the selected checkpoint, the score (all inside the budget) ---
     if main:
-        t = time.monotonic()
-        optional("the loss chart", save_line_chart, read_metrics(out / "metrics.jsonl"), out / "losses.png", "step",
-                 "loss", f"{cfg.model} {cfg.loss}")
-        chosen = run.chosen()
-        images_out, _ = generate(chosen, cfg.n_images, seed=cfg.seed, truncation=cfg.truncation, device=device,
-                                 standing_stats=cfg.standing_stats, class_balance=cfg.class_balance)
-        write_zip(images_out, zip_path, force=True)
-        end = {"event": "end", "step": trainer.step_count, "zip_step": chosen["step"],
-               "tail_s": round(time.monotonic() - t, 2), "tail_reserved_s": round(budget.tail, 1),
-               "budget_s": round(budget.seconds, 1), "zip": str(zip_path)}
-        if run.best:
-            end.update(selected=run.best, last=run.history[-1] if run.history else None)
-            last_scores = run.history[-1][select] if run.history else {}
-            run.say(f"the zip comes from step {chosen['step']} ({select} MiFID {run.best['mifid']:.2f}, the lowest "
-                    f"of {len(run.history)} evaluations); the last step, {trainer.step_count}, had "
-                    f"{select} MiFID {last_scores.get('mifid', math.nan):.2f}")
-        if run.evaluator and cfg.score_n > 0:
-            end["score"] = final_score(zip_path, real, cfg, run, budget, device)
-        run.log({**end, "wall_s": round(time.monotonic() - start, 2)})
-        run.close()
-        tqdm.write(f"{trainer.step_count} steps; wrote {last} and {cfg.n_images} images from step {chosen['step']} "
-                   f"to {zip_path} ({time.monotonic() - start:.0f} s of the {budget.seconds:.0f} s budget)")
+        finish(run, zip_path, real, start)
     if world > 1:
         torch.distributed.destroy_process_group()
     return last
+
+
+def finish(run, zip_path, real, start):
+    """The end of a run: the loss chart, the zip from the selected checkpoint, the score, the end row and line."""
+    trainer, budget, out = run.trainer, run.budget, run.out
+    cfg, t = trainer.cfg, time.monotonic()
+    optional("the loss chart", save_line_chart, read_metrics(out / "metrics.jsonl"), out / "losses.png", "step",
+             "loss", f"{cfg.model} {cfg.loss}")
+    chosen = run.chosen()
+    images, _ = generate(chosen, cfg.n_images, seed=cfg.seed, truncation=cfg.truncation, device=trainer.device,
+                         standing_stats=cfg.standing_stats, class_balance=cfg.class_balance)
+    write_zip(images, zip_path, force=True)
+    end = {"event": "end", "step": trainer.step_count, "zip_step": chosen["step"],
+           "tail_s": round(time.monotonic() - t, 2), "tail_reserved_s": round(budget.tail, 1),
+           "budget_s": round(budget.seconds, 1), "zip": str(zip_path)}
+    if run.best and run.select != "last":
+        end.update(selected=run.best, last=run.history[-1])
+        run.say(f"the zip comes from step {chosen['step']} ({run.select} MiFID {run.best['mifid']:.2f}, the lowest "
+                f"of {len(run.history)} evaluations); the last evaluated step, {run.history[-1]['step']}, had "
+                f"{run.select} MiFID {run.history[-1][run.select]['mifid']:.2f}")
+    if run.evaluator and cfg.score_n > 0:
+        end["score"] = final_score(zip_path, real, cfg, run, budget, trainer.device)
+    run.log({**end, "wall_s": round(time.monotonic() - start, 2)})
+    run.close()
+    tqdm.write(f"{trainer.step_count} steps; wrote {out / 'last.pt'} and {cfg.n_images} images from step "
+               f"{chosen['step']} to {zip_path} ({time.monotonic() - start:.0f} s of the {budget.seconds:.0f} s budget)")
 
 
 def final_score(zip_path, real, cfg, run, budget, device):

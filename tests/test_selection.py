@@ -103,8 +103,8 @@ def test_the_zip_comes_from_the_best_checkpoint_when_it_is_not_the_last(demo_cac
     train(config(out, demo_cache, max_steps=4, **evaluated(out)))
     best = checkpoint.load(out / "best.pt")
     assert best["step"] == 2 and best["best"]["mifid"] == 30.0 and metrics(out)[-1]["zip_step"] == 2
-    assert "the zip comes from step 2 (private MiFID 30.00, the lowest of 5 evaluations); the last step, 4, had " \
-           "private MiFID 60.00" in capsys.readouterr().out
+    assert "the zip comes from step 2 (private MiFID 30.00, the lowest of 5 evaluations); the last evaluated step, " \
+           "4, had private MiFID 60.00" in capsys.readouterr().out
     zipped, _ = read_images(out / "images.zip")
     assert np.array_equal(zipped, generate(best, 16, seed=0)[0].numpy())
 
@@ -135,3 +135,26 @@ def test_no_weights_means_no_evaluation_and_the_last_checkpoint(demo_cache, tmp_
     assert "no leaderboard weights at hand, so no evaluation (public: no FID Inception" in capsys.readouterr().out
     assert evaluations(out) == [] and not (out / "best.pt").exists()
     assert metrics(out)[0]["select"] == "last" and metrics(out)[-1]["zip_step"] == 2
+
+
+def test_a_nan_rollback_never_leaves_a_rolled_back_state_selected(demo_cache, tmp_path, monkeypatch,
+                                                                 pooled_leaderboard):
+    """NaN losses after step 3, evaluations at every check: the rollback goes back to the last evaluated state, every
+    evaluated state stays one the run really kept, and best.pt holds the very weights of its evaluated step."""
+    from kit import train as train_module
+
+    class NaNAtThree(train_module.Trainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.nan_at_step = 3
+
+    monkeypatch.setattr(train_module, "Trainer", NaNAtThree)
+    out = tmp_path / "run"
+    train(config(out, demo_cache, max_steps=5, **evaluated(out)))
+    [rollback] = [r for r in metrics(out) if r.get("event") == "rollback"]
+    steps = [r["step"] for r in evaluations(out)]
+    assert rollback["step"] == 2 and steps == [0, 1, 2, 3, 4, 5]   # step 3 was evaluated once: after the rollback
+    best = checkpoint.load(out / "best.pt")
+    last_of_that_step = [r for r in evaluations(out) if r["step"] == best["step"]]
+    assert len(last_of_that_step) == 1 and best["best"]["mifid"] == last_of_that_step[0]["private"]["mifid"]
+    assert all(math.isfinite(r["private"]["mifid"]) for r in evaluations(out))
