@@ -193,7 +193,7 @@ def item_kernel(ctx: Context) -> dict:
     if done.returncode or report:
         raise RuntimeError(f"exit status {done.returncode}; last line: {(done.stdout + done.stderr).strip()[-300:]}"
                            + (f"; sandbox guard: {report[:3]}" if report else ""))
-    rows = metrics_rows(places["tmp"] / "run")
+    rows = metrics_rows(places["working"] / "run")
     return {"kernel": name, "wall_s": round(time.monotonic() - start, 1), "preflight": stages["preflight"][0],
             "check": stages["check"][-1], "steps": rows[-1].get("step"), "fallbacks": fallbacks(rows)}
 

@@ -172,7 +172,7 @@ def test_both_feature_extractors_forward_on_fake_cuda(fake_cuda, tmp_path, monke
     under fake CUDA); a uint8 batch goes through the organisers' resize and the network as __call__ sends it."""
     weights = tmp_path / "weights.pth"
     weights.write_bytes(b"not read")
-    monkeypatch.setattr(features, "load_into", lambda model, *args: model.eval())
+    monkeypatch.setattr(features, "load_into", lambda build, *args: build().eval())
     images = torch.randint(0, 256, (2, *SHAPE), dtype=torch.uint8)
     for extractor in (features.InceptionFeatures, features.NASNetFeatures):
         with torch.device(META):

@@ -25,14 +25,14 @@ MANIFEST = {
     'kit/errors.py': 'd58493f52496815a4d2fa928a315a6f1f23a3fdc29b43073b21a7be5539429a5',
     'kit/files.py': '96dd0525cfe6a371e3b24dc697c82a74dab66d03b85cc60cb8da73b80b520117',
     'kit/images.py': '70e3df4dc3a597b52300b64f7d76602a78ef6f77548c49523ff278aee31d83ad',
-    'kit/jobs.py': 'f02b33837c21000801954cbc741eacd87f779fb4e086a05324bb6e40fd15e31c',
+    'kit/jobs.py': '896299b35ad0b1edf94ba03a51a164993ede08c476234e2c657997c704a839c3',
     'kit/kernel/__init__.py': '830143a6408c2cd2ff8086108926339529a22e028a7a2830e3d628dcf71c178f',
     'kit/kernel/preflight.py': 'ec66052e61da741138a329f9c59e2ad3eb9fba6f1292d659368dcd1d11c69542',
-    'kit/kernel/runtime.py': 'f26ca9cd75e8953c3fa87a3c918a24b9f1dae5733cb99bd76579b62bb41af9f1',
+    'kit/kernel/runtime.py': '33768cef17b40abe045ae6edc69cda12a89a6c6062d9d12d4ace21fee49dc437',
     'kit/losses.py': '13301d339fe3a525fd12100922a3c309d4ba2de008058315f5f29db20a20eb6b',
     'kit/metrics/__init__.py': '51890920afb36f18e27fbce15db9a07c1006c87d80e47085a7eca12d440a2cfc',
-    'kit/metrics/evaluate.py': 'c3e8ff0a4259e9a1ff40f2dae8ba1b85d3c85fd1805ea09982b54722555d8609',
-    'kit/metrics/features.py': '7295b98336c9f5723f1b5c68e3f828defcaf6b1e39406c23a05d48c2886f848a',
+    'kit/metrics/evaluate.py': '905ba9d2754ed1b7fc3465ab75b732896beeab46ea1498fb7ee12f912c5b8ceb',
+    'kit/metrics/features.py': '2c571677b4ab3567398a8efe163892f08bce77a40c318dfd48c70a923c9cb17d',
     'kit/metrics/fid.py': 'e55d1608ce4343e88846ab27c5f707ff9c23dd685e974919fb785ef5eae07582',
     'kit/metrics/guard.py': 'acd24a45944c1593d8b14862605c7e5b369546c37fef515cdf4155478e367d5e',
     'kit/metrics/originals.py': 'cf42a4c5da924235aad390d796640a1369b5b71bd5e1c8165327a04c50f91bce',
@@ -45,10 +45,10 @@ MANIFEST = {
     'kit/package.py': '8ab007b933cf5e0d5082b8af7be0bda99cca5497fa2e9a98a09277213a030547',
     'kit/plot.py': 'fa5e4ffc4adc85a8c6faa33832bfb0f7dcd14d0dbff56e8506bbd317634eaec0',
     'kit/progress.py': '6683bd9a355ba4006be3dbeada7474de8d3dd901d3fd7d211e1d958cf409b20b',
-    'kit/sample.py': 'c3352543767920391ed0d1768f65e05bea2fb838076e0ba3f05c5a905b0cf87d',
-    'kit/train.py': 'bc4c794f8e8ce4db0035ae6534bcba4780e1615982ea701c493452cd9dd97d0e',
+    'kit/sample.py': '118a56522792a710caa8314401fe8ff44b17cbe7784962966c6e6e8b46375d64',
+    'kit/train.py': 'f5ef7942bed7d401076ee02940bcd97486105e4e808b8718444e198b5ce7d6ba',
     'kit/trainer.py': 'fbb83709e796d300d364161deddd5aacdcfd8aff24a95621c265af7a36cb4959',
-    'kit/weights.py': 'fc9277bc164b38517996dd6a693c6c0288e307792105f8cad70e1a1bdaa856fb',
+    'kit/weights.py': '3fedebb2961f6a99d669e64c82bdcaa8721c70848662bbec08b24db6d2b78374',
 }
 SOURCES = {}
 
@@ -1523,10 +1523,8 @@ class Run:
         self.restart_window(now)
 
     def evaluate_due(self, now: float) -> bool:
-        """Whether an evaluation is due, of a step not evaluated yet, and fits before the deadline (the last one is in
-        the tail's reserve)."""
-        fresh = not self.history or self.history[-1]["step"] != self.trainer.step_count
-        return fresh and self.timers["evaluate"].due(now) and self.budget.fits(self.evaluation_seconds(), now)
+        """Whether an evaluation is due and fits before the deadline (the last one is in the tail's reserve)."""
+        return self.timers["evaluate"].due(now) and self.budget.fits(self.evaluation_seconds(), now)
 
     def evaluation_seconds(self) -> float:
         """What the latest evaluation took (0 before the first)."""
@@ -1534,7 +1532,7 @@ class Run:
 
     def evaluate(self, now: float) -> None:
         """Score the current EMA G with each leaderboard network at hand, log the row, keep best.pt, save last.pt."""
-        if self.evaluator is None:
+        if self.evaluator is None or (self.history and self.history[-1]["step"] == self.trainer.step_count):
             return
         self.capture()
         t = time.monotonic()
@@ -2066,6 +2064,8 @@ def train_stage(cfg, procs: int, deadline: float, start_step: int, log) -> str:
     if not failure or failure == STOPPED_ON_ERROR or checkpoint_step(Path(cfg.out) / "last.pt") > start_step:
         return failure
     left = deadline - time.time()   # an old torch's DDP or an untested NCCL must not cost the whole run
+    if left < 1:
+        return f"{failure}; no time was left to train again in 1 process"
     log(f"train: fallback: the {procs} processes ended before training ({failure}); training again in 1 process "
         f"for the {left:.0f} s left")
     if not cfg.resume:
@@ -2281,7 +2281,7 @@ SOURCES['kit/metrics/__init__.py'] = r'''"""Metrics: feature extractors (FID Inc
 '''
 
 SOURCES['kit/metrics/evaluate.py'] = r'''"""Both leaderboards' scores where training and kernels need them: an Evaluator that scores generated images
-against real statistics computed once (the feature work shared between DDP ranks), and score_zip, the final score of
+against real statistics computed once (DDP ranks each extracting their share), and score_zip, the final score of
 images.zip by the same code path as `python -m kit score --json`."""
 import sys
 import time
@@ -2302,11 +2302,16 @@ class Evaluator:
     """Scores n generated images (each rank passes its share) on every leaderboard whose weights are at hand.
 
     .leaderboards: the names scored; .skipped: {name: one-line reason}; .share: how many images this rank passes.
-    extractors: {leaderboard name: feature extractor} instead of the leaderboards' networks (tests, other metrics).
+    real: the competition's images (archives or a folder); a prepared cache gives its 64-px crops instead.
+    extractors: {name: feature extractor} instead of the leaderboards' networks (tests, other metrics);
+    thresholds: {name: memorisation threshold} over the leaderboards' (0.1 public, 0.25 private).
+    Under DDP every rank calls it together with its share. Only rank 0 needs the real statistics: by default it
+    computes them alone at construction (the others skip them; construction is no collective). share_real=True
+    shares that work out instead: then every rank must construct it at the same time, with no barrier around it.
     """
 
     def __init__(self, real, device, n, rank=0, world=1, weights=None, extractors=None, resize="organisers",
-                 progress=False):
+                 progress=False, thresholds=None, share_real=False):
         if n < 2:
             raise UserError(f"an evaluation of {n} image(s) cannot give a FID: evaluate at least 2")
         self.device = resolve_device(device)
@@ -2316,15 +2321,19 @@ class Evaluator:
             extractors, self.skipped = extractors_at_hand(weights, self.device, resize, progress)
         else:
             extractors, self.skipped = dict(extractors), {}
-        for name in LEADERBOARDS:                  # the ranks must run the same collectives: score what all of them can
+        for name in LEADERBOARDS if share_real else ():   # the ranks run the same collectives: what all of them can
             if not all_agree(name in extractors, world, self.device) and name in extractors:
                 del extractors[name]
                 self.skipped[name] = "its network did not load on every rank"
         self.extractors = extractors
         self.leaderboards = tuple(extractors)
+        self.thresholds = {**{name: threshold for name, (_, threshold) in LEADERBOARDS.items()}, **(thresholds or {})}
         self.real_stats = {}
         for name, extractor in extractors.items():
-            stats, _, self.n_real = real_statistics(real, extractor, self.device, rank, world)
+            if share_real:
+                stats = real_statistics(real, extractor, self.device, rank, world)[0]
+            else:
+                stats = real_statistics(real, extractor, self.device)[0] if rank == 0 else None
             self.real_stats[name] = stats if rank == 0 else None    # only rank 0 computes the metric
 
     def __call__(self, images) -> dict:
@@ -2335,7 +2344,7 @@ class Evaluator:
             start = time.perf_counter()
             features = gather_rows(torch.as_tensor(extractor(images)).to(self.device), self.world)
             if self.rank == 0:
-                scores, _ = measure(features, self.real_stats[name], LEADERBOARDS[name][1])
+                scores, _ = measure(features, self.real_stats[name], self.thresholds[name])
                 results[name] = {"fid": scores["fid"], "d": scores["distance"], "d_thr": scores["distance_thresholded"],
                                  "mifid": scores["mifid"], "threshold": scores["threshold"],
                                  "margin": scores["distance"] - scores["threshold"], "n": len(features),
@@ -2344,7 +2353,7 @@ class Evaluator:
 
 
 def first_images(zip_path, n: int):
-    """The first n images of a zip (0.png upward, in numeric order) as uint8 n×3×64×64; any bad member is one line."""
+    """The zip's first n images (0.png upward, in numeric order) as uint8 n×3×64×64; a bad member is one line."""
     from kit.images import read_images
     images, problems = read_images(zip_path)
     if problems:
@@ -2375,6 +2384,7 @@ def score_zip(zip_path, real, n=10000, device="auto", report=None, force=False, 
 SOURCES['kit/metrics/features.py'] = r'''"""Feature extractors, the scorer's seam: uint8 images N×C×H×W -> float32 N×D, with a name, a dim and a weights
 fingerprint. Two leaderboard networks: the public one's FID Inception (pool3, 2048-d) and the private one's
 NASNet-A Large (final_layer/Mean, 4032-d); each resizes as the organisers did unless told otherwise."""
+import functools
 import glob
 import hashlib
 import os
@@ -2428,8 +2438,9 @@ def download_inception_weights(path: Path) -> None:
     torch.hub.download_url_to_file(FID_WEIGHTS_URL, str(path), progress=True)
 
 
-def find_nasnet_weights(weights=None) -> Path:
-    """NASNet-A Large weights: the given path, $DOGKIT_NASNET_WEIGHTS, or timm's caches (Hugging Face or torch hub)."""
+def find_nasnet_weights(weights=None, download=False) -> Path:
+    """NASNet-A Large weights: the given path, $DOGKIT_NASNET_WEIGHTS, or timm's caches (Hugging Face or torch hub),
+    into which timm downloads them first when `download` is asked and nothing was found."""
     given = given_weights(weights, "DOGKIT_NASNET_WEIGHTS", "NASNet", NASNET_HELP)
     if given:
         return given
@@ -2437,9 +2448,22 @@ def find_nasnet_weights(weights=None) -> Path:
     patterns = [str(Path(hf_home) / "hub" / "models--timm--nasnetalarge.tf_in1k" / "snapshots" / "*" / "model.*"),
                 str(Path(torch.hub.get_dir()) / "checkpoints" / "nasnetalarge-*.pth")]
     found = sorted(f for pattern in patterns for f in glob.glob(pattern))
+    if not found and download:
+        try:
+            download_nasnet_weights()
+        except Exception as e:
+            raise UserError(f"no NASNet-A Large weights ({type(e).__name__} while downloading): "
+                            f"{NASNET_HELP}") from None
+        return find_nasnet_weights(weights)
     if not found:
         raise UserError(f"no NASNet-A Large weights: {NASNET_HELP}")
     return Path(found[0])
+
+
+def download_nasnet_weights() -> None:
+    """Let timm fetch nasnetalarge.tf_in1k into its cache (Hugging Face's, where find_nasnet_weights looks)."""
+    import timm
+    timm.create_model("nasnetalarge.tf_in1k", pretrained=True)
 
 
 def load_state_dict(path: Path, help_text: str) -> dict:
@@ -2457,10 +2481,14 @@ def load_state_dict(path: Path, help_text: str) -> dict:
     return state_dict
 
 
-def load_into(model: torch.nn.Module, path: Path, help_text: str, what: str) -> torch.nn.Module:
-    """model with the state dict from `path` (strict), in eval mode; a mismatch is one line."""
+def load_into(build, path: Path, help_text: str, what: str) -> torch.nn.Module:
+    """build()'s network holding the state dict from `path` (strict), in eval mode; a mismatch is one line. The
+    network is built on the meta device, so no time goes into initialising weights the file replaces."""
+    state_dict = load_state_dict(path, help_text)
+    with torch.device("meta"):
+        model = build()
     try:
-        model.load_state_dict(load_state_dict(path, help_text))
+        model.load_state_dict(state_dict, assign=True)
     except RuntimeError as e:
         problem = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
         raise UserError(f"{path} does not match {what} ({problem[:200]}): {help_text}") from None
@@ -2501,6 +2529,12 @@ def file_digest(path, size=16) -> str:
     return file_hash(path, hashlib.blake2b(digest_size=size))
 
 
+@functools.lru_cache(maxsize=8)
+def weights_digest(path: str, size: int, mtime_ns: int) -> str:
+    """file_digest of a weights file as it was at (size, mtime): each is read once per process, not per network."""
+    return file_digest(path)
+
+
 def check_resize(resize: str) -> str:
     """The resize name, or one line listing the known ones."""
     if resize not in RESIZES:
@@ -2517,7 +2551,9 @@ class Extractor:
         self.device = resolve_device(device)
         self.progress = progress
         self.batch_size = batch_size
-        self.fingerprint = f"{self.name}-{self.resize}-{file_digest(path)}"
+        stat = Path(path).stat()
+        digest = weights_digest(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+        self.fingerprint = f"{self.name}-{self.resize}-{digest}"
 
     sizes = ()   # the organisers' resizes, in order; the last is the network's input size
 
@@ -2571,7 +2607,7 @@ class InceptionFeatures(Extractor):
     def __init__(self, weights=None, device="auto", batch_size=None, progress=False, resize="organisers"):
         path = find_inception_weights(weights)
         super().__init__(path, resize, device, batch_size, progress)
-        net = load_into(fid_inception_net(), path, WEIGHTS_HELP, "pytorch-fid's FID Inception")
+        net = load_into(fid_inception_net, path, WEIGHTS_HELP, "pytorch-fid's FID Inception")
         self.layers = torch.nn.Sequential(
             net.Conv2d_1a_3x3, net.Conv2d_2a_3x3, net.Conv2d_2b_3x3, torch.nn.MaxPool2d(3, 2),
             net.Conv2d_3b_1x1, net.Conv2d_4a_3x3, torch.nn.MaxPool2d(3, 2),
@@ -2592,8 +2628,9 @@ class NASNetFeatures(Extractor):
         import timm
         path = find_nasnet_weights(weights)
         super().__init__(path, resize, device, batch_size, progress)
-        net = timm.create_model("nasnetalarge", pretrained=False, num_classes=1000)
-        self.net = load_into(net, path, NASNET_HELP, "timm's nasnetalarge").to(self.device)
+        net = load_into(lambda: timm.create_model("nasnetalarge", pretrained=False, num_classes=1000), path,
+                        NASNET_HELP, "timm's nasnetalarge")
+        self.net = net.to(self.device)
         self.batch_size = batch_size or (200 if self.device.type == "cuda" else 8)
 
     def network(self, x):
@@ -3854,14 +3891,15 @@ def collect_standing_stats(G, batches, batch_size, labels_for, generator, device
 
 @torch.no_grad()
 def generate(checkpoint, n, seed=0, truncation=0.0, device="auto", labels=None, standing_stats=0,
-             class_balance=False):
+             class_balance=False, built=None):
     """n images (uint8 N×C×H×W on the CPU) and their labels (None unless conditional) from a checkpoint.
 
     standing_stats: re-collect G's batch-norm statistics over that many generated batches first;
-    class_balance: draw breeds evenly instead of with the training frequencies.
+    class_balance: draw breeds evenly instead of with the training frequencies;
+    built: what load_generator returned for this checkpoint, reused instead of building G again.
     """
     device = resolve_device(device)
-    G, state = load_generator(checkpoint, device)
+    G, state = built or load_generator(checkpoint, device)
     if labels is not None and not G.n_classes:
         raise UserError("this checkpoint's model is not breed-conditioned: leave out --breed")
     generator = torch.Generator().manual_seed(seed)
@@ -3954,7 +3992,7 @@ from kit.jobs import Run, optional
 from kit.metrics.ranks import from_rank_0
 from kit.plot import save_line_chart
 from kit.progress import Progress
-from kit.sample import STATS_BATCH, generate
+from kit.sample import STATS_BATCH, generate, load_generator
 from kit.trainer import Trainer, set_rng_state
 
 # Fields a resumed run takes from the command line; every other field comes from the checkpoint.
@@ -4018,16 +4056,20 @@ def open_data(cfg, rank, world):
 
 def measure_tail(state, cfg, device):
     """(fixed seconds, seconds per image, seconds per checkpoint) of the end, on warm probes in a temporary folder:
-    the first call (thread start-up, first allocations, matplotlib's import by the loss chart) is left out, and two
-    sizes separate the fixed cost of generating and zipping from the per-image cost."""
+    building G is timed on its own, then, after a warm-up (thread start-up, first allocations, matplotlib's import by
+    the loss chart), two sizes generated and zipped with that G separate the per-image cost from the rest."""
     warm, small, large = (min(k, max(1, cfg.n_images)) for k in TAIL_PROBES)
     with tempfile.TemporaryDirectory() as tmp:
         t = time.monotonic()
         checkpoint.save(Path(tmp) / "probe.pt", state)
         checkpoint_s = time.monotonic() - t
+        t = time.monotonic()
+        built = load_generator(state, device)
+        build_s = time.monotonic() - t
+
         def seconds(k):
             t = time.monotonic()
-            images, _ = generate(state, k, device=device, class_balance=cfg.class_balance)
+            images, _ = generate(state, k, device=device, class_balance=cfg.class_balance, built=built)
             write_zip(images, Path(tmp) / "probe.zip", force=True, progress=False)
             return time.monotonic() - t
 
@@ -4035,7 +4077,7 @@ def measure_tail(state, cfg, device):
         seconds(warm)
         t_small, t_large = seconds(small), seconds(large)
     per_image = max(t_large - t_small, 0.0) / max(large - small, 1)
-    return max(t_small - per_image * small, 0.0), per_image, checkpoint_s
+    return build_s + max(t_small - per_image * small, 0.0), per_image, checkpoint_s
 
 
 def tail_seconds(fixed, per_image, cfg):
@@ -4229,31 +4271,36 @@ def train(cfg: TrainConfig) -> Path:
 
     # --- the end: loss curve, images and zip from the selected checkpoint, the score (all inside the budget) ---
     if main:
-        t = time.monotonic()
-        optional("the loss chart", save_line_chart, read_metrics(out / "metrics.jsonl"), out / "losses.png", "step",
-                 "loss", f"{cfg.model} {cfg.loss}")
-        chosen = run.chosen()
-        images_out, _ = generate(chosen, cfg.n_images, seed=cfg.seed, truncation=cfg.truncation, device=device,
-                                 standing_stats=cfg.standing_stats, class_balance=cfg.class_balance)
-        write_zip(images_out, zip_path, force=True)
-        end = {"event": "end", "step": trainer.step_count, "zip_step": chosen["step"],
-               "tail_s": round(time.monotonic() - t, 2), "tail_reserved_s": round(budget.tail, 1),
-               "budget_s": round(budget.seconds, 1), "zip": str(zip_path)}
-        if run.best:
-            end.update(selected=run.best, last=run.history[-1] if run.history else None)
-            last_scores = run.history[-1][select] if run.history else {}
-            run.say(f"the zip comes from step {chosen['step']} ({select} MiFID {run.best['mifid']:.2f}, the lowest "
-                    f"of {len(run.history)} evaluations); the last step, {trainer.step_count}, had "
-                    f"{select} MiFID {last_scores.get('mifid', math.nan):.2f}")
-        if run.evaluator and cfg.score_n > 0:
-            end["score"] = final_score(zip_path, real, cfg, run, budget, device)
-        run.log({**end, "wall_s": round(time.monotonic() - start, 2)})
-        run.close()
-        tqdm.write(f"{trainer.step_count} steps; wrote {last} and {cfg.n_images} images from step {chosen['step']} "
-                   f"to {zip_path} ({time.monotonic() - start:.0f} s of the {budget.seconds:.0f} s budget)")
+        finish(run, zip_path, real, start)
     if world > 1:
         torch.distributed.destroy_process_group()
     return last
+
+
+def finish(run, zip_path, real, start):
+    """The end of a run: the loss chart, the zip from the selected checkpoint, the score, the end row and line."""
+    trainer, budget, out = run.trainer, run.budget, run.out
+    cfg, t = trainer.cfg, time.monotonic()
+    optional("the loss chart", save_line_chart, read_metrics(out / "metrics.jsonl"), out / "losses.png", "step",
+             "loss", f"{cfg.model} {cfg.loss}")
+    chosen = run.chosen()
+    images, _ = generate(chosen, cfg.n_images, seed=cfg.seed, truncation=cfg.truncation, device=trainer.device,
+                         standing_stats=cfg.standing_stats, class_balance=cfg.class_balance)
+    write_zip(images, zip_path, force=True)
+    end = {"event": "end", "step": trainer.step_count, "zip_step": chosen["step"],
+           "tail_s": round(time.monotonic() - t, 2), "tail_reserved_s": round(budget.tail, 1),
+           "budget_s": round(budget.seconds, 1), "zip": str(zip_path)}
+    if run.best and run.select != "last":
+        end.update(selected=run.best, last=run.history[-1])
+        run.say(f"the zip comes from step {chosen['step']} ({run.select} MiFID {run.best['mifid']:.2f}, the lowest "
+                f"of {len(run.history)} evaluations); the last evaluated step, {run.history[-1]['step']}, had "
+                f"{run.select} MiFID {run.history[-1][run.select]['mifid']:.2f}")
+    if run.evaluator and cfg.score_n > 0:
+        end["score"] = final_score(zip_path, real, cfg, run, budget, trainer.device)
+    run.log({**end, "wall_s": round(time.monotonic() - start, 2)})
+    run.close()
+    tqdm.write(f"{trainer.step_count} steps; wrote {out / 'last.pt'} and {cfg.n_images} images from step "
+               f"{chosen['step']} to {zip_path} ({time.monotonic() - start:.0f} s of the {budget.seconds:.0f} s budget)")
 
 
 def final_score(zip_path, real, cfg, run, budget, device):
@@ -4670,7 +4717,7 @@ def checked_networks(inception=None, nasnet=None) -> dict:
     into its network; a missing, corrupt or wrong file is one line naming it."""
     from kit.metrics.features import (InceptionFeatures, NASNetFeatures, find_inception_weights,
                                       find_nasnet_weights)
-    found = {"inception": find_inception_weights(inception), "nasnet": find_nasnet_weights(nasnet)}
+    found = {"inception": find_inception_weights(inception), "nasnet": find_nasnet_weights(nasnet, download=True)}
     InceptionFeatures(found["inception"], device="cpu")
     NASNetFeatures(found["nasnet"], device="cpu")
     return found
@@ -4694,8 +4741,9 @@ def write_pytorch_fid_wheel(folder: Path) -> Path:
     members = {}
     for file in dist.files or ():
         name = file.as_posix()
+        installer_files = ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json")   # written by pip, not shipped
         if (name.startswith("pytorch_fid/") and name.endswith(".py")) or (
-                name.startswith(f"{info}/") and file.name not in ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json")):
+                name.startswith(f"{info}/") and file.name not in installer_files):
             members[name] = file.locate().read_bytes()
     if not any(file.split("/")[-1].upper().startswith(("LICENSE", "LICENCE")) for file in members):
         raise UserError(f"the installed pytorch-fid {dist.version} has no licence file: reinstall it with "
@@ -4723,6 +4771,8 @@ def pack(folder, inception=None, nasnet=None, upload="", force=False) -> Path:
     `upload`, create or version it on Kaggle; returns the folder."""
     dataset_id = check_dataset_id(upload) if upload else DEFAULT_ID
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file: pass a folder to write the weights dataset into")
     for name in (MANIFEST, METADATA):                   # before the slow part: an earlier pack is there
         refuse_overwrite(folder / name, force)
     networks = checked_networks(inception, nasnet)
