@@ -13,13 +13,12 @@ from .data import SIZE, as_dataset, split
 class ClassifierNet(nn.Module):
     """Small CNN on 64×64 RGB: four stride-2 convolutions, a `dim`-wide ReLU feature layer, an n_classes-way head."""
 
-    def __init__(self, n_classes=10, dim=64, width=16):
+    def __init__(self, n_classes=10, dim=64):
         super().__init__()
-        w = width
         self.body = nn.Sequential(
-            nn.Conv2d(3, w, 4, 2, 1), nn.ReLU(), nn.Conv2d(w, 2 * w, 4, 2, 1), nn.ReLU(),
-            nn.Conv2d(2 * w, 4 * w, 4, 2, 1), nn.ReLU(), nn.Conv2d(4 * w, 4 * w, 4, 2, 1), nn.ReLU(),
-            nn.Flatten(), nn.Linear(4 * w * 4 * 4, dim), nn.ReLU())
+            nn.Conv2d(3, 16, 4, 2, 1), nn.ReLU(), nn.Conv2d(16, 32, 4, 2, 1), nn.ReLU(),
+            nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(), nn.Conv2d(64, 64, 4, 2, 1), nn.ReLU(),
+            nn.Flatten(), nn.Linear(64 * 4 * 4, dim), nn.ReLU())
         self.head = nn.Linear(dim, n_classes)
 
     def forward(self, x):
