@@ -207,8 +207,8 @@ def test_report_compares_at_equal_steps_from_snapshots_and_checks_the_bar(tmp_pa
     assert len(checks) == 2 and "0.010 of the baseline's (met" in checks[0] and "95.0% (met" in checks[0]
     assert "85.0% (NOT met" in checks[1] and "d 0.0300 against held-out real digits' 0.0200 (above)" in checks[1]
     photo_check = report.checks(report.newest(records), records[0]["session"]["references"], PHOTOS)[0]
-    assert "photo-FID 0.010 of the baseline's (met: at most 0.1); rarest class 8.0% (all drawn); asked-for class 95.0%;" \
-        in photo_check
+    assert ("photo-FID 0.010 of the baseline's (met: at most 0.1); rarest class 8.0% (all drawn); "
+            "asked-for class 95.0%; d") in photo_check
     report.write_table(records + [record("kit-cgan", 120, 1100, 55.0, [(120, 1100, 55.0)], cgan_acc=0.9)],
                        tmp_path / "q.md", 64, DIGITS)
     table = (tmp_path / "q.md").read_text()

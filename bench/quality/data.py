@@ -16,7 +16,7 @@ SIZE = 64
 PHOTO_GRID = (3, 3)                 # regions of each photograph (rows, columns): a class is one photo's region
 PHOTO_SCALES = (64, 96, 144, 208)   # crop sides in the photograph's pixels, each resized to SIZE
 PHOTO_CROPS_PER_CLASS = 150       # 27 classes: 4,050 crops (Stanford Dogs: about 170 a breed)
-# (write_set and load_classifier keep what --out holds: after changing these, delete its photos* and photo_classifier.pt)
+# write_set and load_classifier reuse what --out holds: after changing these, delete its photos* and photo_classifier.pt
 
 
 def digits(size=SIZE):

@@ -1,13 +1,16 @@
 """The quality table (newest run per config and budget, equal-seconds and equal-steps views) and its two plots."""
 import json
 
-HEADERS = {"digits": """# Quality benchmark: UCI digits, scored in a digit classifier's features
-
-Written by `python bench/quality.py` from its measurements: the newest run of each config at each budget.
+BUDGETS = """\
 Budgets are wall-clock. A `kit train` row's budget includes the command's start-up and its tail (final zip of
 `--n-images {tail}`, kept small for the bench); the baseline's budget counts its training loop only. s: seconds the
 run took. load: the machine's 1-minute load average at the run's start and end (2 cores, shared with other jobs, so
 steps per second vary between rows).
+"""
+HEADERS = {"digits": """# Quality benchmark: UCI digits, scored in a digit classifier's features
+
+Written by `python bench/quality.py` from its measurements: the newest run of each config at each budget.
+""" + BUDGETS + """\
 digit-FID: n_eval generated images against all 1,797 real digits, in the classifier's 64-d features.
 class bits: entropy of the classifier's predicted digits (an even spread is log2 10 = 3.32); rarest: the share of
 the least drawn digit (an even spread is 10%). d: MiFID memorisation distance in the same features (copies of the
@@ -20,17 +23,16 @@ How the CPU rows of the kit's defaults were chosen (trials with their flags, fig
 Written by `python bench/quality.py --set photos` from its measurements: the newest run of each config at each budget.
 The set: 4,050 crops of the three photographs scikit-learn and matplotlib ship (china.jpg, flower.jpg,
 grace_hopper.jpg), 64×64, sides of 64–208 source pixels, half of them mirrored; 27 classes (photo × the cell of a
-3×3 grid that holds the crop's centre), 150 each. Budgets are wall-clock. A `kit train` row's budget includes the command's start-up and its
-tail (final zip of `--n-images {tail}`, kept small for the bench); the baseline's budget counts its training loop
-only. s: seconds the run took. load: the machine's 1-minute load average at the run's start and end.
-photo-FID: n_eval generated images against all 4,050 crops, in the 64-d features of a small CNN trained to tell the
-27 classes apart (on 3,450 crops; the other 600 are held out). class bits: entropy of its predicted classes (an
-even spread is log2 27 = 4.75); rarest: the share of the least drawn class (an even spread is 3.7%). d: MiFID
-memorisation distance in the same features (copies: 0); the held-out crops overlap the others in pixels (they are
-cut from the same three photographs), so held-out d is a floor that a model which copies no crop can still sit
-near. asked-for: share of samples, asked for class k = i mod 27, that the classifier reads as k (conditional
-models). The reference rows show what the features see: held-out crops blurred, coarsened, noised or
-colour-shifted, and noise, against the rest.
+3×3 grid that holds the crop's centre), 150 each; 600 held out of the classifier's training.
+""" + BUDGETS + """\
+photo-FID: n_eval generated images against all 4,050 crops, in the 64-d features of a small CNN trained to tell
+the 27 classes apart. class bits: entropy of its predicted classes (an even spread is log2 27 = 4.75); rarest: the share
+of the least drawn class (an even spread is 3.7%). d: MiFID memorisation distance in the same features (copies: 0);
+the held-out crops overlap the others in pixels (they are cut from the same three photographs), so held-out d is a
+floor that a model which copies no crop can still sit near. asked-for: share of samples, asked for class
+k = i mod 27, that the classifier reads as k (conditional models). settings: what the run used, read back from its
+checkpoint. The reference rows show what the features see: held-out crops plain, blurred, coarsened, noised or
+colour-cast against the rest, copies, noise. How the set and its classifier were chosen: `quality_explore.md`.
 """}
 
 
