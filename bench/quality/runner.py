@@ -16,7 +16,7 @@ from kit.device import resolve_device
 
 from . import baseline
 from .classifier import evaluate, load_classifier, references
-from .data import SIZE, write_digit_sets
+from .data import SETS, SIZE, write_set
 from .report import write_plots, write_table, read_records
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,14 +84,15 @@ def keep_snapshot(path, seen, elapsed, snapshots):
 
 
 def kit_samples(state, n):
-    """n uint8 images from a kit checkpoint, sampled with its own settings, and the digits asked for (i mod 10).
+    """n uint8 images from a kit checkpoint, sampled with its own settings, and the classes asked for (i mod classes).
 
-    A conditional model is asked for digit i mod 10 for image i; an unconditional one is asked for nothing (None).
+    A conditional model is asked for class i mod (its classes) for image i; an unconditional one for nothing (None).
     """
     from kit.sample import generate, load_generator
     cfg = state["config"]
     options = {k: cfg[k] for k in ("truncation", "standing_stats") if cfg.get(k)}
-    asked = np.arange(n) % 10 if load_generator(state, "cpu")[0].n_classes else None
+    n_classes = load_generator(state, "cpu")[0].n_classes
+    asked = np.arange(n) % n_classes if n_classes else None
     images, _ = generate(state, n, seed=0, device="cpu", labels=asked, **options)
     return images, asked
 
@@ -117,7 +118,7 @@ def bench_one(name, flags, seconds, args, real, extractor, cache, folder):
         final = evaluate(images, real, extractor, asked)
         curve.append((round(t, 1), step, round(final["fid"], 3)))
     from kit.plot import save_grid
-    save_grid(images[:100], args.results / f"quality_samples_{name}_{seconds:g}s.png", nrow=10)
+    save_grid(images[:100], args.results / f"{SETS[args.set].stem}_samples_{name}_{seconds:g}s.png", nrow=10)
     record = {"config": name, "flags": " ".join(flags), "budget_s": seconds, **info, **final, "curve": curve,
               "load": [round(load_before, 2), round(load_after, 2)], "device": device, "n_eval": args.n_eval}
     print(json.dumps({k: v for k, v in record.items() if k != "curve"}), flush=True)
@@ -134,18 +135,21 @@ def machine():
 
 def parse_args(argv):
     """The command line of bench/quality.py."""
-    parser = argparse.ArgumentParser(description="Quality benchmark: kit train vs a notebook DCGAN on the UCI digits, "
-                                                 "scored in a digit classifier's features")
+    parser = argparse.ArgumentParser(description="Quality benchmark: kit train vs a notebook DCGAN on a real set "
+                                     "(UCI digits or natural-photo crops), scored in its classifier's features")
+    parser.add_argument("--set", choices=tuple(SETS), default="digits",
+                        help="digits: the 1,797 UCI digits; photos: 4,050 crops of three photographs (27 classes)")
     parser.add_argument("--budgets", default="2m,5m", help="comma list of durations, e.g. 2m,5m,20m")
     parser.add_argument("--configs", default=",".join(DEFAULT_CONFIGS), help=f"comma list of {', '.join(CONFIGS)}")
     parser.add_argument("--custom", action="append", default=[], metavar="LABEL=FLAGS",
                         help="an extra config: a label and `kit train` flags, e.g. 'wide=--model dcgan --g-width 128'")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--n-eval", type=int, default=1000, help="generated images scored per snapshot")
-    parser.add_argument("--points", type=int, default=10, help="snapshots per run for the digit-FID curves")
+    parser.add_argument("--points", type=int, default=10, help="snapshots per run for the FID curves")
     parser.add_argument("--out", type=Path, default=OUT, help="scratch folder (data, classifier, runs)")
     parser.add_argument("--results", type=Path, default=RESULTS,
-                        help="where the records (quality.jsonl), table, plots and sample grids go")
+                        help="where the records (quality.jsonl; quality_photos.jsonl for --set photos), "
+                             "table, plots and sample grids go")
     parser.add_argument("--table", action="store_true", help="only rewrite the table and plots from past runs")
     return parser.parse_args(argv)
 
@@ -158,23 +162,25 @@ def main(argv=None):
     unknown = [name for name, flags in configs.items() if flags == "?"]
     if unknown:
         raise SystemExit(f"error: config {unknown[0]} is not known: use one of {', '.join(CONFIGS)}, or --custom")
-    results_file = args.results / "quality.jsonl"   # kept with the table, so a new machine still has every run
+    qset = SETS[args.set]
+    results_file = args.results / f"{qset.stem}.jsonl"   # kept with the table, so a new machine still has every run
     if not args.table:
-        real, labels = write_digit_sets(args.out / "digits")
-        extractor, accuracy = load_classifier(real, labels, args.out / "digit_classifier.pt")
+        real, labels = write_set(qset, args.out / qset.name)
+        extractor, accuracy = load_classifier(qset, real, labels, args.out / f"{qset.noun}_classifier.pt")
         from kit.data.cache import prepare
-        cache = args.out / "digits.npz"
-        prepare(args.out / "digits" / "archive", out=cache, crop="square", size=SIZE, progress=False)
+        cache = args.out / f"{qset.name}.npz"
+        prepare(args.out / qset.name / "archive", out=cache, crop="square", size=SIZE, progress=False)
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
         session = {"id": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
-                   "commit": commit.stdout.strip(), "accuracy": accuracy, "references": references(real, extractor)}
+                   "commit": commit.stdout.strip(), "accuracy": accuracy,
+                   "references": references(real, extractor, qset)}
         for seconds in (parse_duration(b) for b in args.budgets.split(",")):
             for name, flags in configs.items():
-                record = bench_one(name, flags, seconds, args, real, extractor, cache, args.out / "digits" / "folder")
+                record = bench_one(name, flags, seconds, args, real, extractor, cache, args.out / qset.name / "folder")
                 with open(results_file, "a") as f:
                     f.write(json.dumps({"session": session, **record}) + "\n")
     records = read_records(results_file)
     if records:
-        write_table(records, args.results / "quality.md", KIT_TAIL_IMAGES)
-        write_plots(records, args.results)
-        print(f"wrote {args.results / 'quality.md'} and its plots")
+        write_table(records, args.results / f"{qset.stem}.md", KIT_TAIL_IMAGES, qset)
+        write_plots(records, args.results, qset)
+        print(f"wrote {args.results / f'{qset.stem}.md'} and its plots")
