@@ -4,7 +4,7 @@ manifest, dataset-metadata.json) and can upload it; inside a kernel export_found
 folder, checks every file and points the kit at it."""
 import base64
 import hashlib
-import importlib.util
+import importlib
 import json
 import os
 import re
@@ -168,9 +168,18 @@ def export_found(input_dir) -> dict:
             leaderboard, variable = NETWORKS[kind]
             os.environ[variable] = str(path)
             found[leaderboard] = path
-        elif kind == WHEEL and importlib.util.find_spec("pytorch_fid") is None:
+        elif kind == WHEEL and not importable("pytorch_fid"):
             sys.path.insert(0, str(path))
     return found
+
+
+def importable(module: str) -> bool:
+    """Whether `import module` works here."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------- CLI

@@ -29,12 +29,16 @@ from kit.package import check_zip
 from kit.train import train
 
 # Installed into every interpreter of the run (through PYTHONPATH, so spawned ranks get it too): it takes the
-# editable install's finder off sys.meta_path, hides pytorch-fid (Kaggle's image has none; a weights dataset ships
-# it), and records any file opened for writing (or any directory made, renamed or removed) outside the allowed
-# folders, and any file read from the repository's kit/.
+# editable install's finder off sys.meta_path, hides the installed pytorch-fid (Kaggle's image has none; a weights
+# dataset ships it as a wheel, which stays importable), and records any file opened for writing (or any directory
+# made, renamed or removed) outside the allowed folders, and any file read from the repository's kit/.
 GUARD = '''
+import importlib.machinery
 import os
 import sys
+import sysconfig
+
+SITE_PACKAGES = sysconfig.get_paths()["purelib"]
 
 ALLOWED = tuple(os.environ["SANDBOX_ALLOWED"].split(os.pathsep))
 FORBIDDEN_READ = os.environ["SANDBOX_FORBIDDEN_READ"]
@@ -48,8 +52,13 @@ busy = []
 
 class NoPytorchFid:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "pytorch_fid":
+        if name.split(".")[0] != "pytorch_fid":
+            return None
+        elsewhere = [p for p in (path or sys.path) if not os.path.abspath(p).startswith(SITE_PACKAGES)]
+        spec = importlib.machinery.PathFinder.find_spec(name, elsewhere)   # a weights dataset's wheel, say
+        if spec is None:
             raise ModuleNotFoundError(f"No module named {name!r} (the sandbox hides it, as Kaggle's image lacks it)")
+        return spec
 
 
 sys.meta_path.insert(0, NoPytorchFid())
@@ -314,8 +323,8 @@ def test_a_kernel_with_the_weights_evaluates_selects_and_scores(tmp_path, incept
     log = done.stdout + done.stderr
     assert done.returncode == 0 and report == [], (log[-3000:], report)
     stages = stage_lines(done.stdout)
-    assert stages["weights"] == [f"public ({weights / 'pt_inception-2015-12-05-6726825d.pth'}), private "
-                                 f"({weights / nasnet_weights.name}): training evaluates with them"]
+    assert stages["weights"] == [f"public ({weights / 'fid-inception.pth'}), private ({weights / 'nasnetalarge.pth'}): "
+                                 f"training evaluates with them"]
     files = working_files(places)
     assert {"images.zip", "score.json", "run/last.pt", "run/best.pt", "run/metrics.jsonl"} <= set(files), files
     assert len(files) <= MAX_OUTPUT_FILES and check_zip(places["working"] / "images.zip") == []

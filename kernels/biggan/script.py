@@ -48,7 +48,7 @@ MANIFEST = {
     'kit/sample.py': '118a56522792a710caa8314401fe8ff44b17cbe7784962966c6e6e8b46375d64',
     'kit/train.py': 'f5ef7942bed7d401076ee02940bcd97486105e4e808b8718444e198b5ce7d6ba',
     'kit/trainer.py': 'fbb83709e796d300d364161deddd5aacdcfd8aff24a95621c265af7a36cb4959',
-    'kit/weights.py': '3fedebb2961f6a99d669e64c82bdcaa8721c70848662bbec08b24db6d2b78374',
+    'kit/weights.py': '3ba1c94da2c4033d63b99d600400596bf049c335b7365131c6fe4870b6fd4e2a',
 }
 SOURCES = {}
 
@@ -4680,7 +4680,7 @@ manifest, dataset-metadata.json) and can upload it; inside a kernel export_found
 folder, checks every file and points the kit at it."""
 import base64
 import hashlib
-import importlib.util
+import importlib
 import json
 import os
 import re
@@ -4844,9 +4844,18 @@ def export_found(input_dir) -> dict:
             leaderboard, variable = NETWORKS[kind]
             os.environ[variable] = str(path)
             found[leaderboard] = path
-        elif kind == WHEEL and importlib.util.find_spec("pytorch_fid") is None:
+        elif kind == WHEEL and not importable("pytorch_fid"):
             sys.path.insert(0, str(path))
     return found
+
+
+def importable(module: str) -> bool:
+    """Whether `import module` works here."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------- CLI
