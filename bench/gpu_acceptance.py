@@ -268,17 +268,17 @@ def item_bench_train(ctx: Context) -> dict:
 
 
 def item_quality(ctx: Context) -> dict:
-    """A bench/quality row of biggan at its GPU settings for 2 minutes (scratch results, read back); in a dry run 30 s
+    """A bench/quality row of biggan at its GPU settings for 2 minutes (scratch results, read back); in a dry run 15 s
     at toy widths, scored by a random (untrained) digit classifier."""
     sys.path.insert(0, str(ROOT / "bench"))
     from quality import runner
-    from quality.classifier import DigitNet
+    from quality.classifier import ClassifierNet
     out, results = ctx.work / "quality", ctx.work / "quality-results"
     flags = ["--budgets", "2m", "--configs", "kit-biggan", "--points", "2", "--n-eval", "500"]
     if ctx.dry:
         out.mkdir(parents=True, exist_ok=True)
-        torch.save(DigitNet().state_dict(), out / "digit_classifier.pt")   # found there, so not trained
-        flags = ["--budgets", "30s", "--configs", "", "--points", "1", "--n-eval", "32", "--device", "cpu", "--custom",
+        torch.save(ClassifierNet().state_dict(), out / "digit_classifier.pt")   # found there, so not trained
+        flags = ["--budgets", "15s", "--configs", "", "--points", "1", "--n-eval", "32", "--device", "cpu", "--custom",
                  "kit-biggan=--model biggan --g-width 4 --d-width 4 --batch-size 8 --standing-stats 0 --threads 1"]
     runner.main([*flags, "--out", str(out), "--results", str(results)])
     record = [json.loads(line) for line in (results / "quality.jsonl").read_text().splitlines()][-1]
