@@ -11,7 +11,7 @@ import torch.nn as nn
 
 NZ = 100
 DESCRIPTION = "pytorch/examples dcgan in notebook style: ImageFolder, DataLoader with 2 workers, fp32"
-SETTINGS = "width 64/64, lr 0.0002/0.0002, bce, batch 64, EMA 0, augment none, threads 0"
+SETTINGS = "width 64/64, lr 0.0002/0.0002, bce, batch 64, EMA 0, augment none"
 
 
 def baseline_models(nz=NZ, width=64):

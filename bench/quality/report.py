@@ -2,10 +2,11 @@
 import json
 
 BUDGETS = """\
-Budgets are wall-clock. A `kit train` row's budget includes the command's start-up and its tail (final zip of
-`--n-images {tail}`, kept small for the bench); the baseline's budget counts its training loop only. s: seconds the
-run took. load: the machine's 1-minute load average at the run's start and end (2 cores, shared with other jobs, so
-steps per second vary between rows).
+Budgets are wall-clock. A `kit train` row's budget includes the command's start-up and its tail: the final zip of
+`tail` images (64 by default, kept small for the bench; 10000 is what a user's run writes); the baseline's budget
+counts its training loop only. s: seconds the run took. load: the machine's 1-minute load average at the run's start
+and end (2 cores, shared with other jobs, so steps per second vary between rows); threads: torch threads of the run
+(0: torch's default, both cores).
 """
 HEADERS = {"digits": """# Quality benchmark: UCI digits, scored in a digit classifier's features
 
@@ -36,52 +37,91 @@ colour-cast against the rest, copies, noise. How the set and its classifier were
 """}
 
 
+def group(r):
+    """A record's (config, budget, tail): its seeds are one group (records before seeds and tails: seed 0, tail 64)."""
+    return r["config"], r["budget_s"], r.get("tail", 0 if r["config"] == "baseline" else 64)
+
+
 def newest(records):
-    """The newest record of each (config, budget), sorted by budget then config."""
+    """The newest record of each (config, budget, tail, seed), sorted by budget, tail, config and seed."""
     latest = {}
     for r in records:
-        latest[r["config"], r["budget_s"]] = r
-    return sorted(latest.values(), key=lambda r: (r["budget_s"], r["config"]))
+        latest[(*group(r), r.get("seed", 0))] = r
+    return [latest[k] for k in sorted(latest, key=lambda k: (k[1], k[2], k[0], k[3]))]
 
 
-def write_table(records, path, tail_images, qset):
-    """Markdown: the equal-seconds table, the ratios and checks, the equal-steps table, and the reference rows."""
+def means(rows):
+    """{(config, budget, tail): {"fid", "d", "bits", "seeds", "fids", "ds"}}: each group's scores averaged over seeds."""
+    out = {}
+    for r in rows:
+        m = out.setdefault(group(r), {"fids": [], "ds": [], "bitss": [], "seeds": []})
+        m["fids"].append(r["fid"]), m["ds"].append(r["d"]), m["bitss"].append(r["bits"]), m["seeds"].append(r.get("seed", 0))
+    for m in out.values():
+        m.update(fid=sum(m["fids"]) / len(m["fids"]), d=sum(m["ds"]) / len(m["ds"]), bits=sum(m["bitss"]) / len(m["bitss"]))
+    return out
+
+
+def write_table(records, path, qset):
+    """Markdown: the equal-seconds table, the seed means, ratios and checks, the equal-steps table, the references."""
     rows = newest(records)
     session = max((r["session"] for r in rows), key=lambda s: s["id"])
     metric = f"{qset.noun}-FID"
-    lines = [HEADERS[qset.name].format(tail=tail_images),
+    lines = [HEADERS[qset.name],
              f"Machine: {session['machine']}; classifier held-out accuracy {session['accuracy']:.1%}; "
              f"n_eval {rows[0]['n_eval']}.", "",
              "## Equal seconds", "",
-             f"| config | budget | steps | images seen | s | {metric} | class bits | rarest | d | asked-for | load "
-             "| commit | flags | settings |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"| config | budget | tail | seed | steps | images seen | s | {metric} | class bits | rarest | d | "
+             "asked-for | load | commit | flags | settings |", "|---" * 16 + "|"]
     for r in rows:
         acc = f"{r['cgan_acc']:.1%}" if "cgan_acc" in r else ""
         rarest = f"{r['rarest']:.1%}" if "rarest" in r else ""
-        lines.append(f"| {r['config']} | {duration(r['budget_s'])} | {r['steps']} | {r['images_seen']} | "
+        lines.append(f"| {r['config']} | {duration(r['budget_s'])} | {group(r)[2]} | {r.get('seed', 0)} | "
+                     f"{r['steps']} | {r['images_seen']} | "
                      f"{r['seconds']:.0f} | {r['fid']:.1f} | {r['bits']:.2f} | {rarest} | {r['d']:.4f} | {acc} | "
                      f"{r['load'][0]:.1f}–{r['load'][1]:.1f} | {r['session']['commit']} | {r['flags']} | "
                      f"{r.get('settings', '')} |")
     for name, ref in session["references"].items():
-        lines.append(f"| {name} | | | | | {ref['fid']:.1f} | {ref['bits']:.2f} | {ref.get('rarest', 0):.1%} | "
+        lines.append(f"| {name} | | | | | | | {ref['fid']:.1f} | {ref['bits']:.2f} | {ref.get('rarest', 0):.1%} | "
                      f"{ref['d']:.4f} | | | | | |")
-    lines += ["", *ratios(rows, metric), "", *checks(rows, session["references"], qset), "",
-              *equal_steps(rows, metric)]
+    lines += ["", *seed_means(rows, metric), "", *ratios(rows, metric), "", *checks(rows, session["references"], qset),
+              "", *equal_steps(rows, metric)]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
 
 
+def seed_means(rows, metric):
+    """Markdown table: each (config, budget, tail) averaged over its seeds, and each biggan-* against kit-biggan."""
+    groups = means(rows)
+    lines = ["## Over seeds", "",
+             f"Each config's mean over its seeds (each seed's {metric} in brackets). vs kit-biggan: the mean {metric} and "
+             "mean d divided by kit-biggan's at the same budget and tail (FID below 1 is better; d below 1 is closer to "
+             "copying).", "",
+             f"| config | budget | tail | seeds | {metric} | d | class bits | vs kit-biggan: {metric} | d |",
+             "|---" * 9 + "|"]
+    for (config, budget, tail), m in groups.items():
+        plain = groups.get(("kit-biggan", budget, tail))
+        versus = (f"{m['fid'] / plain['fid']:.3f} | {m['d'] / plain['d']:.3f}"
+                  if plain and config.startswith("biggan-") else " | ")
+        lines.append(f"| {config} | {duration(budget)} | {tail} | {len(m['seeds'])} | {m['fid']:.1f} "
+                     f"({', '.join(f'{f:.1f}' for f in m['fids'])}) | {m['d']:.4f} | {m['bits']:.2f} | {versus} |")
+    return lines
+
+
 def ratios(rows, metric):
-    """One line per budget: each kit config's FID divided by the baseline's, and biggan's by cgan's."""
-    fid = {(r["config"], r["budget_s"]): r["fid"] for r in rows}
+    """One line per budget and tail: each kit config's mean FID over seeds divided by the baseline's, and biggan's by
+    cgan's (the baseline has no tail: every tail is set against it)."""
+    groups = means(rows)
+    base = {b: m["fid"] for (c, b, _), m in groups.items() if c == "baseline"}
     lines = []
-    for budget in sorted({b for _, b in fid}):
-        parts = [f"{c} / baseline = {fid[c, budget] / fid['baseline', budget]:.3f}"
-                 for c in ("kit-dcgan", "kit-cgan", "kit-biggan") if (c, budget) in fid and ("baseline", budget) in fid]
-        if ("kit-biggan", budget) in fid and ("kit-cgan", budget) in fid:
-            parts.append(f"kit-biggan / kit-cgan = {fid['kit-biggan', budget] / fid['kit-cgan', budget]:.3f}")
+    for budget, tail in sorted({(b, t) for c, b, t in groups if c != "baseline"}):
+        fid = {c: m["fid"] for (c, b, t), m in groups.items() if (b, t) == (budget, tail)}
+        parts = [f"{c} / baseline = {fid[c] / base[budget]:.3f}"
+                 for c in ("kit-dcgan", "kit-cgan", "kit-biggan") if c in fid and budget in base]
+        if "kit-biggan" in fid and "kit-cgan" in fid:
+            parts.append(f"kit-biggan / kit-cgan = {fid['kit-biggan'] / fid['kit-cgan']:.3f}")
         if parts:
-            lines.append(f"At {duration(budget)}, {metric} ratios: {'; '.join(parts)}.  ")
+            lines.append(f"At {duration(budget)}, tail {tail}, {metric} ratios (means over seeds): {'; '.join(parts)}.  ")
+    fid = {(c, b): m["fid"] for (c, b, t), m in groups.items() if t == 64}
     both = sorted(b for c, b in fid if c == "kit-biggan" and ("kit-cgan", b) in fid)
     if both:
         ahead = [duration(b) for b in both if fid["kit-biggan", b] < fid["kit-cgan", b]]
@@ -92,10 +132,11 @@ def ratios(rows, metric):
 
 
 def checks(rows, refs, qset):
-    """The set's bar for each conditional row with a baseline at its budget, each item answered from the numbers."""
+    """The set's bar for each conditional row with a baseline at its budget (the baseline's mean over seeds), each item
+    answered from the numbers."""
     noun, bar, asked_bar = qset.noun, qset.fid_bar, qset.asked_bar
     held = refs["ref: held-out real vs the rest"]["d"]
-    base = {r["budget_s"]: r["fid"] for r in rows if r["config"] == "baseline"}
+    base = {b: m["fid"] for (c, b, _), m in means(rows).items() if c == "baseline"}
     lines = []
     for r in rows:
         if "cgan_acc" not in r or r["budget_s"] not in base:
@@ -108,30 +149,34 @@ def checks(rows, refs, qset):
                  f"rarest class {r['rarest']:.1%} ({'all drawn' if r['rarest'] > 0 else 'NOT all drawn'})", asked,
                  f"d {r['d']:.4f} against held-out real {noun}s' {held:.4f} "
                  f"({'above' if r['d'] > held else 'NOT above'})"]
-        lines.append(f"Check, {r['config']} at {duration(r['budget_s'])}: {'; '.join(items)}.  ")
+        lines.append(f"Check, {r['config']} at {duration(r['budget_s'])}, tail {group(r)[2]}, seed {r.get('seed', 0)}: "
+                     f"{'; '.join(items)}.  ")
     return lines
 
 
 def equal_steps(rows, metric):
     """Markdown table: each config's FID at the step counts where the slowest config of each budget stopped.
 
-    Every snapshot of a config (from all its runs) is a candidate; the one nearest in steps is shown with its step.
+    Every snapshot of a config's runs with one seed is a candidate; the one nearest in steps is taken for each seed and
+    the cell is their mean FID, with the snapshots' steps.
     """
     curves = {}
     for r in rows:
-        curves.setdefault(r["config"], []).extend((step, fid) for _, step, fid in r["curve"])
+        curves.setdefault(r["config"], {}).setdefault(r.get("seed", 0), []).extend(
+            (step, fid) for _, step, fid in r["curve"])
     marks = sorted({min(r["steps"] for r in rows if r["budget_s"] == b) for b in {r["budget_s"] for r in rows}})
     names = sorted(curves)
     lines = ["## Equal steps", "",
-             f"{metric} of each config's snapshot nearest to the step count (the snapshot's step in brackets); the step",
-             "counts are where the config with the fewest steps stopped at each budget. Snapshots come from every run",
-             "of the config above (`--points` per run).", "",
+             f"{metric} of each config's snapshot nearest to the step count (the snapshot's step in brackets), the mean",
+             "over seeds where there are several (the steps of each seed's snapshot); the step counts are where the",
+             "config with the fewest steps stopped at each budget. Snapshots come from every run of the config above",
+             "(`--points` per run).", "",
              "| steps | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for mark in marks:
         cells = []
         for name in names:
-            step, fid = min(curves[name], key=lambda p: (abs(p[0] - mark), p[0]))
-            cells.append(f"{fid:.1f} ({step})")
+            nearest = [min(curve, key=lambda p: (abs(p[0] - mark), p[0])) for curve in curves[name].values()]
+            cells.append(f"{sum(f for _, f in nearest) / len(nearest):.1f} ({'/'.join(str(s) for s, _ in nearest)})")
         lines.append(f"| {mark} | " + " | ".join(cells) + " |")
     return lines
 
@@ -141,8 +186,9 @@ def write_plots(records, folder, qset):
     from kit.plot import save_line_chart
     rows = newest(records)
     for axis, index, name in (("seconds", 0, "time"), ("steps", 1, "steps")):
-        series = {f"{r['config']} {duration(r['budget_s'])}": ([p[index] for p in r["curve"]], [p[2] for p in r["curve"]])
-                  for r in rows}
+        series = {f"{r['config']} {duration(r['budget_s'])}" + (f" tail {group(r)[2]}" if group(r)[2] > 64 else "")
+                  + (f" seed {r['seed']}" if r.get("seed") else ""): ([p[index] for p in r["curve"]],
+                                                                         [p[2] for p in r["curve"]]) for r in rows}
         save_line_chart(series, folder / f"{qset.stem}_fid_vs_{name}.png", xlabel=axis, ylabel=f"{qset.noun}-FID",
                         title=f"{qset.noun}-FID against {axis} of training", log_x=axis == "steps", log_y=True)
 

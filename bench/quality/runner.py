@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "bench" / "out" / "quality"
 RESULTS = ROOT / "bench" / "results"
 KIT_TRAIN = [sys.executable, "-m", "kit", "train"]
-KIT_TAIL_IMAGES = 64      # --n-images of the benchmarked `kit train` runs: keeps the zip tail inside the budget small
+KIT_TAIL_IMAGES = 64      # --n-images of the benchmarked `kit train` runs by default: keeps the zip tail small;
+                          # --n-images 10000 gives the user's tail (both are in the table, beside each other)
 
 # name -> extra `kit train` flags (None: the notebook baseline); each variant changes one default
 CONFIGS = {
@@ -37,16 +38,23 @@ CONFIGS = {
     "dcgan-ema-0.999": ["--model", "dcgan", "--ema", "0.999"],
     **{f"dcgan-aug-{name}": ["--model", "dcgan", "--augment", policy] for name, policy in
        (("none", "none"), ("flip", "flip"), ("tc", "translation,color"), ("diffaug", "flip,translation,color"))},
+    # issue 21: the limited-data regularisers on biggan, one at a time, at CPU scale (a 5-minute run is a few hundred
+    # steps: LeCam's anchors average from the start, ADA's probability can travel 0 -> 1 in 5k images)
+    **{f"biggan-{name}": ["--model", "biggan", *flags] for name, flags in (
+        ("lecam", ["--lecam", "0.3", "--lecam-start", "0"]),
+        ("cr", ["--cr", "10"]),
+        ("ada", ["--ada-target", "0.6", "--ada-kimg", "5"]),
+        ("tcut", ["--augment", "translation,cutout"]))},
 }
 DEFAULT_CONFIGS = ("kit-dcgan", "baseline", "kit-cgan", "kit-biggan")
 
 
-def run_kit(name, flags, cache, seconds, device, out, points):
+def run_kit(name, flags, cache, seconds, args, seed):
     """`python -m kit train` under the budget; each checkpoint it writes is kept (G weights only) as a snapshot."""
-    run_dir = out / "runs" / f"{name}-{seconds:g}s"
-    command = [*KIT_TRAIN, "--data", str(cache), "--out", str(run_dir), "--force",
-               "--budget", f"{seconds:g}s", "--device", device, "--n-images", str(KIT_TAIL_IMAGES),
-               "--checkpoint-every", f"{seconds / points:g}s", *flags]
+    run_dir = args.out / "runs" / f"{name}-{seconds:g}s-seed{seed}-tail{args.n_images}"
+    command = [*KIT_TRAIN, "--data", str(cache), "--out", str(run_dir), "--force", "--seed", str(seed),
+               "--budget", f"{seconds:g}s", "--device", args.device, "--n-images", str(args.n_images),
+               "--threads", str(args.threads), "--checkpoint-every", f"{seconds / args.points:g}s", *flags]
     print(" ".join(command[1:]), flush=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "last.pt").unlink(missing_ok=True)
@@ -97,19 +105,19 @@ def kit_samples(state, n):
     return images, asked
 
 
-def bench_one(name, flags, seconds, args, real, extractor, cache, folder):
-    """Train one config for one budget, score its snapshots; returns the result record (final = last snapshot)."""
+def bench_one(name, flags, seconds, seed, args, real, extractor, cache, folder):
+    """Train one config for one budget and seed, score its snapshots; returns the record (final = last snapshot)."""
     device = str(resolve_device(args.device))
     load_before = os.getloadavg()[0]
     if flags is None:
         times = [seconds * k / args.points for k in range(1, args.points)]
-        info, snapshots = baseline.train_baseline(folder, seconds, device, times)
-        info["settings"] = baseline.SETTINGS
+        info, snapshots = baseline.train_baseline(folder, seconds, device, times, seed=seed)
+        info["settings"] = f"{baseline.SETTINGS}, threads {args.threads}"
         samplers = [(t, step, lambda s=state: (baseline.baseline_samples(s, args.n_eval, device), None))
                     for t, step, state in snapshots]
         flags = [baseline.DESCRIPTION]
     else:
-        info, snapshots = run_kit(name, flags, cache, seconds, args.device, args.out, args.points)
+        info, snapshots = run_kit(name, flags, cache, seconds, args, seed)
         samplers = [(t, step, lambda s=state: kit_samples(s, args.n_eval)) for t, step, state in snapshots]
     load_after = os.getloadavg()[0]
     curve = []
@@ -119,7 +127,8 @@ def bench_one(name, flags, seconds, args, real, extractor, cache, folder):
         curve.append((round(t, 1), step, round(final["fid"], 3)))
     from kit.plot import save_grid
     save_grid(images[:100], args.results / f"{SETS[args.set].stem}_samples_{name}_{seconds:g}s.png", nrow=10)
-    record = {"config": name, "flags": " ".join(flags), "budget_s": seconds, **info, **final, "curve": curve,
+    record = {"config": name, "flags": " ".join(flags), "budget_s": seconds, "seed": seed,
+              "tail": args.n_images if name != "baseline" else 0, **info, **final, "curve": curve,
               "load": [round(load_before, 2), round(load_after, 2)], "device": device, "n_eval": args.n_eval}
     print(json.dumps({k: v for k, v in record.items() if k != "curve"}), flush=True)
     return record
@@ -143,6 +152,11 @@ def parse_args(argv):
     parser.add_argument("--configs", default=",".join(DEFAULT_CONFIGS), help=f"comma list of {', '.join(CONFIGS)}")
     parser.add_argument("--custom", action="append", default=[], metavar="LABEL=FLAGS",
                         help="an extra config: a label and `kit train` flags, e.g. 'wide=--model dcgan --g-width 128'")
+    parser.add_argument("--seeds", default="0", help="comma list of seeds: each config and budget runs once a seed")
+    parser.add_argument("--n-images", type=int, default=KIT_TAIL_IMAGES,
+                        help="the `kit train` runs' zip tail, inside the budget (10000 is the user's)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads of every run (0: torch's default; 1 lets two benches share 2 cores)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--n-eval", type=int, default=1000, help="generated images scored per snapshot")
     parser.add_argument("--points", type=int, default=10, help="snapshots per run for the FID curves")
@@ -162,6 +176,8 @@ def main(argv=None):
     unknown = [name for name, flags in configs.items() if flags == "?"]
     if unknown:
         raise SystemExit(f"error: config {unknown[0]} is not known: use one of {', '.join(CONFIGS)}, or --custom")
+    if args.threads:
+        torch.set_num_threads(args.threads)   # the baseline trains, and every run is scored, in this process
     qset = SETS[args.set]
     results_file = args.results / f"{qset.stem}.jsonl"   # kept with the table, so a new machine still has every run
     if not args.table:
@@ -174,13 +190,16 @@ def main(argv=None):
         session = {"id": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
                    "commit": commit.stdout.strip(), "accuracy": accuracy,
                    "references": references(real, extractor, qset)}
+        seeds = [int(s) for s in args.seeds.split(",")]
         for seconds in (parse_duration(b) for b in args.budgets.split(",")):
             for name, flags in configs.items():
-                record = bench_one(name, flags, seconds, args, real, extractor, cache, args.out / qset.name / "folder")
-                with open(results_file, "a") as f:
-                    f.write(json.dumps({"session": session, **record}) + "\n")
+                for seed in seeds:
+                    record = bench_one(name, flags, seconds, seed, args, real, extractor, cache,
+                                       args.out / qset.name / "folder")
+                    with open(results_file, "a") as f:   # one write: two benches may append at once
+                        f.write(json.dumps({"session": session, **record}) + "\n")
     records = read_records(results_file)
     if records:
-        write_table(records, args.results / f"{qset.stem}.md", KIT_TAIL_IMAGES, qset)
+        write_table(records, args.results / f"{qset.stem}.md", qset)
         write_plots(records, args.results, qset)
         print(f"wrote {args.results / f'{qset.stem}.md'} and its plots")
