@@ -2,8 +2,13 @@
 import pytest
 import torch
 
-from kit.data.augment import augment
+from kit.data.augment import Augmentation
 from kit.errors import UserError
+
+
+def augment(x, policy):
+    """x through a run's augmentation of `policy` with ADA off (every op on every image)."""
+    return Augmentation(policy, x.device)(x)
 
 
 @pytest.fixture

@@ -125,8 +125,8 @@ def test_each_model_augmentation_and_loss_on_fake_cuda(fake_cuda, model):
         y = torch.randint(BREEDS, (8,), device=CUDA) if conditional else None
         fake = G(z, y)
         real = torch.randint(0, 256, (8, *SHAPE), dtype=torch.uint8, device=CUDA).float().div_(127.5).sub_(1)
-        real_logits = D(augment.augment(real, EVERY_AUGMENTATION), y)
-        fake_logits = D(augment.augment(fake, EVERY_AUGMENTATION), y)
+        every = augment.Augmentation(EVERY_AUGMENTATION, CUDA)
+        real_logits, fake_logits = D(every(real), y), D(every(fake), y)
         assert fake.shape == (8, *SHAPE) and real_logits.shape == (8,) and on_cuda(fake, real_logits, fake_logits)
         for loss in [*losses.LOSSES.values(), losses.get("bce", real_label=0.8)]:
             assert on_cuda(loss.d(real_logits, fake_logits), loss.g(real_logits, fake_logits)), loss.name

@@ -104,10 +104,3 @@ class Augmentation:
         """Restore what state() returned."""
         self.p.copy_(saved["p"])
         self.signs.copy_(saved["signs"])
-
-
-def augment(x: torch.Tensor, policy: str) -> torch.Tensor:
-    """Apply the comma-listed augmentations to a float batch N×C×H×W in [-1, 1]."""
-    for fn in parse(policy):
-        x = fn(x)
-    return x
