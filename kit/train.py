@@ -359,9 +359,7 @@ def after_nan(trainer, run):
     row under fp16, at the same learning rates in fp32 (bf16 where the GPU has it); the step it went back to."""
     run.rollbacks += 1
     if trainer.dtype is torch.float16 and run.rollbacks >= FP16_ROLLBACKS:
-        bf16 = trainer.device.type == "cuda" and torch.cuda.is_bf16_supported()
-        trainer.set_precision(torch.bfloat16 if bf16 else None)
-        trainer.cfg = dataclasses.replace(trainer.cfg, precision="bf16" if bf16 else "fp32")
+        trainer.leave_fp16()
         bad_step, step = trainer.step_count, trainer.rollback(run.good, 0)
         run.fell_back("precision", f"fp16 gave NaN/inf losses {run.rollbacks} times in a row (last near step "
                                    f"{bad_step}): back to step {step}, going on in {trainer.cfg.precision}")

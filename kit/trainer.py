@@ -156,6 +156,12 @@ class Trainer:
         self.dtype = dtype
         self.scalers = {k: torch.amp.GradScaler(self.device.type, enabled=dtype is torch.float16) for k in "GD"}
 
+    def leave_fp16(self):
+        """Fallback after fp16 NaN/inf losses: bf16 where the GPU has it, else fp32; the config says which."""
+        bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        self.set_precision(torch.bfloat16 if bf16 else None)
+        self.cfg = dataclasses.replace(self.cfg, precision="bf16" if bf16 else "fp32")
+
     def set_batch_size(self, batch_size):
         """Fallback after an out-of-memory error: a smaller batch per process (a captured graph is captured again)."""
         self.cfg = dataclasses.replace(self.cfg, batch_size=batch_size)
