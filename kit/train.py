@@ -2,7 +2,6 @@
 Trainer (kit.trainer: the step) and the Run (kit.jobs: periodic work and the record), reserve the end's time
 (kit.budget), loop, then write the images and the zip from the selected checkpoint, and score it."""
 import json
-import dataclasses
 import math
 import os
 import tempfile
@@ -88,14 +87,11 @@ def open_data(cfg, rank, world):
 
 
 def measure_tail(state, cfg, device):
-    """(fixed seconds, seconds per image, seconds per checkpoint) of the end, on warm probes in a temporary folder:
-    building G is timed on its own, then, after a warm-up (thread start-up, first allocations, matplotlib's import by
-    the loss chart), two sizes generated and zipped with that G separate the per-image cost from the rest."""
+    """(fixed seconds, seconds per image) of the end's images, on warm probes in a temporary folder: building G is
+    timed on its own, then, after a warm-up (thread start-up, first allocations, matplotlib's import by the loss
+    chart), two sizes generated and zipped with that G separate the per-image cost from the rest."""
     warm, small, large = (min(k, max(1, cfg.n_images)) for k in TAIL_PROBES)
     with tempfile.TemporaryDirectory() as tmp:
-        t = time.monotonic()
-        checkpoint.save(Path(tmp) / "probe.pt", state)
-        checkpoint_s = time.monotonic() - t
         t = time.monotonic()
         built = load_generator(state, device)
         build_s = time.monotonic() - t
@@ -110,7 +106,7 @@ def measure_tail(state, cfg, device):
         seconds(warm)
         t_small, t_large = seconds(small), seconds(large)
     per_image = max(t_large - t_small, 0.0) / max(large - small, 1)
-    return build_s + max(t_small - per_image * small, 0.0), per_image, checkpoint_s
+    return build_s + max(t_small - per_image * small, 0.0), per_image
 
 
 def tail_seconds(fixed, per_image, cfg):
@@ -241,11 +237,15 @@ def train(cfg: TrainConfig) -> Path:
     budget = Budget(cfg, start, device.type)
     out.mkdir(parents=True, exist_ok=True)
     run = Run(trainer, budget, out, record, resumed, start, main, world, rank, evaluator, select)
-    fixed, per_image, checkpoint_s = measure_tail(run.good, cfg, device) if main else (0.0, 0.0, 0.0)
-    reserve = tail_seconds(fixed, per_image, cfg) + 2 * checkpoint_s   # the final checkpoint, twice over
+    fixed, per_image = measure_tail(run.good, cfg, device) if main else (0.0, 0.0)
+    reserve = tail_seconds(fixed, per_image, cfg)
     if main and not budget.training_only and time.monotonic() + reserve >= start + budget.seconds:
         raise UserError(f"--budget {cfg.budget} leaves no time to train: writing {cfg.n_images} images needs "
                         f"about {reserve:.0f} s; raise --budget or lower --n-images")
+    t = time.monotonic()
+    run.save()
+    checkpoint_s = time.monotonic() - t
+    reserve += 2 * checkpoint_s   # the final checkpoint, twice over
     precision = str(dtype or "fp32").replace("torch.", "")
     run.log({"event": "start", "step": trainer.step_count, "resumed": bool(resumed), "world_size": world,
              "device": str(device), "precision": precision, "cuda_graph": use_graph, "select": select,
@@ -254,7 +254,6 @@ def train(cfg: TrainConfig) -> Path:
     run.say(f"training {cfg.model} ({cfg.loss}) on {device}, {precision}, {world} process(es); batch "
             f"{cfg.batch_size} per process ({cfg.batch_size * world} in all); lr G {cfg.lr_g:g} D {cfg.lr_d:g}; "
             f"{trainer.n_critic} D step(s) per G step")
-    run.save()
     if evaluator:
         if not run.history:
             run.evaluate(time.monotonic())   # the first row, and what an evaluation costs

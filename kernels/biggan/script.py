@@ -17,7 +17,7 @@ MANIFEST = {
     'kit/checkpoint.py': '4dd68e2698b945979d86be846edea81eba77b690ba08843d10e33304cb56c255',
     'kit/config.py': 'b404932156a72c165919fd2e24f9e9e67fd485b58c7e8f1e4fd8e39b7f1167c7',
     'kit/data/__init__.py': '91eae478aba0ba4b29f550ad3c9b81cc15a9bbbc242a8f90a34d539f4381dbe1',
-    'kit/data/augment.py': 'd1cc6f42e51c13fcd04dc8b5a4feee9c5d165e1c5899d10748fc29e379328143',
+    'kit/data/augment.py': 'cd4448e5427da519b078cf7bbd5efd443d32600f34f5e302d136208a71d11ebf',
     'kit/data/cache.py': 'd97b231dcfad583b9db15790a7cbae9d91e22c70c86b6d8465380d2be0521d40',
     'kit/data/crops.py': 'eb7ee2749f5158dcb41212c39ad9b6f17636d255fdc9c65320d8a738e0d4a704',
     'kit/data/readers.py': '0c2157e4139ef1699fc1d2eef8c45486a339e98d9d116a3376d1ca2a6d444001',
@@ -46,8 +46,8 @@ MANIFEST = {
     'kit/plot.py': 'fa5e4ffc4adc85a8c6faa33832bfb0f7dcd14d0dbff56e8506bbd317634eaec0',
     'kit/progress.py': '6683bd9a355ba4006be3dbeada7474de8d3dd901d3fd7d211e1d958cf409b20b',
     'kit/sample.py': '118a56522792a710caa8314401fe8ff44b17cbe7784962966c6e6e8b46375d64',
-    'kit/train.py': 'f5ef7942bed7d401076ee02940bcd97486105e4e808b8718444e198b5ce7d6ba',
-    'kit/trainer.py': 'fbb83709e796d300d364161deddd5aacdcfd8aff24a95621c265af7a36cb4959',
+    'kit/train.py': '689f5d0548b24ee6c406623abb54a3f0b1646460f2ea4fbead3cb55937dc2e38',
+    'kit/trainer.py': '643548fed67ef9bebd5ffa358becf5aaf3ecb582cb479945f7d58d2578717f02',
     'kit/weights.py': '3ba1c94da2c4033d63b99d600400596bf049c335b7365131c6fe4870b6fd4e2a',
 }
 SOURCES = {}
@@ -416,13 +416,6 @@ class Augmentation:
         """Restore what state() returned."""
         self.p.copy_(saved["p"])
         self.signs.copy_(saved["signs"])
-
-
-def augment(x: torch.Tensor, policy: str) -> torch.Tensor:
-    """Apply the comma-listed augmentations to a float batch N×C×H×W in [-1, 1]."""
-    for fn in parse(policy):
-        x = fn(x)
-    return x
 '''
 
 SOURCES['kit/data/cache.py'] = r'''"""Prepare training crops once into a cache file (uint8 N×C×H×W + labels) and load it fast."""
@@ -3969,7 +3962,6 @@ SOURCES['kit/train.py'] = r'''"""Train a GAN on a prepared cache within a hard w
 Trainer (kit.trainer: the step) and the Run (kit.jobs: periodic work and the record), reserve the end's time
 (kit.budget), loop, then write the images and the zip from the selected checkpoint, and score it."""
 import json
-import dataclasses
 import math
 import os
 import tempfile
@@ -4055,14 +4047,11 @@ def open_data(cfg, rank, world):
 
 
 def measure_tail(state, cfg, device):
-    """(fixed seconds, seconds per image, seconds per checkpoint) of the end, on warm probes in a temporary folder:
-    building G is timed on its own, then, after a warm-up (thread start-up, first allocations, matplotlib's import by
-    the loss chart), two sizes generated and zipped with that G separate the per-image cost from the rest."""
+    """(fixed seconds, seconds per image) of the end's images, on warm probes in a temporary folder: building G is
+    timed on its own, then, after a warm-up (thread start-up, first allocations, matplotlib's import by the loss
+    chart), two sizes generated and zipped with that G separate the per-image cost from the rest."""
     warm, small, large = (min(k, max(1, cfg.n_images)) for k in TAIL_PROBES)
     with tempfile.TemporaryDirectory() as tmp:
-        t = time.monotonic()
-        checkpoint.save(Path(tmp) / "probe.pt", state)
-        checkpoint_s = time.monotonic() - t
         t = time.monotonic()
         built = load_generator(state, device)
         build_s = time.monotonic() - t
@@ -4077,7 +4066,7 @@ def measure_tail(state, cfg, device):
         seconds(warm)
         t_small, t_large = seconds(small), seconds(large)
     per_image = max(t_large - t_small, 0.0) / max(large - small, 1)
-    return build_s + max(t_small - per_image * small, 0.0), per_image, checkpoint_s
+    return build_s + max(t_small - per_image * small, 0.0), per_image
 
 
 def tail_seconds(fixed, per_image, cfg):
@@ -4208,11 +4197,15 @@ def train(cfg: TrainConfig) -> Path:
     budget = Budget(cfg, start, device.type)
     out.mkdir(parents=True, exist_ok=True)
     run = Run(trainer, budget, out, record, resumed, start, main, world, rank, evaluator, select)
-    fixed, per_image, checkpoint_s = measure_tail(run.good, cfg, device) if main else (0.0, 0.0, 0.0)
-    reserve = tail_seconds(fixed, per_image, cfg) + 2 * checkpoint_s   # the final checkpoint, twice over
+    fixed, per_image = measure_tail(run.good, cfg, device) if main else (0.0, 0.0)
+    reserve = tail_seconds(fixed, per_image, cfg)
     if main and not budget.training_only and time.monotonic() + reserve >= start + budget.seconds:
         raise UserError(f"--budget {cfg.budget} leaves no time to train: writing {cfg.n_images} images needs "
                         f"about {reserve:.0f} s; raise --budget or lower --n-images")
+    t = time.monotonic()
+    run.save()
+    checkpoint_s = time.monotonic() - t
+    reserve += 2 * checkpoint_s   # the final checkpoint, twice over
     precision = str(dtype or "fp32").replace("torch.", "")
     run.log({"event": "start", "step": trainer.step_count, "resumed": bool(resumed), "world_size": world,
              "device": str(device), "precision": precision, "cuda_graph": use_graph, "select": select,
@@ -4221,7 +4214,6 @@ def train(cfg: TrainConfig) -> Path:
     run.say(f"training {cfg.model} ({cfg.loss}) on {device}, {precision}, {world} process(es); batch "
             f"{cfg.batch_size} per process ({cfg.batch_size * world} in all); lr G {cfg.lr_g:g} D {cfg.lr_d:g}; "
             f"{trainer.n_critic} D step(s) per G step")
-    run.save()
     if evaluator:
         if not run.history:
             run.evaluate(time.monotonic())   # the first row, and what an evaluation costs
@@ -4326,9 +4318,7 @@ def after_nan(trainer, run):
     row under fp16, at the same learning rates in fp32 (bf16 where the GPU has it); the step it went back to."""
     run.rollbacks += 1
     if trainer.dtype is torch.float16 and run.rollbacks >= FP16_ROLLBACKS:
-        bf16 = trainer.device.type == "cuda" and torch.cuda.is_bf16_supported()
-        trainer.set_precision(torch.bfloat16 if bf16 else None)
-        trainer.cfg = dataclasses.replace(trainer.cfg, precision="bf16" if bf16 else "fp32")
+        trainer.leave_fp16()
         bad_step, step = trainer.step_count, trainer.rollback(run.good, 0)
         run.fell_back("precision", f"fp16 gave NaN/inf losses {run.rollbacks} times in a row (last near step "
                                    f"{bad_step}): back to step {step}, going on in {trainer.cfg.precision}")
@@ -4538,6 +4528,12 @@ class Trainer:
         """Autocast to `dtype` (None: fp32), with fresh grad scalers enabled for fp16 only."""
         self.dtype = dtype
         self.scalers = {k: torch.amp.GradScaler(self.device.type, enabled=dtype is torch.float16) for k in "GD"}
+
+    def leave_fp16(self):
+        """Fallback after fp16 NaN/inf losses: bf16 where the GPU has it, else fp32; the config says which."""
+        bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        self.set_precision(torch.bfloat16 if bf16 else None)
+        self.cfg = dataclasses.replace(self.cfg, precision="bf16" if bf16 else "fp32")
 
     def set_batch_size(self, batch_size):
         """Fallback after an out-of-memory error: a smaller batch per process (a captured graph is captured again)."""
