@@ -44,7 +44,8 @@ CONFIGS = {
         ("lecam", ["--lecam", "0.3", "--lecam-start", "0"]),
         ("cr", ["--cr", "10"]),
         ("ada", ["--ada-target", "0.6", "--ada-kimg", "5"]),
-        ("tcut", ["--augment", "translation,cutout"]))},
+        ("tcut", ["--augment", "translation,cutout"]),
+        ("tcut-ada", ["--augment", "translation,cutout", "--ada-target", "0.6", "--ada-kimg", "5"]))},
 }
 DEFAULT_CONFIGS = ("kit-dcgan", "baseline", "kit-cgan", "kit-biggan")
 
