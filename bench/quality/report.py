@@ -155,7 +155,8 @@ def checks(rows, refs, qset):
 
 
 def equal_steps(rows, metric):
-    """Markdown table: each config's FID at the step counts where the slowest config of each budget stopped.
+    """Markdown table: each config's FID at the step counts where the slowest config of each budget stopped, and
+    the slowest biggan config (its regularisers cost steps).
 
     Every snapshot of a config's runs with one seed is a candidate; the one nearest in steps is taken for each seed and
     the cell is their mean FID, with the snapshots' steps.
@@ -164,13 +165,15 @@ def equal_steps(rows, metric):
     for r in rows:
         curves.setdefault(r["config"], {}).setdefault(r.get("seed", 0), []).extend(
             (step, fid) for _, step, fid in r["curve"])
-    marks = sorted({min(r["steps"] for r in rows if r["budget_s"] == b) for b in {r["budget_s"] for r in rows}})
+    marks = sorted({min(r["steps"] for r in runs) for b in {r["budget_s"] for r in rows}
+                    for runs in ([r for r in rows if r["budget_s"] == b],
+                                 [r for r in rows if r["budget_s"] == b and "biggan" in r["config"]]) if runs})
     names = sorted(curves)
     lines = ["## Equal steps", "",
              f"{metric} of each config's snapshot nearest to the step count (the snapshot's step in brackets), the mean",
              "over seeds where there are several (the steps of each seed's snapshot); the step counts are where the",
-             "config with the fewest steps stopped at each budget. Snapshots come from every run of the config above",
-             "(`--points` per run).", "",
+             "config with the fewest steps stopped at each budget, and the biggan config with the fewest. Snapshots",
+             "come from every run of the config above (`--points` per run).", "",
              "| steps | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for mark in marks:
         cells = []
