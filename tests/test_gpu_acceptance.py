@@ -14,23 +14,27 @@ sys.path.insert(0, str(ROOT / "bench"))
 import gpu_acceptance  # noqa: E402
 
 
+# The kernel in the sandbox and the two-process start run in tests/test_kernel_sandbox.py already: the dry run here
+# leaves them out (about 30 s of CI), and --items is what a dry run on a developer's machine could narrow the same way.
+COVERED_ELSEWHERE = ("kernel in the sandbox", "nccl 2 processes")
+
+
 def test_the_dry_run_passes_every_item_and_writes_its_record(tmp_path):
     out = tmp_path / "out"
+    chosen = [name for name, *_ in gpu_acceptance.ITEMS if name not in COVERED_ELSEWHERE]
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_acceptance.py"), "--dry-run", "--out", str(out),
-                           "--work", str(tmp_path / "work")], capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+                           "--work", str(tmp_path / "work"), "--items", ",".join(chosen)], capture_output=True,
+                          text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     record, = [json.loads(line) for line in (out / "gpu.jsonl").read_text().splitlines()]
     items = {item["name"]: item for item in record["items"]}
-    assert list(items) == [name for name, *_ in gpu_acceptance.ITEMS] and record["failed"] == []
+    assert list(items) == chosen and record["failed"] == []
     assert record["dry_run"] and record["torch"] == torch.__version__ and len(record["commit"]) >= 7
     assert {item["status"] for item in items.values()} == {"passed"}
     for model in ("dcgan", "cgan", "biggan"):
         for precision, dtype in (("bf16", "bfloat16"), ("fp16", "float16")):
             figures = items[f"train {model} {precision}"]["figures"]
             assert figures["precision"] == dtype and figures["steps"] == 2 and figures["fallbacks"] == []
-    assert items["nccl 2 processes"]["figures"]["processes"] == 2
-    assert " passes;" in items["kernel in the sandbox"]["figures"]["check"]
     assert items["sample"]["figures"]["images"] == 64 and items["features"]["figures"]["nasnet_images_per_s"] > 0
     assert 0 < items["metric"]["figures"]["d"] <= 1 and items["quality"]["figures"]["steps"] > 0
     assert [row[:3] for row in items["bench_train"]["figures"]["rows"]][:2] == [
