@@ -218,19 +218,19 @@ def test_report_compares_at_equal_steps_from_snapshots_and_checks_the_bar(tmp_pa
 
 def test_report_averages_seeds_and_keeps_tails_apart(tmp_path):
     from quality import report
-    biggan = [record("kit-biggan", 300, 400, fid, [(150, 200, fid * 2), (300, 400, fid)], seed=seed, tail=tail)
+    biggan = [record("biggan-plain", 300, 400, fid, [(150, 200, fid * 2), (300, 400, fid)], seed=seed, tail=tail)
               for fid, seed, tail in ((100.0, 0, 64), (120.0, 1, 64), (300.0, 0, 10000))]
     lecam = [record("biggan-lecam", 300, 380, fid, [(150, 190, fid * 2), (300, 380, fid)], seed=seed, tail=64, d=d)
              for fid, seed, d in ((80.0, 0, 0.03), (86.0, 1, 0.06))]
     base = [record("baseline", 300, 250, 2000.0, [(300, 250, 2000.0)], tail=0)]
     rows = report.newest(biggan + lecam + base)
     over = "\n".join(report.seed_means(rows, "photo-FID"))
-    assert "| kit-biggan | 5 min | 64 | 2 | 110.0 (100.0, 120.0) | 0.0300 |" in over
-    assert "| kit-biggan | 5 min | 10000 | 1 | 300.0 (300.0) |" in over
+    assert "| biggan-plain | 5 min | 64 | 2 | 110.0 (100.0, 120.0) | 0.0300 |" in over
+    assert "| biggan-plain | 5 min | 10000 | 1 | 300.0 (300.0) |" in over
     assert "| biggan-lecam | 5 min | 64 | 2 | 83.0 (80.0, 86.0) | 0.0450 | 3.30 | 0.755 | 1.500 |" in over
     ratios = report.ratios(rows, "photo-FID")
-    assert "At 5 min, tail 64, photo-FID ratios (means over seeds): kit-biggan / baseline = 0.055.  " in ratios
-    assert "At 5 min, tail 10000, photo-FID ratios (means over seeds): kit-biggan / baseline = 0.150.  " in ratios
+    assert "At 5 min, tail 64, photo-FID ratios (means over seeds): biggan-plain / baseline = 0.055.  " in ratios
+    assert "At 5 min, tail 10000, photo-FID ratios (means over seeds): biggan-plain / baseline = 0.150.  " in ratios
     steps = report.equal_steps(rows, "photo-FID")
     assert steps[-2:] == ["| 250 | 2000.0 (250) | 166.0 (190/190) | 220.0 (200/200) |",   # where the baseline stopped
                           "| 380 | 2000.0 (250) | 83.0 (380/380) | 110.0 (400/400) |"]   # the slowest biggan

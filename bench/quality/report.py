@@ -90,18 +90,20 @@ def write_table(records, path, qset):
 
 
 def seed_means(rows, metric):
-    """Markdown table: each (config, budget, tail) averaged over its seeds, and each biggan-* against kit-biggan."""
+    """Markdown table: each (config, budget, tail) averaged over its seeds, and each biggan-* and kit-biggan against
+    biggan-plain."""
     groups = means(rows)
     lines = ["## Over seeds", "",
-             f"Each config's mean over its seeds (each seed's {metric} in brackets). vs kit-biggan: the mean {metric} and "
-             "mean d divided by kit-biggan's at the same budget and tail (FID below 1 is better; d below 1 is closer to "
-             "copying).", "",
-             f"| config | budget | tail | seeds | {metric} | d | class bits | vs kit-biggan: {metric} | d |",
+             f"Each config's mean over its seeds (each seed's {metric} in brackets). vs plain: the mean {metric} and mean "
+             "d divided by biggan-plain's at the same budget and tail (FID below 1 is better; d below 1 is closer to "
+             "copying). biggan-plain is biggan as it was before these rows chose its defaults (augment "
+             "translation,color, no ADA); kit-biggan is biggan with the kit's defaults now.", "",
+             f"| config | budget | tail | seeds | {metric} | d | class bits | vs plain: {metric} | d |",
              "|---" * 9 + "|"]
     for (config, budget, tail), m in groups.items():
-        plain = groups.get(("kit-biggan", budget, tail))
+        plain = groups.get(("biggan-plain", budget, tail))
         versus = (f"{m['fid'] / plain['fid']:.3f} | {m['d'] / plain['d']:.3f}"
-                  if plain and config.startswith("biggan-") else " | ")
+                  if plain and "biggan" in config and config != "biggan-plain" else " | ")
         lines.append(f"| {config} | {duration(budget)} | {tail} | {len(m['seeds'])} | {m['fid']:.1f} "
                      f"({', '.join(f'{f:.1f}' for f in m['fids'])}) | {m['d']:.4f} | {m['bits']:.2f} | {versus} |")
     return lines
@@ -116,7 +118,7 @@ def ratios(rows, metric):
     for budget, tail in sorted({(b, t) for c, b, t in groups if c != "baseline"}):
         fid = {c: m["fid"] for (c, b, t), m in groups.items() if (b, t) == (budget, tail)}
         parts = [f"{c} / baseline = {fid[c] / base[budget]:.3f}"
-                 for c in ("kit-dcgan", "kit-cgan", "kit-biggan") if c in fid and budget in base]
+                 for c in ("kit-dcgan", "kit-cgan", "kit-biggan", "biggan-plain") if c in fid and budget in base]
         if "kit-biggan" in fid and "kit-cgan" in fid:
             parts.append(f"kit-biggan / kit-cgan = {fid['kit-biggan'] / fid['kit-cgan']:.3f}")
         if parts:
