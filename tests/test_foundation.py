@@ -106,3 +106,15 @@ def test_model_defaults_fill_loss_and_betas_per_model_and_keep_what_was_given():
         ("hinge", 0.0, 1e-4, 4e-4, 32, 64)
     given = config.for_device(config.TrainConfig(loss="lsgan", beta1=0.0, lr_g=3e-4), "cpu")
     assert (given.loss, given.beta1, given.lr_g) == ("lsgan", 0.0, 3e-4)      # an explicit 0 beta stays 0
+    for device_type in ("cpu", "cuda"):   # the augmentation policy by model (issue 21's photo-set rows)
+        assert config.for_device(config.TrainConfig(), device_type).augment == "translation,color"
+        assert config.for_device(config.TrainConfig(model="biggan"), device_type).augment == "translation,cutout"
+        assert config.for_device(config.TrainConfig(model="biggan", augment="none"), device_type).augment == "none"
+    biggan = {"cpu": config.for_device(config.TrainConfig(model="biggan"), "cpu"),
+              "cuda": config.for_device(config.TrainConfig(model="biggan"), "cuda")}
+    assert [(c.ada_target, c.ada_kimg) for c in biggan.values()] == [(0.6, 5), (0.6, 500)]
+    assert config.for_device(config.TrainConfig(), "cpu").ada_target == 0.0
+    assert config.for_device(config.TrainConfig(model="biggan", ada_target=0.0), "cuda").ada_target == 0.0   # off
+    saved = {k: v for k, v in config.asdict(biggan["cuda"]).items() if k not in ("ada_target", "ada_kimg")}
+    resumed = config.for_device(config.from_dict(saved), "cuda")   # a checkpoint from before ADA resumes without it
+    assert (resumed.ada_target, resumed.ada_kimg) == (0.0, 500)

@@ -15,7 +15,7 @@ MANIFEST = {
     'kit/__init__.py': 'e7d0045deac9a05a409a26697e4ba733903926c7c14286cfeb66ba9a6b828972',
     'kit/budget.py': '0b24602ba3d74381de0f6555b9123e8de54c1b9141a713b73366367235e63a73',
     'kit/checkpoint.py': '4dd68e2698b945979d86be846edea81eba77b690ba08843d10e33304cb56c255',
-    'kit/config.py': 'b404932156a72c165919fd2e24f9e9e67fd485b58c7e8f1e4fd8e39b7f1167c7',
+    'kit/config.py': '4c85aa8a11a12f97662e9374a7ee8ce2e9eeb1ba64dca8bfb188019db987b1b1',
     'kit/data/__init__.py': '91eae478aba0ba4b29f550ad3c9b81cc15a9bbbc242a8f90a34d539f4381dbe1',
     'kit/data/augment.py': 'cd4448e5427da519b078cf7bbd5efd443d32600f34f5e302d136208a71d11ebf',
     'kit/data/cache.py': 'd97b231dcfad583b9db15790a7cbae9d91e22c70c86b6d8465380d2be0521d40',
@@ -193,10 +193,13 @@ class TrainConfig:
     real_label: float = 1.0        # bce: D's target for real images (0.8: one-sided label smoothing, as 3rd place)
     clip: float = 0.01             # wgan: D's weights are clipped to [-clip, clip] after each D step
     ema: float = 0.999             # EMA decay of G's weights; 0 turns EMA off
-    augment: str = "translation,color"  # comma list of: flip, translation, color, cutout (or none)
-    ada_target: float = 0.0        # ADA: each augmentation applies with a probability that follows D's overfitting
-                                   # (mean sign of D(real)) towards this target (0.6 is ADA's); 0: always applied
-    ada_kimg: int = 500            # ADA: thousands of images for the probability to go from 0 to 1
+    augment: str = ""              # comma list of: flip, translation, color, cutout (or none); "": the model's
+                                   # (translation,color; biggan translation,cutout), see MODEL_DEFAULTS
+    ada_target: float = -1.0       # ADA: each augmentation applies with a probability that follows D's overfitting
+                                   # (mean sign of D(real)) towards this target (0.6 is ADA's); 0: always applied;
+                                   # -1: the model's (biggan 0.6, else 0), see MODEL_DEFAULTS
+    ada_kimg: int = 0              # ADA: thousands of images for the probability to go from 0 to 1; 0: by device
+                                   # (500 on a GPU, StyleGAN2-ADA's; 5 on a CPU, whose runs see thousands of images)
     lecam: float = 0.0             # LeCam regularisation weight on D (0.3 on BigGAN in Tseng et al.); 0: off
     lecam_decay: float = 0.99      # LeCam: decay of the anchors (moving averages of D's mean outputs)
     lecam_start: int = 1000        # LeCam: step from which the anchors average (before it they follow the outputs)
@@ -241,24 +244,38 @@ class TrainConfig:
 # (the GPU row's 1:4) kept improving to 5 min (275, 96%) where 1e-3 / 1e-3 rose back from 340 to 771. biggan samples
 # with standing statistics ("Why biggan's EMA sampled badly" in the same file): any count from 2 batches of 256 cut the
 # late digit-FID by about a third, 2-16 within the noise; 4 on a CPU is cheap, 16 on a GPU is BigGAN-PyTorch's.
+# biggan's augmentation, every device: DiffAugment's BigGAN policy translation,cutout with ADA (target 0.6), chosen by
+# bench/quality on the photo crops (bench/results/quality_photos.md, issue 21): at 5 CPU minutes, two seeds each,
+# photo-FID 235 against plain biggan's (translation,color, no ADA) 499; LeCam 501, bCR 1062, ADA alone 431,
+# translation,cutout alone 322.
 DCGAN_DEFAULTS = {"cpu": {"g_width": 16, "d_width": 16, "lr_g": 1e-3, "lr_d": 1e-3, "loss": "bce", "beta1": 0.5,
-                          "beta2": 0.999, "batch_size": 64, "standing_stats": 0},
+                          "beta2": 0.999, "batch_size": 64, "standing_stats": 0, "augment": "translation,color",
+                          "ada_target": 0.0},
                   "cuda": {"g_width": 64, "d_width": 64, "lr_g": 2e-4, "lr_d": 2e-4, "loss": "bce", "beta1": 0.5,
-                           "beta2": 0.999, "batch_size": 64, "standing_stats": 0}}
+                           "beta2": 0.999, "batch_size": 64, "standing_stats": 0, "augment": "translation,color",
+                           "ada_target": 0.0}}
 MODEL_DEFAULTS = {
     "dcgan": DCGAN_DEFAULTS, "cgan": DCGAN_DEFAULTS, "mlp": DCGAN_DEFAULTS,
     "biggan": {"cpu": {"g_width": 8, "d_width": 8, "lr_g": 2.5e-4, "lr_d": 1e-3, "loss": "hinge", "beta1": 0.0,
-                       "beta2": 0.999, "batch_size": 16, "attn_g": 16, "attn_d": 16, "standing_stats": 4},
+                       "beta2": 0.999, "batch_size": 16, "attn_g": 16, "attn_d": 16, "standing_stats": 4,
+                       "augment": "translation,cutout", "ada_target": 0.6},
                "cuda": {"g_width": 32, "d_width": 64, "lr_g": 1e-4, "lr_d": 4e-4, "loss": "hinge", "beta1": 0.0,
-                        "beta2": 0.999, "batch_size": 64, "attn_g": 32, "attn_d": 32, "standing_stats": 16}},
+                        "beta2": 0.999, "batch_size": 64, "attn_g": 32, "attn_d": 32, "standing_stats": 16,
+                        "augment": "translation,cutout", "ada_target": 0.6}},
 }
 # Values by device alone, for fields left unset: evaluation and the final score are cheap on a GPU and cost hours
-# on a CPU (bench/results/eval.md).
-DEVICE_DEFAULTS = {"cpu": {"eval_every": "0", "score_n": 0}, "cuda": {"eval_every": "30m", "score_n": 10000}}
+# on a CPU (bench/results/eval.md); ADA's pace follows how many images a run sees (millions on a GPU, thousands on a
+# CPU, where 500 would hold the probability near 0 for the whole run).
+DEVICE_DEFAULTS = {"cpu": {"eval_every": "0", "score_n": 0, "ada_kimg": 5},
+                   "cuda": {"eval_every": "30m", "score_n": 10000, "ada_kimg": 500}}
 # What "unset" is for these fields; 0 for every other. attn_g/attn_d were 32 by default before they were by device:
 # older checkpoints store 32 and load as 32.
-UNSET = {"loss": "", "beta1": -1.0, "beta2": -1.0, "attn_g": -1, "attn_d": -1, "standing_stats": -1, "eval_every": "",
+UNSET = {"loss": "", "augment": "", "ada_target": -1.0, "beta1": -1.0, "beta2": -1.0, "attn_g": -1, "attn_d": -1, "standing_stats": -1, "eval_every": "",
          "score_n": -1}
+
+
+# What a run saved before these fields existed trained with (ADA off), so that resuming it does not switch ADA on.
+SAVED_BEFORE = {"ada_target": 0.0, "ada_kimg": 500}
 
 
 def for_device(cfg: TrainConfig, device_type: str) -> TrainConfig:
@@ -299,9 +316,10 @@ def from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def from_dict(values: dict) -> TrainConfig:
-    """A TrainConfig from a checkpoint's dict; unknown keys (from other versions) are ignored."""
+    """A TrainConfig from a checkpoint's dict; unknown keys (from other versions) are ignored, and a field saved before
+    its default was by model takes what that run had (SAVED_BEFORE)."""
     names = {f.name for f in fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in values.items() if k in names})
+    return TrainConfig(**{**SAVED_BEFORE, **{k: v for k, v in values.items() if k in names}})
 
 
 asdict = dataclasses.asdict
