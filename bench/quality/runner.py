@@ -26,7 +26,7 @@ KIT_TRAIN = [sys.executable, "-m", "kit", "train"]
 KIT_TAIL_IMAGES = 64      # --n-images of the benchmarked `kit train` runs by default: keeps the zip tail small;
                           # --n-images 10000 gives the user's tail (both are in the table, beside each other)
 
-BIGGAN_PLAIN = ["--model", "biggan", "--augment", "translation,color", "--ada-target", "0"]
+PLAIN = ["--augment", "translation,color", "--ada-target", "0"]   # biggan's augmentation before issue 21
 # name -> extra `kit train` flags (None: the notebook baseline); each variant changes one default
 CONFIGS = {
     "kit-dcgan": ["--model", "dcgan"],
@@ -42,12 +42,12 @@ CONFIGS = {
     # issue 21: the limited-data regularisers on plain biggan (its defaults before they were chosen by these rows), one
     # at a time, at CPU scale (a 5-minute run is a few hundred steps: LeCam's anchors average from the start, ADA's
     # probability can travel 0 -> 1 in 5k images); kit-biggan is whatever the kit's defaults are now
-    **{f"biggan-{name}": [*BIGGAN_PLAIN, *flags] for name, flags in (
-        ("plain", []),
-        ("lecam", ["--lecam", "0.3", "--lecam-start", "0"]),
-        ("cr", ["--cr", "10"]),
-        ("ada", ["--ada-target", "0.6", "--ada-kimg", "5"]),
-        ("tcut", ["--augment", "translation,cutout"]),
+    **{f"biggan-{name}": ["--model", "biggan", *flags] for name, flags in (
+        ("plain", PLAIN),
+        ("lecam", [*PLAIN, "--lecam", "0.3", "--lecam-start", "0"]),
+        ("cr", [*PLAIN, "--cr", "10"]),
+        ("ada", ["--augment", "translation,color", "--ada-target", "0.6", "--ada-kimg", "5"]),
+        ("tcut", ["--augment", "translation,cutout", "--ada-target", "0"]),
         ("tcut-ada", ["--augment", "translation,cutout", "--ada-target", "0.6", "--ada-kimg", "5"]))},
 }
 DEFAULT_CONFIGS = ("kit-dcgan", "baseline", "kit-cgan", "kit-biggan")
