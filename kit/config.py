@@ -88,7 +88,8 @@ class TrainConfig:
 # biggan's augmentation, every device: DiffAugment's BigGAN policy translation,cutout with ADA (target 0.6), chosen by
 # bench/quality on the photo crops (bench/results/quality_photos.md, issue 21): at 5 CPU minutes, two seeds each,
 # photo-FID 235 against plain biggan's (translation,color, no ADA) 499; LeCam 501, bCR 1062, ADA alone 431,
-# translation,cutout alone 322.
+# translation,cutout alone 322. At 20 minutes it was not 10% better at equal seconds (README, "Which regularisers
+# biggan takes"); at equal steps 115 against 163.
 DCGAN_DEFAULTS = {"cpu": {"g_width": 16, "d_width": 16, "lr_g": 1e-3, "lr_d": 1e-3, "loss": "bce", "beta1": 0.5,
                           "beta2": 0.999, "batch_size": 64, "standing_stats": 0, "augment": "translation,color",
                           "ada_target": 0.0},

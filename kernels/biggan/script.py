@@ -15,7 +15,7 @@ MANIFEST = {
     'kit/__init__.py': 'e7d0045deac9a05a409a26697e4ba733903926c7c14286cfeb66ba9a6b828972',
     'kit/budget.py': '0b24602ba3d74381de0f6555b9123e8de54c1b9141a713b73366367235e63a73',
     'kit/checkpoint.py': '4dd68e2698b945979d86be846edea81eba77b690ba08843d10e33304cb56c255',
-    'kit/config.py': '4c85aa8a11a12f97662e9374a7ee8ce2e9eeb1ba64dca8bfb188019db987b1b1',
+    'kit/config.py': 'c99990c644a3cc9bc82582181b9b220492af294371f1bcb1103509377f949041',
     'kit/data/__init__.py': '91eae478aba0ba4b29f550ad3c9b81cc15a9bbbc242a8f90a34d539f4381dbe1',
     'kit/data/augment.py': 'cd4448e5427da519b078cf7bbd5efd443d32600f34f5e302d136208a71d11ebf',
     'kit/data/cache.py': 'd97b231dcfad583b9db15790a7cbae9d91e22c70c86b6d8465380d2be0521d40',
@@ -247,7 +247,8 @@ class TrainConfig:
 # biggan's augmentation, every device: DiffAugment's BigGAN policy translation,cutout with ADA (target 0.6), chosen by
 # bench/quality on the photo crops (bench/results/quality_photos.md, issue 21): at 5 CPU minutes, two seeds each,
 # photo-FID 235 against plain biggan's (translation,color, no ADA) 499; LeCam 501, bCR 1062, ADA alone 431,
-# translation,cutout alone 322.
+# translation,cutout alone 322. At 20 minutes it was not 10% better at equal seconds (README, "Which regularisers
+# biggan takes"); at equal steps 115 against 163.
 DCGAN_DEFAULTS = {"cpu": {"g_width": 16, "d_width": 16, "lr_g": 1e-3, "lr_d": 1e-3, "loss": "bce", "beta1": 0.5,
                           "beta2": 0.999, "batch_size": 64, "standing_stats": 0, "augment": "translation,color",
                           "ada_target": 0.0},
