@@ -55,7 +55,7 @@ DEFAULT_CONFIGS = ("kit-dcgan", "baseline", "kit-cgan", "kit-biggan")
 
 def run_kit(name, flags, cache, seconds, args, seed):
     """`python -m kit train` under the budget; each checkpoint it writes is kept (G weights only) as a snapshot."""
-    run_dir = args.out / "runs" / f"{name}-{seconds:g}s-seed{seed}-tail{args.n_images}"
+    run_dir = run_folder(args.out, name, seconds, seed, args.n_images)
     command = [*KIT_TRAIN, "--data", str(cache), "--out", str(run_dir), "--force", "--seed", str(seed),
                "--budget", f"{seconds:g}s", "--device", args.device, "--n-images", str(args.n_images),
                "--threads", str(args.threads), "--checkpoint-every", f"{seconds / args.points:g}s", *flags]
@@ -80,6 +80,11 @@ def run_kit(name, flags, cache, seconds, args, seed):
             "settings": f"width {c['g_width']}/{c['d_width']}, lr {c['lr_g']:g}/{c['lr_d']:g}, {c['loss']}, "
                         f"batch {c['batch_size']}, EMA {c['ema']:g}, augment {c['augment']}, threads {c['threads']}"}
     return info, [(t, state["step"], state) for t, state in snapshots]
+
+
+def run_folder(out, name, seconds, seed, tail):
+    """Where `kit train` runs one config at one budget, seed and tail."""
+    return out / "runs" / f"{name}-{seconds:g}s-seed{seed}-tail{tail}"
 
 
 def keep_snapshot(path, seen, elapsed, snapshots):
