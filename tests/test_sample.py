@@ -4,11 +4,11 @@ import pytest
 import torch
 from PIL import Image
 
-from kit import checkpoint, models, plot
+from kit import checkpoint, models, plot, sample
 from kit.__main__ import main as kit_main
 from kit.config import TrainConfig, asdict
 from kit.errors import UserError
-from kit.sample import generate, sampling_options, to_uint8, truncated_noise
+from kit.sample import generate, load_generator, sampling_options, to_uint8, truncated_noise
 
 CLASSES = ["pug", "beagle", "corgi", "husky"]
 
@@ -34,6 +34,23 @@ def test_generate_uses_the_ema_weights(tmp_path):
     assert images.dtype == torch.uint8 and images.shape == (10, 3, 32, 32)
     again, _ = generate(checkpoint.load(tmp_path / "last.pt"), 10, seed=3)  # a loaded dict works too
     assert torch.equal(images, again)
+
+
+def test_the_generator_samples_in_the_runs_memory_format_and_in_chunks(tmp_path, monkeypatch):
+    make_checkpoint(tmp_path / "last.pt")
+    def channels_last(G):
+        weight = next(m for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d)).weight
+        return weight.is_contiguous(memory_format=torch.channels_last)
+
+    assert channels_last(load_generator(tmp_path / "last.pt", "cpu")[0])
+    whole, labels = generate(tmp_path / "last.pt", 25, seed=2)
+    monkeypatch.setitem(sample.CHUNK, "cpu", 7)   # 25 images in chunks of 7, 7, 7 and 4: the same images
+    chunked, again = generate(tmp_path / "last.pt", 25, seed=2)
+    assert torch.equal(labels, again) and (chunked.int() - whole.int()).abs().max() <= 1
+    assert chunked.is_contiguous() and chunked.shape == (25, 3, 32, 32)
+    state = checkpoint.load(tmp_path / "last.pt")
+    state["config"]["channels_last"] = False
+    assert not channels_last(load_generator(state, "cpu")[0])
 
 
 def test_labels_follow_the_training_frequencies(tmp_path):

@@ -45,7 +45,7 @@ MANIFEST = {
     'kit/package.py': '8ab007b933cf5e0d5082b8af7be0bda99cca5497fa2e9a98a09277213a030547',
     'kit/plot.py': 'fa5e4ffc4adc85a8c6faa33832bfb0f7dcd14d0dbff56e8506bbd317634eaec0',
     'kit/progress.py': '6683bd9a355ba4006be3dbeada7474de8d3dd901d3fd7d211e1d958cf409b20b',
-    'kit/sample.py': '118a56522792a710caa8314401fe8ff44b17cbe7784962966c6e6e8b46375d64',
+    'kit/sample.py': 'ded19d2513c520f719f230ceb9b0fec5898c27bf1a0ed07f6e60bb17562936ed',
     'kit/train.py': '689f5d0548b24ee6c406623abb54a3f0b1646460f2ea4fbead3cb55937dc2e38',
     'kit/trainer.py': '643548fed67ef9bebd5ffa358becf5aaf3ecb582cb479945f7d58d2578717f02',
     'kit/weights.py': '3ba1c94da2c4033d63b99d600400596bf049c335b7365131c6fe4870b6fd4e2a',
@@ -3833,13 +3833,14 @@ from kit.device import resolve_device
 from kit.models import build
 from kit.plot import save_grid
 
-CHUNK = 500  # images per forward pass
+CHUNK = {"cpu": 100, "cuda": 500}  # images per forward pass, by device type: on a CPU, chunks of 100 stay in cache
+                                   # (biggan in channels_last: 3× the images a second of chunks of 500 in NCHW)
 STATS_BATCH = 256  # images per batch of the standing statistics
 
 
 def to_uint8(x):
     """Images in [-1, 1] -> uint8 [0, 255] on the CPU."""
-    return ((x.float() + 1) * 127.5).round_().clamp_(0, 255).to(torch.uint8).cpu()
+    return ((x.float() + 1) * 127.5).round_().clamp_(0, 255).to(torch.uint8).cpu().contiguous()
 
 
 def truncated_noise(n, z_dim, truncation, generator):
@@ -3851,12 +3852,15 @@ def truncated_noise(n, z_dim, truncation, generator):
 
 
 def load_generator(checkpoint, device):
-    """The checkpoint's generator (EMA weights when present) in eval mode on `device`, and the checkpoint dict."""
+    """The checkpoint's generator (EMA weights when present) in eval mode on `device`, in the memory format the run
+    trained in, and the checkpoint dict."""
     state = checkpoint if isinstance(checkpoint, dict) else ckpt.load(checkpoint)
+    cfg = from_dict(state["config"])
     with torch.random.fork_rng(devices=[]):  # building initialises weights: leave the caller's RNG alone
-        G, _ = build(from_dict(state["config"]), state["image_shape"], len(state.get("classes") or []))
+        G, _ = build(cfg, state["image_shape"], len(state.get("classes") or []))
     G.load_state_dict(state.get("G_ema") or state["G"])
-    return G.to(device).eval(), state
+    layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    return G.to(device, memory_format=layout).eval(), state
 
 
 def pick_labels(state, n, labels, generator):
@@ -3933,8 +3937,9 @@ def generate(checkpoint, n, seed=0, truncation=0.0, device="auto", labels=None, 
         collect_standing_stats(G, standing_stats, STATS_BATCH, labels_for_stats, generator, device)
     z = truncated_noise(n, G.z_dim, truncation, generator)
     y = labels_for(n)
-    images = [to_uint8(G(z[i:i + CHUNK].to(device), None if y is None else y[i:i + CHUNK].to(device)))
-              for i in range(0, n, CHUNK)]
+    chunk = CHUNK.get(device.type, CHUNK["cuda"])
+    images = [to_uint8(G(z[i:i + chunk].to(device), None if y is None else y[i:i + chunk].to(device)))
+              for i in range(0, n, chunk)]
     return torch.cat(images) if images else torch.zeros(0, *state["image_shape"], dtype=torch.uint8), y
 
 
