@@ -191,7 +191,7 @@ def record(config, budget, steps, fid, curve, **scores):
                "references": {"ref: held-out real vs the rest": {"fid": 37.0, "bits": 3.32, "rarest": 0.09, "d": 0.02}}}
     return {"session": session, "config": config, "budget_s": budget, "steps": steps, "images_seen": 64 * steps,
             "seconds": budget, "fid": fid, "bits": 3.3, "rarest": 0.08, "d": 0.03, "load": [1.0, 2.0], "flags": "",
-            "n_eval": 100, "curve": curve, **scores}
+            "n_eval": 100, "curve": curve, "seed": 0, "tail": 0 if config == "baseline" else 64, **scores}
 
 
 def test_report_compares_at_equal_steps_from_snapshots_and_checks_the_bar(tmp_path):

@@ -38,27 +38,27 @@ colour-cast against the rest, copies, noise. How the set and its classifier were
 
 
 def group(r):
-    """A record's (config, budget, tail): its seeds are one group (records before seeds and tails: seed 0, tail 64)."""
-    return r["config"], r["budget_s"], r.get("tail", 0 if r["config"] == "baseline" else 64)
+    """A record's (config, budget, tail): its seeds are one group."""
+    return r["config"], r["budget_s"], r["tail"]
 
 
 def newest(records):
     """The newest record of each (config, budget, tail, seed), sorted by budget, tail, config and seed."""
     latest = {}
     for r in records:
-        latest[(*group(r), r.get("seed", 0))] = r
+        latest[(*group(r), r["seed"])] = r
     return [latest[k] for k in sorted(latest, key=lambda k: (k[1], k[2], k[0], k[3]))]
 
 
 def means(rows):
-    """{(config, budget, tail): {"fid", "d", "bits", "seeds", "fids", "ds"}}: each group's scores averaged over seeds."""
-    out = {}
+    """{(config, budget, tail): {"seeds", "fids", "fid", "d", "bits"}}: each group's seeds and FIDs, and its scores
+    averaged over them."""
+    groups = {}
     for r in rows:
-        m = out.setdefault(group(r), {"fids": [], "ds": [], "bitss": [], "seeds": []})
-        m["fids"].append(r["fid"]), m["ds"].append(r["d"]), m["bitss"].append(r["bits"]), m["seeds"].append(r.get("seed", 0))
-    for m in out.values():
-        m.update(fid=sum(m["fids"]) / len(m["fids"]), d=sum(m["ds"]) / len(m["ds"]), bits=sum(m["bitss"]) / len(m["bitss"]))
-    return out
+        groups.setdefault(group(r), []).append(r)
+    return {key: {"seeds": [r["seed"] for r in runs], "fids": [r["fid"] for r in runs],
+                  **{k: sum(r[k] for r in runs) / len(runs) for k in ("fid", "d", "bits")}}
+            for key, runs in groups.items()}
 
 
 def write_table(records, path, qset):
@@ -75,7 +75,7 @@ def write_table(records, path, qset):
     for r in rows:
         acc = f"{r['cgan_acc']:.1%}" if "cgan_acc" in r else ""
         rarest = f"{r['rarest']:.1%}" if "rarest" in r else ""
-        lines.append(f"| {r['config']} | {duration(r['budget_s'])} | {group(r)[2]} | {r.get('seed', 0)} | "
+        lines.append(f"| {r['config']} | {duration(r['budget_s'])} | {r['tail']} | {r['seed']} | "
                      f"{r['steps']} | {r['images_seen']} | "
                      f"{r['seconds']:.0f} | {r['fid']:.1f} | {r['bits']:.2f} | {rarest} | {r['d']:.4f} | {acc} | "
                      f"{r['load'][0]:.1f}–{r['load'][1]:.1f} | {r['session']['commit']} | {r['flags']} | "
@@ -151,7 +151,7 @@ def checks(rows, refs, qset):
                  f"rarest class {r['rarest']:.1%} ({'all drawn' if r['rarest'] > 0 else 'NOT all drawn'})", asked,
                  f"d {r['d']:.4f} against held-out real {noun}s' {held:.4f} "
                  f"({'above' if r['d'] > held else 'NOT above'})"]
-        lines.append(f"Check, {r['config']} at {duration(r['budget_s'])}, tail {group(r)[2]}, seed {r.get('seed', 0)}: "
+        lines.append(f"Check, {r['config']} at {duration(r['budget_s'])}, tail {r['tail']}, seed {r['seed']}: "
                      f"{'; '.join(items)}.  ")
     return lines
 
@@ -165,7 +165,7 @@ def equal_steps(rows, metric):
     """
     curves = {}
     for r in rows:
-        curves.setdefault(r["config"], {}).setdefault(r.get("seed", 0), []).extend(
+        curves.setdefault(r["config"], {}).setdefault(r["seed"], []).extend(
             (step, fid) for _, step, fid in r["curve"])
     marks = sorted({min(r["steps"] for r in runs) for b in {r["budget_s"] for r in rows}
                     for runs in ([r for r in rows if r["budget_s"] == b],
@@ -191,8 +191,8 @@ def write_plots(records, folder, qset):
     from kit.plot import save_line_chart
     rows = newest(records)
     for axis, index, name in (("seconds", 0, "time"), ("steps", 1, "steps")):
-        series = {f"{r['config']} {duration(r['budget_s'])}" + (f" tail {group(r)[2]}" if group(r)[2] > 64 else "")
-                  + (f" seed {r['seed']}" if r.get("seed") else ""): ([p[index] for p in r["curve"]],
+        series = {f"{r['config']} {duration(r['budget_s'])}" + (f" tail {r['tail']}" if r["tail"] > 64 else "")
+                  + (f" seed {r['seed']}" if r["seed"] else ""): ([p[index] for p in r["curve"]],
                                                                          [p[2] for p in r["curve"]]) for r in rows}
         save_line_chart(series, folder / f"{qset.stem}_fid_vs_{name}.png", xlabel=axis, ylabel=f"{qset.noun}-FID",
                         title=f"{qset.noun}-FID against {axis} of training", log_x=axis == "steps", log_y=True)

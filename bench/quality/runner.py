@@ -77,6 +77,7 @@ def run_kit(name, flags, cache, seconds, args, seed):
     final = snapshots[-1][1]
     c = final["config"]
     info = {"steps": final["step"], "images_seen": final["step"] * c["batch_size"], "seconds": wall,
+            "tail": args.n_images,
             "settings": f"width {c['g_width']}/{c['d_width']}, lr {c['lr_g']:g}/{c['lr_d']:g}, {c['loss']}, "
                         f"batch {c['batch_size']}, EMA {c['ema']:g}, augment {c['augment']}, threads {c['threads']}"}
     return info, [(t, state["step"], state) for t, state in snapshots]
@@ -121,7 +122,7 @@ def bench_one(name, flags, seconds, seed, args, real, extractor, cache, folder):
     if flags is None:
         times = [seconds * k / args.points for k in range(1, args.points)]
         info, snapshots = baseline.train_baseline(folder, seconds, device, times, seed=seed)
-        info["settings"] = f"{baseline.SETTINGS}, threads {args.threads}"
+        info.update(settings=f"{baseline.SETTINGS}, threads {args.threads}", tail=0)   # it writes no zip
         samplers = [(t, step, lambda s=state: (baseline.baseline_samples(s, args.n_eval, device), None))
                     for t, step, state in snapshots]
         flags = [baseline.DESCRIPTION]
@@ -136,8 +137,7 @@ def bench_one(name, flags, seconds, seed, args, real, extractor, cache, folder):
         curve.append((round(t, 1), step, round(final["fid"], 3)))
     from kit.plot import save_grid
     save_grid(images[:100], args.results / f"{SETS[args.set].stem}_samples_{name}_{seconds:g}s.png", nrow=10)
-    record = {"config": name, "flags": " ".join(flags), "budget_s": seconds, "seed": seed,
-              "tail": args.n_images if name != "baseline" else 0, **info, **final, "curve": curve,
+    record = {"config": name, "flags": " ".join(flags), "budget_s": seconds, "seed": seed, **info, **final, "curve": curve,
               "load": [round(load_before, 2), round(load_after, 2)], "device": device, "n_eval": args.n_eval}
     print(json.dumps({k: v for k, v in record.items() if k != "curve"}), flush=True)
     return record
