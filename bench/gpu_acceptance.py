@@ -282,7 +282,8 @@ def item_quality(ctx: Context) -> dict:
                  "kit-biggan=--model biggan --g-width 4 --d-width 4 --batch-size 8 --standing-stats 0 --threads 1"]
     runner.main([*flags, "--out", str(out), "--results", str(results)])
     record = [json.loads(line) for line in (results / "quality.jsonl").read_text().splitlines()][-1]
-    rows = metrics_rows(runner.run_folder(out, record["config"], record["budget_s"], record["seed"], record["tail"]))
+    rows = metrics_rows(runner.run_folder(out, "digits", record["config"], record["budget_s"], record["seed"],
+                                          record["tail"]))
     return {**{k: record.get(k) for k in ("budget_s", "steps", "fid", "d", "bits", "rarest", "cgan_acc", "settings")},
             "fallbacks": fallbacks(rows)}
 

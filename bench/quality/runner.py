@@ -55,7 +55,7 @@ DEFAULT_CONFIGS = ("kit-dcgan", "baseline", "kit-cgan", "kit-biggan")
 
 def run_kit(name, flags, cache, seconds, args, seed):
     """`python -m kit train` under the budget; each checkpoint it writes is kept (G weights only) as a snapshot."""
-    run_dir = run_folder(args.out, name, seconds, seed, args.n_images)
+    run_dir = run_folder(args.out, args.set, name, seconds, seed, args.n_images)
     command = [*KIT_TRAIN, "--data", str(cache), "--out", str(run_dir), "--force", "--seed", str(seed),
                "--budget", f"{seconds:g}s", "--device", args.device, "--n-images", str(args.n_images),
                "--threads", str(args.threads), "--checkpoint-every", f"{seconds / args.points:g}s", *flags]
@@ -83,9 +83,9 @@ def run_kit(name, flags, cache, seconds, args, seed):
     return info, [(t, state["step"], state) for t, state in snapshots]
 
 
-def run_folder(out, name, seconds, seed, tail):
-    """Where `kit train` runs one config at one budget, seed and tail."""
-    return out / "runs" / f"{name}-{seconds:g}s-seed{seed}-tail{tail}"
+def run_folder(out, set_name, name, seconds, seed, tail):
+    """Where `kit train` runs one config on one set at one budget, seed and tail."""
+    return out / set_name / "runs" / f"{name}-{seconds:g}s-seed{seed}-tail{tail}"
 
 
 def keep_snapshot(path, seen, elapsed, snapshots):
