@@ -112,9 +112,10 @@ def test_model_defaults_fill_loss_and_betas_per_model_and_keep_what_was_given():
         assert config.for_device(config.TrainConfig(model="biggan", augment="none"), device_type).augment == "none"
     biggan = {"cpu": config.for_device(config.TrainConfig(model="biggan"), "cpu"),
               "cuda": config.for_device(config.TrainConfig(model="biggan"), "cuda")}
-    assert [(c.ada_target, c.ada_kimg) for c in biggan.values()] == [(0.6, 5), (0.6, 500)]
+    assert [(c.ada_target, c.ada_kimg) for c in biggan.values()] == [(0.6, 5), (0.0, 500)]   # ADA: CPU only
     assert config.for_device(config.TrainConfig(), "cpu").ada_target == 0.0
-    assert config.for_device(config.TrainConfig(model="biggan", ada_target=0.0), "cuda").ada_target == 0.0   # off
-    saved = {k: v for k, v in config.asdict(biggan["cuda"]).items() if k not in ("ada_target", "ada_kimg")}
-    resumed = config.for_device(config.from_dict(saved), "cuda")   # a checkpoint from before ADA resumes without it
+    assert config.for_device(config.TrainConfig(model="biggan", ada_target=0.0), "cpu").ada_target == 0.0   # off
+    assert config.for_device(config.TrainConfig(model="biggan", ada_target=0.6), "cuda").ada_target == 0.6   # on
+    saved = {k: v for k, v in config.asdict(biggan["cpu"]).items() if k not in ("ada_target", "ada_kimg")}
+    resumed = config.for_device(config.from_dict(saved), "cpu")   # a checkpoint from before ADA resumes without it
     assert (resumed.ada_target, resumed.ada_kimg) == (0.0, 500)

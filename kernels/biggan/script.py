@@ -15,7 +15,7 @@ MANIFEST = {
     'kit/__init__.py': 'e7d0045deac9a05a409a26697e4ba733903926c7c14286cfeb66ba9a6b828972',
     'kit/budget.py': '0b24602ba3d74381de0f6555b9123e8de54c1b9141a713b73366367235e63a73',
     'kit/checkpoint.py': '4dd68e2698b945979d86be846edea81eba77b690ba08843d10e33304cb56c255',
-    'kit/config.py': 'c99990c644a3cc9bc82582181b9b220492af294371f1bcb1103509377f949041',
+    'kit/config.py': 'e5775b2353b88e2c362c327c491dbe9cd199f3deb24a210e0a0b8f5afb923920',
     'kit/data/__init__.py': '91eae478aba0ba4b29f550ad3c9b81cc15a9bbbc242a8f90a34d539f4381dbe1',
     'kit/data/augment.py': 'cd4448e5427da519b078cf7bbd5efd443d32600f34f5e302d136208a71d11ebf',
     'kit/data/cache.py': 'd97b231dcfad583b9db15790a7cbae9d91e22c70c86b6d8465380d2be0521d40',
@@ -197,7 +197,7 @@ class TrainConfig:
                                    # (translation,color; biggan translation,cutout), see MODEL_DEFAULTS
     ada_target: float = -1.0       # ADA: each augmentation applies with a probability that follows D's overfitting
                                    # (mean sign of D(real)) towards this target (0.6 is ADA's); 0: always applied;
-                                   # -1: the model's (biggan 0.6, else 0), see MODEL_DEFAULTS
+                                   # -1: the model's (biggan 0.6 on a CPU, else 0), see MODEL_DEFAULTS
     ada_kimg: int = 0              # ADA: thousands of images for the probability to go from 0 to 1; 0: by device
                                    # (500 on a GPU, StyleGAN2-ADA's; 5 on a CPU, whose runs see thousands of images)
     lecam: float = 0.0             # LeCam regularisation weight on D (0.3 on BigGAN in Tseng et al.); 0: off
@@ -244,11 +244,11 @@ class TrainConfig:
 # (the GPU row's 1:4) kept improving to 5 min (275, 96%) where 1e-3 / 1e-3 rose back from 340 to 771. biggan samples
 # with standing statistics ("Why biggan's EMA sampled badly" in the same file): any count from 2 batches of 256 cut the
 # late digit-FID by about a third, 2-16 within the noise; 4 on a CPU is cheap, 16 on a GPU is BigGAN-PyTorch's.
-# biggan's augmentation, every device: DiffAugment's BigGAN policy translation,cutout with ADA (target 0.6), chosen by
-# bench/quality on the photo crops (bench/results/quality_photos.md, issue 21): at 5 CPU minutes, two seeds each,
-# photo-FID 235 against plain biggan's (translation,color, no ADA) 499; LeCam 501, bCR 1062, ADA alone 431,
-# translation,cutout alone 322. At 20 minutes it was not 10% better at equal seconds (README, "Which regularisers
-# biggan takes"); at equal steps 115 against 163.
+# biggan's augmentation: DiffAugment's BigGAN policy translation,cutout on every device, chosen by bench/quality on the
+# photo crops (bench/results/quality_photos.md, issue 21; two seeds each, one thread, two runs at a time); ADA (target
+# 0.6) on a CPU only. At 5 CPU minutes photo-FID: the policy with ADA 235, the policy alone 322, plain biggan
+# (translation,color, no ADA) 499; LeCam 501, bCR 1062, ADA alone 431. At 20 minutes, the nearer stand-in for a
+# kernel's hours: the policy alone 113, plain 131, the policy with ADA 151: a GPU takes the policy without ADA.
 DCGAN_DEFAULTS = {"cpu": {"g_width": 16, "d_width": 16, "lr_g": 1e-3, "lr_d": 1e-3, "loss": "bce", "beta1": 0.5,
                           "beta2": 0.999, "batch_size": 64, "standing_stats": 0, "augment": "translation,color",
                           "ada_target": 0.0},
@@ -262,7 +262,7 @@ MODEL_DEFAULTS = {
                        "augment": "translation,cutout", "ada_target": 0.6},
                "cuda": {"g_width": 32, "d_width": 64, "lr_g": 1e-4, "lr_d": 4e-4, "loss": "hinge", "beta1": 0.0,
                         "beta2": 0.999, "batch_size": 64, "attn_g": 32, "attn_d": 32, "standing_stats": 16,
-                        "augment": "translation,cutout", "ada_target": 0.6}},
+                        "augment": "translation,cutout", "ada_target": 0.0}},
 }
 # Values by device alone, for fields left unset: evaluation and the final score are cheap on a GPU and cost hours
 # on a CPU (bench/results/eval.md); ADA's pace follows how many images a run sees (millions on a GPU, thousands on a
