@@ -38,6 +38,7 @@ def test_generate_uses_the_ema_weights(tmp_path):
 
 def test_the_generator_samples_in_the_runs_memory_format_and_in_chunks(tmp_path, monkeypatch):
     make_checkpoint(tmp_path / "last.pt")
+
     def channels_last(G):
         weight = next(m for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d)).weight
         return weight.is_contiguous(memory_format=torch.channels_last)
