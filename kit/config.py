@@ -17,6 +17,8 @@ class TrainConfig:
     loss: str = ""                 # bce | lsgan | wgan-gp | wgan | hinge | ralsgan; "": the model's, see MODEL_DEFAULTS
     budget: str = "8h30m"          # hard wall-clock limit, tail (10k images + zip) included; "+45s": 45 s of
                                    # training, plus whatever the tail needs
+    budget_from: float = 0.0       # wall-clock time (time.time()) the budget counts from; 0: when training starts
+                                   # (a kernel passes its own start, so its spawned processes' start-up counts)
     batch_size: int = 0            # per process; 0: by model and device (64, biggan on a CPU 16), see MODEL_DEFAULTS
     lr_g: float = 0.0              # 0: by model and device, see MODEL_DEFAULTS
     lr_d: float = 0.0              # 0: by model and device

@@ -28,9 +28,9 @@ from kit.sample import STATS_BATCH, generate, load_generator
 from kit.trainer import Trainer, set_rng_state
 
 # Fields a resumed run takes from the command line; every other field comes from the checkpoint.
-RUN_FIELDS = ("data", "out", "budget", "device", "threads", "compile", "cuda_graph", "checkpoint_every", "sample_every",
-              "log_every", "n_images", "zip", "truncation", "standing_stats", "class_balance", "resume", "max_steps",
-              "force", "eval_every", "eval_n", "select", "score_n", "real")
+RUN_FIELDS = ("data", "out", "budget", "budget_from", "device", "threads", "compile", "cuda_graph", "checkpoint_every",
+              "sample_every", "log_every", "n_images", "zip", "truncation", "standing_stats", "class_balance", "resume",
+              "max_steps", "force", "eval_every", "eval_n", "select", "score_n", "real")
 MAX_ROLLBACKS = 5       # NaN rollbacks in a row before giving up
 FP16_ROLLBACKS = 2      # rollbacks in a row under fp16 before the run goes on in fp32 (bf16 where the GPU has it)
 FIRST_STEPS = 100       # steps after the start in which a compile/capture failure or an OOM falls back
@@ -192,7 +192,7 @@ def open_evaluator(cfg, real, device, rank, world):
 def train(cfg: TrainConfig) -> Path:
     """Train until cfg.max_steps or the budget's end, then checkpoint, zip cfg.n_images from the selected checkpoint
     and score the zip when the leaderboards' weights are at hand; returns OUT/last.pt."""
-    start = time.monotonic()
+    start = time.monotonic() - (max(0.0, time.time() - cfg.budget_from) if cfg.budget_from else 0.0)
     rank, world, device = setup_distributed(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

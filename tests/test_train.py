@@ -129,6 +129,18 @@ def test_budget_stops_on_time_with_checkpoint_and_zip(demo_cache, tmp_path, chan
     assert images.shape == (120, 3, 64, 64) and problems == []
 
 
+def test_the_budget_counts_from_budget_from(demo32, tmp_path):
+    """A kernel's start passed as budget_from: the seconds before training spent the budget too."""
+    cfg = config(tmp_path / "run", demo32, budget="20s", budget_from=time.time() - 12, max_steps=0)
+    t = time.monotonic()
+    train(cfg)
+    wall, end = time.monotonic() - t, metrics(tmp_path / "run")[-1]
+    assert end["event"] == "end" and wall <= 8.0 and 12.0 <= end["wall_s"] <= 20.0, (wall, end)
+    late = config(tmp_path / "late", demo32, budget="20s", budget_from=time.time() - 19)
+    with pytest.raises(UserError, match="--budget 20s leaves no time to train"):
+        train(late)
+
+
 @pytest.mark.parametrize("changes", [{}, BIGGAN], ids=["dcgan", "biggan"])
 def test_nan_rolls_back_to_the_last_good_state_with_lower_lrs(demo32, tmp_path, capsys, monkeypatch, changes):
     from kit import train as train_module

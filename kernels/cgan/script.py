@@ -15,7 +15,7 @@ MANIFEST = {
     'kit/__init__.py': 'e7d0045deac9a05a409a26697e4ba733903926c7c14286cfeb66ba9a6b828972',
     'kit/budget.py': '0b24602ba3d74381de0f6555b9123e8de54c1b9141a713b73366367235e63a73',
     'kit/checkpoint.py': '4dd68e2698b945979d86be846edea81eba77b690ba08843d10e33304cb56c255',
-    'kit/config.py': 'e5775b2353b88e2c362c327c491dbe9cd199f3deb24a210e0a0b8f5afb923920',
+    'kit/config.py': '29d44eee3c8fe9e5dcdcff26144fc4aa71297b17eadef2e1e306241545fd4a6d',
     'kit/data/__init__.py': '91eae478aba0ba4b29f550ad3c9b81cc15a9bbbc242a8f90a34d539f4381dbe1',
     'kit/data/augment.py': 'cd4448e5427da519b078cf7bbd5efd443d32600f34f5e302d136208a71d11ebf',
     'kit/data/cache.py': 'd97b231dcfad583b9db15790a7cbae9d91e22c70c86b6d8465380d2be0521d40',
@@ -28,7 +28,7 @@ MANIFEST = {
     'kit/jobs.py': '896299b35ad0b1edf94ba03a51a164993ede08c476234e2c657997c704a839c3',
     'kit/kernel/__init__.py': '830143a6408c2cd2ff8086108926339529a22e028a7a2830e3d628dcf71c178f',
     'kit/kernel/preflight.py': 'ec66052e61da741138a329f9c59e2ad3eb9fba6f1292d659368dcd1d11c69542',
-    'kit/kernel/runtime.py': '33768cef17b40abe045ae6edc69cda12a89a6c6062d9d12d4ace21fee49dc437',
+    'kit/kernel/runtime.py': 'bd2e4576b651680001a833daa05fa839f42ebb8602e382baa97eb571df78ba7a',
     'kit/losses.py': '13301d339fe3a525fd12100922a3c309d4ba2de008058315f5f29db20a20eb6b',
     'kit/metrics/__init__.py': '51890920afb36f18e27fbce15db9a07c1006c87d80e47085a7eca12d440a2cfc',
     'kit/metrics/evaluate.py': '905ba9d2754ed1b7fc3465ab75b732896beeab46ea1498fb7ee12f912c5b8ceb',
@@ -46,7 +46,7 @@ MANIFEST = {
     'kit/plot.py': 'fa5e4ffc4adc85a8c6faa33832bfb0f7dcd14d0dbff56e8506bbd317634eaec0',
     'kit/progress.py': '6683bd9a355ba4006be3dbeada7474de8d3dd901d3fd7d211e1d958cf409b20b',
     'kit/sample.py': '68fb2e24a83baf246074320d9b35e52892139015730c67ade5e26c46b8dd2557',
-    'kit/train.py': '689f5d0548b24ee6c406623abb54a3f0b1646460f2ea4fbead3cb55937dc2e38',
+    'kit/train.py': 'd214a19372f5deb0a86d5ae9f98d73bce8821b6d3d8b576b58271020ad98efb8',
     'kit/trainer.py': '643548fed67ef9bebd5ffa358becf5aaf3ecb582cb479945f7d58d2578717f02',
     'kit/weights.py': '3ba1c94da2c4033d63b99d600400596bf049c335b7365131c6fe4870b6fd4e2a',
 }
@@ -176,6 +176,8 @@ class TrainConfig:
     loss: str = ""                 # bce | lsgan | wgan-gp | wgan | hinge | ralsgan; "": the model's, see MODEL_DEFAULTS
     budget: str = "8h30m"          # hard wall-clock limit, tail (10k images + zip) included; "+45s": 45 s of
                                    # training, plus whatever the tail needs
+    budget_from: float = 0.0       # wall-clock time (time.time()) the budget counts from; 0: when training starts
+                                   # (a kernel passes its own start, so its spawned processes' start-up counts)
     batch_size: int = 0            # per process; 0: by model and device (64, biggan on a CPU 16), see MODEL_DEFAULTS
     lr_g: float = 0.0              # 0: by model and device, see MODEL_DEFAULTS
     lr_d: float = 0.0              # 0: by model and device
@@ -1773,7 +1775,6 @@ The generated kernels/NAME/script.py writes the inlined kit/ to a temporary fold
 talks to Kaggle's API: building and pushing live in kit.kernel.build, which never ships inside a kernel.
 """
 import argparse
-import dataclasses
 import json
 import os
 import shutil
@@ -1796,6 +1797,7 @@ SCORE_N = 10000            # images the scoring kernel scores: the leaderboards'
 USER_ERROR_EXIT = 2        # a training process that stopped on a UserError exits with this (its line is in the log)
 STOPPED_ON_ERROR = "a training process stopped on bad input (its error line is above)"
 CHECK_RESERVE_S = 10.0     # kept back from training for the final check of images.zip
+EXIT_GRACE_S = 5.0         # training's budget ends this long before its processes are stopped: time to exit
 JOIN_POLL_S = 2.0          # how often the parent looks at its training processes
 DATA_NAMES = {"all-dogs.zip": "images", "all-dogs": "images", "annotation.zip": "annotations",
               "annotation": "annotations"}
@@ -1946,10 +1948,10 @@ def run(kernel: dict, start: float, args) -> int:
     run_dir = working / RUN_FOLDER
     shutil.rmtree(run_dir, ignore_errors=True)   # a checkpoint left from another run must not become the zip
     start_step = continue_stage(kernel, options, dataset, input_dir, run_dir, log) if kernel.get("continue") else 0
-    cfg = run_config(options, decision, work, run_dir, start_step > 0, budget - (time.time() - start) - CHECK_RESERVE_S,
-                     log)
+    deadline = start + budget - CHECK_RESERVE_S
+    cfg = run_config(options, decision, work, run_dir, start_step > 0, start, deadline - EXIT_GRACE_S, log)
     last = run_dir / "last.pt"
-    failure = train_stage(cfg, decision.procs, start + budget - CHECK_RESERVE_S, start_step, log)
+    failure = train_stage(cfg, decision.procs, deadline, start_step, log)
     zip_path = Path(cfg.zip)
     if failure:
         log(f"train: ended early: {failure}")
@@ -2051,38 +2053,40 @@ def score_stage(source: str, input_dir: Path, work: Path, working: Path, device:
     return 0
 
 
-def run_config(options: dict, decision, work: Path, run_dir: Path, resume: bool, seconds: float, log):
-    """The TrainConfig of this kernel, with its per-process batch and learning rates stated in the log."""
+def run_config(options: dict, decision, work: Path, run_dir: Path, resume: bool, start: float, end: float, log):
+    """The TrainConfig of this kernel, its budget from the kernel's `start` to `end` (wall-clock times), with its
+    per-process batch and learning rates stated in the log."""
     from kit.config import TrainConfig, asdict, for_device, from_dict
     values = {**asdict(TrainConfig()), **options, "data": str(work / "dogkit-cache.npz"), "out": str(run_dir),
-              "budget": f"{seconds:.1f}", "zip": str(run_dir.parent / "images.zip"), "resume": resume, "force": True}
+              "budget": f"{end - start:.1f}", "budget_from": start, "zip": str(run_dir.parent / "images.zip"), "resume": resume, "force": True}
     if decision.device == "cpu" and decision.procs > 1 and not values["threads"]:
         values["threads"] = max(1, (os.cpu_count() or 1) // decision.procs)   # the cores shared out, not oversubscribed
     cfg = from_dict(values)
     shown = for_device(cfg, decision.device)
     log(f"train: {cfg.model}, loss {shown.loss}, {decision.procs} process(es) on {decision.device}, batch "
         f"{shown.batch_size} per process ({shown.batch_size * decision.procs} images a step), lr G {shown.lr_g:g} "
-        f"D {shown.lr_d:g} in every process (DDP averages the gradients), {seconds:.0f} s left for training and "
-        f"the {cfg.n_images} final images")
+        f"D {shown.lr_d:g} in every process (DDP averages the gradients), {end - time.time():.0f} s left for training "
+        f"and the {cfg.n_images} final images")
     return cfg
 
 
 def train_stage(cfg, procs: int, deadline: float, start_step: int, log) -> str:
     """Train; "" when it finished, else why it stopped. Ranks dead before training past start_step: one process
     retries (from the carried checkpoint when continuing)."""
+    from kit.config import parse_duration
     if procs == 1:
         return train_here(cfg)
     failure = train_ranks(cfg, procs, deadline)
     if not failure or failure == STOPPED_ON_ERROR or checkpoint_step(Path(cfg.out) / "last.pt") > start_step:
         return failure
-    left = deadline - time.time()   # an old torch's DDP or an untested NCCL must not cost the whole run
-    if left < 1:
+    left = cfg.budget_from + parse_duration(cfg.budget) - time.time()   # an old torch's DDP or an untested NCCL
+    if left < 1:                                                          # must not cost the whole run
         return f"{failure}; no time was left to train again in 1 process"
     log(f"train: fallback: the {procs} processes ended before training ({failure}); training again in 1 process "
         f"for the {left:.0f} s left")
     if not cfg.resume:
         shutil.rmtree(cfg.out, ignore_errors=True)
-    return train_here(dataclasses.replace(cfg, budget=f"{left:.1f}"))
+    return train_here(cfg)
 
 
 def checkpoint_step(last: Path) -> int:
@@ -4013,9 +4017,9 @@ from kit.sample import STATS_BATCH, generate, load_generator
 from kit.trainer import Trainer, set_rng_state
 
 # Fields a resumed run takes from the command line; every other field comes from the checkpoint.
-RUN_FIELDS = ("data", "out", "budget", "device", "threads", "compile", "cuda_graph", "checkpoint_every", "sample_every",
-              "log_every", "n_images", "zip", "truncation", "standing_stats", "class_balance", "resume", "max_steps",
-              "force", "eval_every", "eval_n", "select", "score_n", "real")
+RUN_FIELDS = ("data", "out", "budget", "budget_from", "device", "threads", "compile", "cuda_graph", "checkpoint_every",
+              "sample_every", "log_every", "n_images", "zip", "truncation", "standing_stats", "class_balance", "resume",
+              "max_steps", "force", "eval_every", "eval_n", "select", "score_n", "real")
 MAX_ROLLBACKS = 5       # NaN rollbacks in a row before giving up
 FP16_ROLLBACKS = 2      # rollbacks in a row under fp16 before the run goes on in fp32 (bf16 where the GPU has it)
 FIRST_STEPS = 100       # steps after the start in which a compile/capture failure or an OOM falls back
@@ -4177,7 +4181,7 @@ def open_evaluator(cfg, real, device, rank, world):
 def train(cfg: TrainConfig) -> Path:
     """Train until cfg.max_steps or the budget's end, then checkpoint, zip cfg.n_images from the selected checkpoint
     and score the zip when the leaderboards' weights are at hand; returns OUT/last.pt."""
-    start = time.monotonic()
+    start = time.monotonic() - (max(0.0, time.time() - cfg.budget_from) if cfg.budget_from else 0.0)
     rank, world, device = setup_distributed(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

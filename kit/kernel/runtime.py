@@ -5,7 +5,6 @@ The generated kernels/NAME/script.py writes the inlined kit/ to a temporary fold
 talks to Kaggle's API: building and pushing live in kit.kernel.build, which never ships inside a kernel.
 """
 import argparse
-import dataclasses
 import json
 import os
 import shutil
@@ -28,6 +27,7 @@ SCORE_N = 10000            # images the scoring kernel scores: the leaderboards'
 USER_ERROR_EXIT = 2        # a training process that stopped on a UserError exits with this (its line is in the log)
 STOPPED_ON_ERROR = "a training process stopped on bad input (its error line is above)"
 CHECK_RESERVE_S = 10.0     # kept back from training for the final check of images.zip
+EXIT_GRACE_S = 5.0         # training's budget ends this long before its processes are stopped: time to exit
 JOIN_POLL_S = 2.0          # how often the parent looks at its training processes
 DATA_NAMES = {"all-dogs.zip": "images", "all-dogs": "images", "annotation.zip": "annotations",
               "annotation": "annotations"}
@@ -178,10 +178,10 @@ def run(kernel: dict, start: float, args) -> int:
     run_dir = working / RUN_FOLDER
     shutil.rmtree(run_dir, ignore_errors=True)   # a checkpoint left from another run must not become the zip
     start_step = continue_stage(kernel, options, dataset, input_dir, run_dir, log) if kernel.get("continue") else 0
-    cfg = run_config(options, decision, work, run_dir, start_step > 0, budget - (time.time() - start) - CHECK_RESERVE_S,
-                     log)
+    deadline = start + budget - CHECK_RESERVE_S
+    cfg = run_config(options, decision, work, run_dir, start_step > 0, start, deadline - EXIT_GRACE_S, log)
     last = run_dir / "last.pt"
-    failure = train_stage(cfg, decision.procs, start + budget - CHECK_RESERVE_S, start_step, log)
+    failure = train_stage(cfg, decision.procs, deadline, start_step, log)
     zip_path = Path(cfg.zip)
     if failure:
         log(f"train: ended early: {failure}")
@@ -283,38 +283,40 @@ def score_stage(source: str, input_dir: Path, work: Path, working: Path, device:
     return 0
 
 
-def run_config(options: dict, decision, work: Path, run_dir: Path, resume: bool, seconds: float, log):
-    """The TrainConfig of this kernel, with its per-process batch and learning rates stated in the log."""
+def run_config(options: dict, decision, work: Path, run_dir: Path, resume: bool, start: float, end: float, log):
+    """The TrainConfig of this kernel, its budget from the kernel's `start` to `end` (wall-clock times), with its
+    per-process batch and learning rates stated in the log."""
     from kit.config import TrainConfig, asdict, for_device, from_dict
     values = {**asdict(TrainConfig()), **options, "data": str(work / "dogkit-cache.npz"), "out": str(run_dir),
-              "budget": f"{seconds:.1f}", "zip": str(run_dir.parent / "images.zip"), "resume": resume, "force": True}
+              "budget": f"{end - start:.1f}", "budget_from": start, "zip": str(run_dir.parent / "images.zip"), "resume": resume, "force": True}
     if decision.device == "cpu" and decision.procs > 1 and not values["threads"]:
         values["threads"] = max(1, (os.cpu_count() or 1) // decision.procs)   # the cores shared out, not oversubscribed
     cfg = from_dict(values)
     shown = for_device(cfg, decision.device)
     log(f"train: {cfg.model}, loss {shown.loss}, {decision.procs} process(es) on {decision.device}, batch "
         f"{shown.batch_size} per process ({shown.batch_size * decision.procs} images a step), lr G {shown.lr_g:g} "
-        f"D {shown.lr_d:g} in every process (DDP averages the gradients), {seconds:.0f} s left for training and "
-        f"the {cfg.n_images} final images")
+        f"D {shown.lr_d:g} in every process (DDP averages the gradients), {end - time.time():.0f} s left for training "
+        f"and the {cfg.n_images} final images")
     return cfg
 
 
 def train_stage(cfg, procs: int, deadline: float, start_step: int, log) -> str:
     """Train; "" when it finished, else why it stopped. Ranks dead before training past start_step: one process
     retries (from the carried checkpoint when continuing)."""
+    from kit.config import parse_duration
     if procs == 1:
         return train_here(cfg)
     failure = train_ranks(cfg, procs, deadline)
     if not failure or failure == STOPPED_ON_ERROR or checkpoint_step(Path(cfg.out) / "last.pt") > start_step:
         return failure
-    left = deadline - time.time()   # an old torch's DDP or an untested NCCL must not cost the whole run
-    if left < 1:
+    left = cfg.budget_from + parse_duration(cfg.budget) - time.time()   # an old torch's DDP or an untested NCCL
+    if left < 1:                                                          # must not cost the whole run
         return f"{failure}; no time was left to train again in 1 process"
     log(f"train: fallback: the {procs} processes ended before training ({failure}); training again in 1 process "
         f"for the {left:.0f} s left")
     if not cfg.resume:
         shutil.rmtree(cfg.out, ignore_errors=True)
-    return train_here(dataclasses.replace(cfg, budget=f"{left:.1f}"))
+    return train_here(cfg)
 
 
 def checkpoint_step(last: Path) -> int:
