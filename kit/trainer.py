@@ -49,13 +49,18 @@ def ema_update(ema, model, weight):
     """ema ← ema + weight·(model - ema) for parameters and floating-point buffers (batch-norm statistics); other
     buffers are copied, and so are spectral norm's power-iteration vectors: in eval mode sigma is uᵀWv with the
     stored u and v, and an average of unit vectors is shorter than 1, which inflated every weight of the EMA G.
-    `weight` is a 0-d device tensor read on the device (a CUDA graph replays it), never turned into a Python number."""
-    ema_params = list(ema.parameters())
-    steps = torch._foreach_sub([p.detach() for p in model.parameters()], ema_params)
-    torch._foreach_mul_(steps, weight)
-    torch._foreach_add_(ema_params, steps)
+    `weight` is a 0-d device tensor read on the device (a CUDA graph replays it), never turned into a Python number.
+    A handful of multi-tensor operations, not a few per tensor: on a GPU the step is bound by its count of kernels."""
+    averaged, sources, copied, originals = list(ema.parameters()), [p.detach() for p in model.parameters()], [], []
     for (name, e), b in zip(ema.named_buffers(), model.buffers()):
-        e.lerp_(b, weight) if e.is_floating_point() and not power_iteration_vector(name) else e.copy_(b)
+        floating = e.is_floating_point() and not power_iteration_vector(name)
+        (averaged if floating else copied).append(e)
+        (sources if floating else originals).append(b)
+    steps = torch._foreach_sub(sources, averaged)
+    torch._foreach_mul_(steps, weight)
+    torch._foreach_add_(averaged, steps)
+    if copied:
+        torch._foreach_copy_(copied, originals)
 
 
 def distributed(module, device_ids):
@@ -114,6 +119,7 @@ class Trainer:
                               else torch.contiguous_format)
         torch.manual_seed(cfg.seed)   # the same initial weights on every rank (G_ema is copied before DDP syncs)
         G, D = models.build(cfg, tuple(images.shape[1:]), n_classes)
+        self.joint_d = not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in D.modules())
         torch.manual_seed(cfg.seed + rank)   # different batches and noise on every rank
         np.random.seed(cfg.seed + rank)
         random.seed(cfg.seed + rank)
@@ -224,6 +230,14 @@ class Trainer:
         x = self.images[idx].float().div_(127.5).sub_(1).contiguous(memory_format=self.memory_format)
         return x, self.labels[idx] if self.conditional else None
 
+    def discriminate(self, real, fake, y):
+        """D's logits (float) on real and fake: one pass over both when D has no batch norm (its outputs are then per
+        image, and one pass launches half the kernels of two), else one pass each (batch norm must not mix them)."""
+        if self.joint_d:
+            both = self.D_train(torch.cat([real, fake]), None if y is None else torch.cat([y, y])).float()
+            return both.split(len(real))
+        return self.D_train(real, y).float(), self.D_train(fake, y).float()
+
     def optimiser_step(self, key, opt, loss):
         """Backward through the scaler, step, update the scale."""
         opt.zero_grad(set_to_none=True)
@@ -253,8 +267,8 @@ class Trainer:
             with self.autocast():
                 with torch.set_grad_enabled(i == self.n_critic - 1):
                     fake = self.G_train(z, y)
-                real_aug, fake_aug = self.augmented(real), self.augmented(fake.detach())
-                real_logits, fake_logits = self.D_train(real_aug, y).float(), self.D_train(fake_aug, y).float()
+                real_aug, fake_aug = self.augmented(torch.cat([real, fake.detach()])).split(len(real))
+                real_logits, fake_logits = self.discriminate(real_aug, fake_aug, y)
                 loss_d = self.loss.d(real_logits, fake_logits) + self.regularisation(real, fake, y, real_logits,
                                                                                       fake_logits)
                 if self.loss.gradient_penalty:

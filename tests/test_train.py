@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from kit import checkpoint
-from kit.config import TrainConfig
+from kit.config import TrainConfig, for_device
 from kit.data import cache
 from kit.errors import UserError
 from kit.package import check_zip, read_images
 from kit.sample import generate
 from kit.train import pick_precision, train
-from kit.trainer import ema_update
+from kit.trainer import Trainer, ema_update
 
 
 @pytest.fixture(autouse=True)
@@ -214,6 +214,24 @@ def test_precision_choice_on_cpu():
     assert pick_precision("fp16", cpu) is torch.float16          # the T4 path, tested on the CPU
     with pytest.raises(UserError, match="--precision"):
         pick_precision("half", cpu)
+
+
+@pytest.mark.parametrize("model,joint", [("biggan", True), ("dcgan", False), ("cgan", False)])
+def test_d_takes_real_and_fake_in_one_pass_only_without_batch_norm(model, joint):
+    """One pass of 2B images launches half the kernels of two passes of B; batch norm in D must not mix them."""
+    cfg = for_device(TrainConfig(model=model, device="cpu", g_width=8, d_width=8, attn_g=0, attn_d=0), "cpu")
+    labels = torch.randint(0, 3, (8,))
+    trainer = Trainer(cfg, torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8), labels, 3, torch.device("cpu"),
+                      None, False)
+    assert trainer.joint_d is joint
+    trainer.D.eval()   # in training mode spectral norm's power iteration would move between two passes
+    batches = []
+    trainer.D.register_forward_hook(lambda module, inputs, output: batches.append(len(inputs[0])))
+    real, fake, y = torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32), labels[:4] if trainer.conditional else None
+    real_logits, fake_logits = trainer.discriminate(real, fake, y)
+    assert batches == ([8] if joint else [4, 4])
+    torch.testing.assert_close(real_logits, trainer.D(real, y).float())
+    torch.testing.assert_close(fake_logits, trainer.D(fake, y).float())
 
 
 def test_ema_update_by_hand():
