@@ -38,10 +38,11 @@ class Count(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def step_operations(model: str) -> tuple:
-    """(operations in one training step, of which inside the optimisers' step) of `model` at its GPU settings."""
+def step_operations(model: str, **changes) -> tuple:
+    """(operations in one training step, of which inside the optimisers' step) of `model` at its GPU settings with
+    `changes` (widths and batch size change the arithmetic, not the count)."""
     torch.manual_seed(0)
-    cfg = for_device(TrainConfig(model=model, device="cpu"), "cuda")
+    cfg = for_device(TrainConfig(model=model, device="cpu", **changes), "cuda")
     images = torch.randint(0, 256, (4 * cfg.batch_size, 3, 64, 64), dtype=torch.uint8)
     trainer = Trainer(cfg, images, torch.randint(0, N_CLASSES, (len(images),)), N_CLASSES, torch.device("cpu"), None,
                       False)
