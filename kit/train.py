@@ -54,8 +54,9 @@ def pick_precision(name, device):
 
 
 def graph_allowed(cfg, device, dtype, world):
-    """Whether the step is captured in a CUDA graph: asked for, one CUDA process, bf16 or fp32."""
-    return cfg.cuda_graph and device.type == "cuda" and dtype is not torch.float16 and world == 1
+    """Whether the step is captured in a CUDA graph: asked for (the default), one CUDA process, bf16 or fp32 (fp16's
+    grad scaler reads its inf check on the host), and no torch.compile (whose graphs are its own)."""
+    return cfg.cuda_graph and device.type == "cuda" and dtype is not torch.float16 and world == 1 and not cfg.compile
 
 
 def setup_distributed(device_name):
@@ -202,8 +203,8 @@ def train(cfg: TrainConfig) -> Path:
     zip_path = Path(cfg.zip) if cfg.zip else out / "images.zip"
     dtype = pick_precision(cfg.precision, device)
     use_graph = graph_allowed(cfg, device, dtype, world)
-    if cfg.cuda_graph and not use_graph and main:
-        tqdm.write("cuda_graph is off: it needs one CUDA GPU and bf16 or fp32 precision")
+    if cfg.cuda_graph and not use_graph and main and device.type == "cuda":
+        tqdm.write("the CUDA graph is off: it needs one GPU process, bf16 or fp32 precision and no --compile")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True

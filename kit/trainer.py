@@ -119,7 +119,6 @@ class Trainer:
                               else torch.contiguous_format)
         torch.manual_seed(cfg.seed)   # the same initial weights on every rank (G_ema is copied before DDP syncs)
         G, D = models.build(cfg, tuple(images.shape[1:]), n_classes)
-        self.joint_d = not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in D.modules())
         torch.manual_seed(cfg.seed + rank)   # different batches and noise on every rank
         np.random.seed(cfg.seed + rank)
         random.seed(cfg.seed + rank)
@@ -230,14 +229,6 @@ class Trainer:
         x = self.images[idx].float().div_(127.5).sub_(1).contiguous(memory_format=self.memory_format)
         return x, self.labels[idx] if self.conditional else None
 
-    def discriminate(self, real, fake, y):
-        """D's logits (float) on real and fake: one pass over both when D has no batch norm (its outputs are then per
-        image, and one pass launches half the kernels of two), else one pass each (batch norm must not mix them)."""
-        if self.joint_d:
-            both = self.D_train(torch.cat([real, fake]), None if y is None else torch.cat([y, y])).float()
-            return both.split(len(real))
-        return self.D_train(real, y).float(), self.D_train(fake, y).float()
-
     def optimiser_step(self, key, opt, loss):
         """Backward through the scaler, step, update the scale."""
         opt.zero_grad(set_to_none=True)
@@ -267,8 +258,8 @@ class Trainer:
             with self.autocast():
                 with torch.set_grad_enabled(i == self.n_critic - 1):
                     fake = self.G_train(z, y)
-                real_aug, fake_aug = self.augmented(torch.cat([real, fake.detach()])).split(len(real))
-                real_logits, fake_logits = self.discriminate(real_aug, fake_aug, y)
+                real_aug, fake_aug = self.augmented(real), self.augmented(fake.detach())
+                real_logits, fake_logits = self.D_train(real_aug, y).float(), self.D_train(fake_aug, y).float()
                 loss_d = self.loss.d(real_logits, fake_logits) + self.regularisation(real, fake, y, real_logits,
                                                                                       fake_logits)
                 if self.loss.gradient_penalty:

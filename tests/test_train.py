@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from kit import checkpoint
-from kit.config import TrainConfig, for_device
+from kit.config import TrainConfig
 from kit.data import cache
 from kit.errors import UserError
 from kit.package import check_zip, read_images
 from kit.sample import generate
-from kit.train import pick_precision, train
-from kit.trainer import Trainer, ema_update
+from kit.train import graph_allowed, pick_precision, train
+from kit.trainer import ema_update
 
 
 @pytest.fixture(autouse=True)
@@ -216,22 +216,15 @@ def test_precision_choice_on_cpu():
         pick_precision("half", cpu)
 
 
-@pytest.mark.parametrize("model,joint", [("biggan", True), ("dcgan", False), ("cgan", False)])
-def test_d_takes_real_and_fake_in_one_pass_only_without_batch_norm(model, joint):
-    """One pass of 2B images launches half the kernels of two passes of B; batch norm in D must not mix them."""
-    cfg = for_device(TrainConfig(model=model, device="cpu", g_width=8, d_width=8, attn_g=0, attn_d=0), "cpu")
-    labels = torch.randint(0, 3, (8,))
-    trainer = Trainer(cfg, torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8), labels, 3, torch.device("cpu"),
-                      None, False)
-    assert trainer.joint_d is joint
-    trainer.D.eval()   # in training mode spectral norm's power iteration would move between two passes
-    batches = []
-    trainer.D.register_forward_hook(lambda module, inputs, output: batches.append(len(inputs[0])))
-    real, fake, y = torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32), labels[:4] if trainer.conditional else None
-    real_logits, fake_logits = trainer.discriminate(real, fake, y)
-    assert batches == ([8] if joint else [4, 4])
-    torch.testing.assert_close(real_logits, trainer.D(real, y).float())
-    torch.testing.assert_close(fake_logits, trainer.D(fake, y).float())
+def test_the_cuda_graph_is_the_default_wherever_it_can_be():
+    """On by default (4.2× eager for biggan on an H200); off for fp16's host-read grad scaler, several processes,
+    torch.compile, a CPU, or when turned off."""
+    cuda, cfg = torch.device("cuda"), TrainConfig()
+    assert graph_allowed(cfg, cuda, torch.bfloat16, 1) and graph_allowed(cfg, cuda, None, 1)
+    assert not graph_allowed(cfg, cuda, torch.float16, 1) and not graph_allowed(cfg, cuda, torch.bfloat16, 2)
+    assert not graph_allowed(cfg, torch.device("cpu"), None, 1)
+    for off in (TrainConfig(compile=True), TrainConfig(cuda_graph=False)):
+        assert not graph_allowed(off, cuda, torch.bfloat16, 1)
 
 
 def test_ema_update_by_hand():

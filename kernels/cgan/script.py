@@ -15,7 +15,7 @@ MANIFEST = {
     'kit/__init__.py': 'e7d0045deac9a05a409a26697e4ba733903926c7c14286cfeb66ba9a6b828972',
     'kit/budget.py': '0b24602ba3d74381de0f6555b9123e8de54c1b9141a713b73366367235e63a73',
     'kit/checkpoint.py': '4dd68e2698b945979d86be846edea81eba77b690ba08843d10e33304cb56c255',
-    'kit/config.py': '29d44eee3c8fe9e5dcdcff26144fc4aa71297b17eadef2e1e306241545fd4a6d',
+    'kit/config.py': 'c5c29196205e9fcb51fdf6afe29262364aa3e2ccddf82e0b33b4cd272434d954',
     'kit/data/__init__.py': '91eae478aba0ba4b29f550ad3c9b81cc15a9bbbc242a8f90a34d539f4381dbe1',
     'kit/data/augment.py': 'cd4448e5427da519b078cf7bbd5efd443d32600f34f5e302d136208a71d11ebf',
     'kit/data/cache.py': 'd97b231dcfad583b9db15790a7cbae9d91e22c70c86b6d8465380d2be0521d40',
@@ -46,8 +46,8 @@ MANIFEST = {
     'kit/plot.py': 'fa5e4ffc4adc85a8c6faa33832bfb0f7dcd14d0dbff56e8506bbd317634eaec0',
     'kit/progress.py': '6683bd9a355ba4006be3dbeada7474de8d3dd901d3fd7d211e1d958cf409b20b',
     'kit/sample.py': '68fb2e24a83baf246074320d9b35e52892139015730c67ade5e26c46b8dd2557',
-    'kit/train.py': 'd214a19372f5deb0a86d5ae9f98d73bce8821b6d3d8b576b58271020ad98efb8',
-    'kit/trainer.py': '643548fed67ef9bebd5ffa358becf5aaf3ecb582cb479945f7d58d2578717f02',
+    'kit/train.py': '69a1f30b492c448b2f1e568f0ad4693ef05fc48414aa607a411569f8d850f2d9',
+    'kit/trainer.py': 'b659fd7eb3e6118399bf7c9e86490cf64ffc8de887816ee1d7fb24918baf4ef3',
     'kit/weights.py': '3ba1c94da2c4033d63b99d600400596bf049c335b7365131c6fe4870b6fd4e2a',
 }
 SOURCES = {}
@@ -209,7 +209,8 @@ class TrainConfig:
     precision: str = "auto"        # auto | fp32 | fp16 | bf16
     channels_last: bool = True
     compile: bool = False          # torch.compile the models
-    cuda_graph: bool = False       # capture the whole step in one CUDA graph (GPU only)
+    cuda_graph: bool = True        # capture the whole step in one CUDA graph where it can be: one GPU process, bf16
+                                   # or fp32, no --compile (biggan 4.2× eager on an H200: bench/results/gpu.md)
     device: str = "auto"           # auto | cpu | cuda | cuda:N
     threads: int = 0               # CPU threads for torch; 0 keeps torch's default (use 1 on a busy shared CPU)
     seed: int = 0
@@ -4043,8 +4044,9 @@ def pick_precision(name, device):
 
 
 def graph_allowed(cfg, device, dtype, world):
-    """Whether the step is captured in a CUDA graph: asked for, one CUDA process, bf16 or fp32."""
-    return cfg.cuda_graph and device.type == "cuda" and dtype is not torch.float16 and world == 1
+    """Whether the step is captured in a CUDA graph: asked for (the default), one CUDA process, bf16 or fp32 (fp16's
+    grad scaler reads its inf check on the host), and no torch.compile (whose graphs are its own)."""
+    return cfg.cuda_graph and device.type == "cuda" and dtype is not torch.float16 and world == 1 and not cfg.compile
 
 
 def setup_distributed(device_name):
@@ -4191,8 +4193,8 @@ def train(cfg: TrainConfig) -> Path:
     zip_path = Path(cfg.zip) if cfg.zip else out / "images.zip"
     dtype = pick_precision(cfg.precision, device)
     use_graph = graph_allowed(cfg, device, dtype, world)
-    if cfg.cuda_graph and not use_graph and main:
-        tqdm.write("cuda_graph is off: it needs one CUDA GPU and bf16 or fp32 precision")
+    if cfg.cuda_graph and not use_graph and main and device.type == "cuda":
+        tqdm.write("the CUDA graph is off: it needs one GPU process, bf16 or fp32 precision and no --compile")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
@@ -4451,13 +4453,18 @@ def ema_update(ema, model, weight):
     """ema ← ema + weight·(model - ema) for parameters and floating-point buffers (batch-norm statistics); other
     buffers are copied, and so are spectral norm's power-iteration vectors: in eval mode sigma is uᵀWv with the
     stored u and v, and an average of unit vectors is shorter than 1, which inflated every weight of the EMA G.
-    `weight` is a 0-d device tensor read on the device (a CUDA graph replays it), never turned into a Python number."""
-    ema_params = list(ema.parameters())
-    steps = torch._foreach_sub([p.detach() for p in model.parameters()], ema_params)
-    torch._foreach_mul_(steps, weight)
-    torch._foreach_add_(ema_params, steps)
+    `weight` is a 0-d device tensor read on the device (a CUDA graph replays it), never turned into a Python number.
+    A handful of multi-tensor operations, not a few per tensor: on a GPU the step is bound by its count of kernels."""
+    averaged, sources, copied, originals = list(ema.parameters()), [p.detach() for p in model.parameters()], [], []
     for (name, e), b in zip(ema.named_buffers(), model.buffers()):
-        e.lerp_(b, weight) if e.is_floating_point() and not power_iteration_vector(name) else e.copy_(b)
+        floating = e.is_floating_point() and not power_iteration_vector(name)
+        (averaged if floating else copied).append(e)
+        (sources if floating else originals).append(b)
+    steps = torch._foreach_sub(sources, averaged)
+    torch._foreach_mul_(steps, weight)
+    torch._foreach_add_(averaged, steps)
+    if copied:
+        torch._foreach_copy_(copied, originals)
 
 
 def distributed(module, device_ids):
