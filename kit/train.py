@@ -143,6 +143,9 @@ def open_run(cfg, device):
         raise UserError(f"--batch-size {cfg.batch_size} must be at least 1 and --n-critic {cfg.n_critic} at least 0")
     if cfg.select not in ("",) + SELECTIONS:
         raise UserError(f"--select {cfg.select} is not known: use private, public or last")
+    if cfg.lecam < 0 or cfg.cr < 0:
+        raise UserError(f"--lecam {cfg.lecam:g} and --cr {cfg.cr:g} must be at least 0 (0 turns each off; -1 leaves "
+                        f"--lecam to the model)")
     if cfg.eval_n < 2:
         raise UserError(f"--eval-n {cfg.eval_n} must be at least 2 (FID needs two images)")
     return cfg, resumed

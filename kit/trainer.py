@@ -53,9 +53,12 @@ def ema_update(ema, model, weight):
     A handful of multi-tensor operations, not a few per tensor: on a GPU the step is bound by its count of kernels."""
     averaged, sources, copied, originals = list(ema.parameters()), [p.detach() for p in model.parameters()], [], []
     for (name, e), b in zip(ema.named_buffers(), model.buffers()):
-        floating = e.is_floating_point() and not power_iteration_vector(name)
-        (averaged if floating else copied).append(e)
-        (sources if floating else originals).append(b)
+        if e.is_floating_point() and not power_iteration_vector(name):
+            averaged.append(e)
+            sources.append(b)
+        else:
+            copied.append(e)
+            originals.append(b)
     steps = torch._foreach_sub(sources, averaged)
     torch._foreach_mul_(steps, weight)
     torch._foreach_add_(averaged, steps)

@@ -199,6 +199,9 @@ def test_run_folder_rules(demo32, tmp_path):
         train(config(tmp_path / "other", demo32, max_steps=1, zip=str(tmp_path / "mine.zip")))
     with pytest.raises(UserError, match="--model cgan needs"):
         train(config(tmp_path / "one", _single_class(demo32, tmp_path), model="cgan", max_steps=1))
+    for weights in (dict(lecam=-0.3), dict(cr=-10.0)):   # -1 is --lecam's "the model's"; no other negative is
+        with pytest.raises(UserError, match="must be at least 0"):
+            train(config(tmp_path / "negative", demo32, max_steps=1, **weights))
 
 
 def _single_class(path, tmp_path):

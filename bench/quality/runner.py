@@ -48,7 +48,8 @@ CONFIGS = {
         ("cr", [*PLAIN, "--cr", "10"]),
         ("ada", ["--augment", "translation,color", "--ada-target", "0.6", "--ada-kimg", "5"]),
         ("tcut", ["--augment", "translation,cutout", "--ada-target", "0"]),
-        ("tcut-ada", ["--augment", "translation,cutout", "--ada-target", "0.6", "--ada-kimg", "5"]))},
+        ("tcut-ada", ["--augment", "translation,cutout", "--ada-target", "0.6", "--ada-kimg", "5"]),
+        ("tcut-lecam", ["--augment", "translation,cutout", "--ada-target", "0", "--lecam", "0.3", "--lecam-start", "0"]))},
 }
 DEFAULT_CONFIGS = ("kit-dcgan", "baseline", "kit-cgan", "kit-biggan")
 
@@ -79,7 +80,8 @@ def run_kit(name, flags, cache, seconds, args, seed):
     info = {"steps": final["step"], "images_seen": final["step"] * c["batch_size"], "seconds": wall,
             "tail": args.n_images,
             "settings": f"width {c['g_width']}/{c['d_width']}, lr {c['lr_g']:g}/{c['lr_d']:g}, {c['loss']}, "
-                        f"batch {c['batch_size']}, EMA {c['ema']:g}, augment {c['augment']}, threads {c['threads']}"}
+                        f"batch {c['batch_size']}, EMA {c['ema']:g}, augment {c['augment']}, ADA {c['ada_target']:g}, "
+                        f"LeCam {c['lecam']:g}, bCR {c['cr']:g}, threads {c['threads']}"}
     return info, [(t, state["step"], state) for t, state in snapshots]
 
 

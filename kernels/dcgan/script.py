@@ -15,7 +15,7 @@ MANIFEST = {
     'kit/__init__.py': 'e7d0045deac9a05a409a26697e4ba733903926c7c14286cfeb66ba9a6b828972',
     'kit/budget.py': '0b24602ba3d74381de0f6555b9123e8de54c1b9141a713b73366367235e63a73',
     'kit/checkpoint.py': '4dd68e2698b945979d86be846edea81eba77b690ba08843d10e33304cb56c255',
-    'kit/config.py': 'c5c29196205e9fcb51fdf6afe29262364aa3e2ccddf82e0b33b4cd272434d954',
+    'kit/config.py': 'd66025cfcef976392714d8fc22085d444acf12302b8190e992b4ec3b9969b07b',
     'kit/data/__init__.py': '91eae478aba0ba4b29f550ad3c9b81cc15a9bbbc242a8f90a34d539f4381dbe1',
     'kit/data/augment.py': 'cd4448e5427da519b078cf7bbd5efd443d32600f34f5e302d136208a71d11ebf',
     'kit/data/cache.py': 'd97b231dcfad583b9db15790a7cbae9d91e22c70c86b6d8465380d2be0521d40',
@@ -28,7 +28,7 @@ MANIFEST = {
     'kit/jobs.py': '896299b35ad0b1edf94ba03a51a164993ede08c476234e2c657997c704a839c3',
     'kit/kernel/__init__.py': '830143a6408c2cd2ff8086108926339529a22e028a7a2830e3d628dcf71c178f',
     'kit/kernel/preflight.py': 'ec66052e61da741138a329f9c59e2ad3eb9fba6f1292d659368dcd1d11c69542',
-    'kit/kernel/runtime.py': 'bd2e4576b651680001a833daa05fa839f42ebb8602e382baa97eb571df78ba7a',
+    'kit/kernel/runtime.py': '273dbc61927497cd1db797f393c46f7059423d235ff7a36967a2b2f165a51283',
     'kit/losses.py': '13301d339fe3a525fd12100922a3c309d4ba2de008058315f5f29db20a20eb6b',
     'kit/metrics/__init__.py': '51890920afb36f18e27fbce15db9a07c1006c87d80e47085a7eca12d440a2cfc',
     'kit/metrics/evaluate.py': '905ba9d2754ed1b7fc3465ab75b732896beeab46ea1498fb7ee12f912c5b8ceb',
@@ -46,8 +46,8 @@ MANIFEST = {
     'kit/plot.py': 'fa5e4ffc4adc85a8c6faa33832bfb0f7dcd14d0dbff56e8506bbd317634eaec0',
     'kit/progress.py': '6683bd9a355ba4006be3dbeada7474de8d3dd901d3fd7d211e1d958cf409b20b',
     'kit/sample.py': '68fb2e24a83baf246074320d9b35e52892139015730c67ade5e26c46b8dd2557',
-    'kit/train.py': '69a1f30b492c448b2f1e568f0ad4693ef05fc48414aa607a411569f8d850f2d9',
-    'kit/trainer.py': 'b659fd7eb3e6118399bf7c9e86490cf64ffc8de887816ee1d7fb24918baf4ef3',
+    'kit/train.py': 'dd498fb9775750ab801097aa8558889b6eda9c7db25d05759df6d31853993d74',
+    'kit/trainer.py': '9f4df21bf55e4f446caba1273f8b91ce8f18a0cacb8fc525db5abd5dfcc60b3f',
     'kit/weights.py': '3ba1c94da2c4033d63b99d600400596bf049c335b7365131c6fe4870b6fd4e2a',
 }
 SOURCES = {}
@@ -202,7 +202,8 @@ class TrainConfig:
                                    # -1: the model's (biggan 0.6 on a CPU, else 0), see MODEL_DEFAULTS
     ada_kimg: int = 0              # ADA: thousands of images for the probability to go from 0 to 1; 0: by device
                                    # (500 on a GPU, StyleGAN2-ADA's; 5 on a CPU, whose runs see thousands of images)
-    lecam: float = 0.0             # LeCam regularisation weight on D (0.3 on BigGAN in Tseng et al.); 0: off
+    lecam: float = -1.0            # LeCam regularisation weight on D (0.3 on BigGAN in Tseng et al.); 0: off;
+                                   # -1: the model's (biggan 0.3 on a GPU, else 0), see MODEL_DEFAULTS
     lecam_decay: float = 0.99      # LeCam: decay of the anchors (moving averages of D's mean outputs)
     lecam_start: int = 1000        # LeCam: step from which the anchors average (before it they follow the outputs)
     cr: float = 0.0                # balanced consistency regularisation weight on D (10 in Zhao et al.); 0: off
@@ -251,21 +252,23 @@ class TrainConfig:
 # photo crops (bench/results/quality_photos.md, issue 21; two seeds each, one thread, two runs at a time); ADA (target
 # 0.6) on a CPU only. At 5 CPU minutes photo-FID: the policy with ADA 235, the policy alone 322, plain biggan
 # (translation,color, no ADA) 499; LeCam 501, bCR 1062, ADA alone 431. At 20 minutes, the nearer stand-in for a
-# kernel's hours: the policy alone 113, plain 131, the policy with ADA 151: a GPU takes the policy without ADA.
+# kernel's hours: the policy alone 113, plain 131, the policy with ADA 151, LeCam 0.3 alone 100, the policy with
+# LeCam 0.3 80 (its d 0.87 of plain's, FID / d 0.71 of plain's): a GPU takes the policy with LeCam, without ADA. A
+# CPU keeps its 5-minute pair without LeCam (at 5 minutes LeCam alone changed nothing: 501 against plain's 499).
 DCGAN_DEFAULTS = {"cpu": {"g_width": 16, "d_width": 16, "lr_g": 1e-3, "lr_d": 1e-3, "loss": "bce", "beta1": 0.5,
                           "beta2": 0.999, "batch_size": 64, "standing_stats": 0, "augment": "translation,color",
-                          "ada_target": 0.0},
+                          "ada_target": 0.0, "lecam": 0.0},
                   "cuda": {"g_width": 64, "d_width": 64, "lr_g": 2e-4, "lr_d": 2e-4, "loss": "bce", "beta1": 0.5,
                            "beta2": 0.999, "batch_size": 64, "standing_stats": 0, "augment": "translation,color",
-                           "ada_target": 0.0}}
+                           "ada_target": 0.0, "lecam": 0.0}}
 MODEL_DEFAULTS = {
     "dcgan": DCGAN_DEFAULTS, "cgan": DCGAN_DEFAULTS, "mlp": DCGAN_DEFAULTS,
     "biggan": {"cpu": {"g_width": 8, "d_width": 8, "lr_g": 2.5e-4, "lr_d": 1e-3, "loss": "hinge", "beta1": 0.0,
                        "beta2": 0.999, "batch_size": 16, "attn_g": 16, "attn_d": 16, "standing_stats": 4,
-                       "augment": "translation,cutout", "ada_target": 0.6},
+                       "augment": "translation,cutout", "ada_target": 0.6, "lecam": 0.0},
                "cuda": {"g_width": 32, "d_width": 64, "lr_g": 1e-4, "lr_d": 4e-4, "loss": "hinge", "beta1": 0.0,
                         "beta2": 0.999, "batch_size": 64, "attn_g": 32, "attn_d": 32, "standing_stats": 16,
-                        "augment": "translation,cutout", "ada_target": 0.0}},
+                        "augment": "translation,cutout", "ada_target": 0.0, "lecam": 0.3}},
 }
 # Values by device alone, for fields left unset: evaluation and the final score are cheap on a GPU and cost hours
 # on a CPU (bench/results/eval.md); ADA's pace follows how many images a run sees (millions on a GPU, thousands on a
@@ -274,12 +277,13 @@ DEVICE_DEFAULTS = {"cpu": {"eval_every": "0", "score_n": 0, "ada_kimg": 5},
                    "cuda": {"eval_every": "30m", "score_n": 10000, "ada_kimg": 500}}
 # What "unset" is for these fields; 0 for every other. attn_g/attn_d were 32 by default before they were by device:
 # older checkpoints store 32 and load as 32.
-UNSET = {"loss": "", "augment": "", "ada_target": -1.0, "beta1": -1.0, "beta2": -1.0, "attn_g": -1, "attn_d": -1, "standing_stats": -1, "eval_every": "",
-         "score_n": -1}
+UNSET = {"loss": "", "augment": "", "ada_target": -1.0, "lecam": -1.0, "beta1": -1.0, "beta2": -1.0, "attn_g": -1,
+         "attn_d": -1, "standing_stats": -1, "eval_every": "", "score_n": -1}
 
 
-# What a run saved before these fields existed trained with (ADA off), so that resuming it does not switch ADA on.
-SAVED_BEFORE = {"ada_target": 0.0, "ada_kimg": 500}
+# What a run saved before these fields existed trained with (ADA and LeCam off), so that resuming it does not switch
+# them on.
+SAVED_BEFORE = {"ada_target": 0.0, "ada_kimg": 500, "lecam": 0.0}
 
 
 def for_device(cfg: TrainConfig, device_type: str) -> TrainConfig:
@@ -2059,7 +2063,8 @@ def run_config(options: dict, decision, work: Path, run_dir: Path, resume: bool,
     per-process batch and learning rates stated in the log."""
     from kit.config import TrainConfig, asdict, for_device, from_dict
     values = {**asdict(TrainConfig()), **options, "data": str(work / "dogkit-cache.npz"), "out": str(run_dir),
-              "budget": f"{end - start:.1f}", "budget_from": start, "zip": str(run_dir.parent / "images.zip"), "resume": resume, "force": True}
+              "budget": f"{end - start:.1f}", "budget_from": start, "zip": str(run_dir.parent / "images.zip"),
+              "resume": resume, "force": True}
     if decision.device == "cpu" and decision.procs > 1 and not values["threads"]:
         values["threads"] = max(1, (os.cpu_count() or 1) // decision.procs)   # the cores shared out, not oversubscribed
     cfg = from_dict(values)
@@ -2074,13 +2079,12 @@ def run_config(options: dict, decision, work: Path, run_dir: Path, resume: bool,
 def train_stage(cfg, procs: int, deadline: float, start_step: int, log) -> str:
     """Train; "" when it finished, else why it stopped. Ranks dead before training past start_step: one process
     retries (from the carried checkpoint when continuing)."""
-    from kit.config import parse_duration
     if procs == 1:
         return train_here(cfg)
     failure = train_ranks(cfg, procs, deadline)
     if not failure or failure == STOPPED_ON_ERROR or checkpoint_step(Path(cfg.out) / "last.pt") > start_step:
         return failure
-    left = cfg.budget_from + parse_duration(cfg.budget) - time.time()   # an old torch's DDP or an untested NCCL
+    left = deadline - EXIT_GRACE_S - time.time()                        # an old torch's DDP or an untested NCCL
     if left < 1:                                                          # must not cost the whole run
         return f"{failure}; no time was left to train again in 1 process"
     log(f"train: fallback: the {procs} processes ended before training ({failure}); training again in 1 process "
@@ -4133,6 +4137,9 @@ def open_run(cfg, device):
         raise UserError(f"--batch-size {cfg.batch_size} must be at least 1 and --n-critic {cfg.n_critic} at least 0")
     if cfg.select not in ("",) + SELECTIONS:
         raise UserError(f"--select {cfg.select} is not known: use private, public or last")
+    if cfg.lecam < 0 or cfg.cr < 0:
+        raise UserError(f"--lecam {cfg.lecam:g} and --cr {cfg.cr:g} must be at least 0 (0 turns each off; -1 leaves "
+                        f"--lecam to the model)")
     if cfg.eval_n < 2:
         raise UserError(f"--eval-n {cfg.eval_n} must be at least 2 (FID needs two images)")
     return cfg, resumed
@@ -4457,9 +4464,12 @@ def ema_update(ema, model, weight):
     A handful of multi-tensor operations, not a few per tensor: on a GPU the step is bound by its count of kernels."""
     averaged, sources, copied, originals = list(ema.parameters()), [p.detach() for p in model.parameters()], [], []
     for (name, e), b in zip(ema.named_buffers(), model.buffers()):
-        floating = e.is_floating_point() and not power_iteration_vector(name)
-        (averaged if floating else copied).append(e)
-        (sources if floating else originals).append(b)
+        if e.is_floating_point() and not power_iteration_vector(name):
+            averaged.append(e)
+            sources.append(b)
+        else:
+            copied.append(e)
+            originals.append(b)
     steps = torch._foreach_sub(sources, averaged)
     torch._foreach_mul_(steps, weight)
     torch._foreach_add_(averaged, steps)

@@ -288,7 +288,8 @@ def run_config(options: dict, decision, work: Path, run_dir: Path, resume: bool,
     per-process batch and learning rates stated in the log."""
     from kit.config import TrainConfig, asdict, for_device, from_dict
     values = {**asdict(TrainConfig()), **options, "data": str(work / "dogkit-cache.npz"), "out": str(run_dir),
-              "budget": f"{end - start:.1f}", "budget_from": start, "zip": str(run_dir.parent / "images.zip"), "resume": resume, "force": True}
+              "budget": f"{end - start:.1f}", "budget_from": start, "zip": str(run_dir.parent / "images.zip"),
+              "resume": resume, "force": True}
     if decision.device == "cpu" and decision.procs > 1 and not values["threads"]:
         values["threads"] = max(1, (os.cpu_count() or 1) // decision.procs)   # the cores shared out, not oversubscribed
     cfg = from_dict(values)
@@ -303,13 +304,12 @@ def run_config(options: dict, decision, work: Path, run_dir: Path, resume: bool,
 def train_stage(cfg, procs: int, deadline: float, start_step: int, log) -> str:
     """Train; "" when it finished, else why it stopped. Ranks dead before training past start_step: one process
     retries (from the carried checkpoint when continuing)."""
-    from kit.config import parse_duration
     if procs == 1:
         return train_here(cfg)
     failure = train_ranks(cfg, procs, deadline)
     if not failure or failure == STOPPED_ON_ERROR or checkpoint_step(Path(cfg.out) / "last.pt") > start_step:
         return failure
-    left = cfg.budget_from + parse_duration(cfg.budget) - time.time()   # an old torch's DDP or an untested NCCL
+    left = deadline - EXIT_GRACE_S - time.time()                        # an old torch's DDP or an untested NCCL
     if left < 1:                                                          # must not cost the whole run
         return f"{failure}; no time was left to train again in 1 process"
     log(f"train: fallback: the {procs} processes ended before training ({failure}); training again in 1 process "
