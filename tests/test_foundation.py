@@ -113,10 +113,10 @@ def test_model_defaults_fill_loss_and_betas_per_model_and_keep_what_was_given():
     biggan = {"cpu": config.for_device(config.TrainConfig(model="biggan"), "cpu"),
               "cuda": config.for_device(config.TrainConfig(model="biggan"), "cuda")}
     assert [(c.ada_target, c.ada_kimg) for c in biggan.values()] == [(0.6, 5), (0.0, 500)]   # ADA: CPU only
-    assert [c.lecam for c in biggan.values()] == [0.0, 0.3]                                   # LeCam: GPU only
+    assert [c.lecam for c in biggan.values()] == [0.3, 0.3]                                   # LeCam: biggan's
     assert config.for_device(config.TrainConfig(), "cuda").lecam == 0.0
     assert config.for_device(config.TrainConfig(model="biggan", lecam=0.0), "cuda").lecam == 0.0   # off
-    assert config.for_device(config.TrainConfig(model="biggan", lecam=0.3), "cpu").lecam == 0.3    # on
+    assert config.for_device(config.TrainConfig(lecam=0.1), "cpu").lecam == 0.1                    # on for dcgan
     assert config.for_device(config.TrainConfig(), "cpu").ada_target == 0.0
     assert config.for_device(config.TrainConfig(model="biggan", ada_target=0.0), "cpu").ada_target == 0.0   # off
     assert config.for_device(config.TrainConfig(model="biggan", ada_target=0.6), "cuda").ada_target == 0.6   # on

@@ -49,7 +49,9 @@ CONFIGS = {
         ("ada", ["--augment", "translation,color", "--ada-target", "0.6", "--ada-kimg", "5"]),
         ("tcut", ["--augment", "translation,cutout", "--ada-target", "0"]),
         ("tcut-ada", ["--augment", "translation,cutout", "--ada-target", "0.6", "--ada-kimg", "5"]),
-        ("tcut-lecam", ["--augment", "translation,cutout", "--ada-target", "0", "--lecam", "0.3", "--lecam-start", "0"]))},
+        ("tcut-lecam", ["--augment", "translation,cutout", "--ada-target", "0", "--lecam", "0.3", "--lecam-start", "0"]),
+        ("tcut-ada-lecam", ["--augment", "translation,cutout", "--ada-target", "0.6", "--ada-kimg", "5", "--lecam", "0.3",
+                            "--lecam-start", "0"]))},
 }
 DEFAULT_CONFIGS = ("kit-dcgan", "baseline", "kit-cgan", "kit-biggan")
 
