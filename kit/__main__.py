@@ -31,9 +31,8 @@ def run(handler, args) -> int:
         return 130
 
 
-def main(argv=None) -> int:
-    """Parse the command line and run one subcommand."""
-    argv = sys.argv[1:] if argv is None else list(argv)
+def build_parser(argv) -> argparse.ArgumentParser:
+    """The parser of `python -m kit`, with the flags of the command argv names (only that module is imported)."""
     parser = argparse.ArgumentParser(prog="python -m kit", description=kit.__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, summary) in COMMANDS.items():
@@ -42,7 +41,13 @@ def main(argv=None) -> int:
             module = importlib.import_module(module_name)
             module.add_arguments(command)
             command.set_defaults(handler=module.main)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Parse the command line and run one subcommand."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     return run(args.handler, args)
 
 

@@ -8,7 +8,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kit import package  # noqa: E402
 from kit.__main__ import run  # noqa: E402
 
-if __name__ == "__main__":
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of `python submit/make_zip.py`: the flags of `python -m kit zip`."""
     parser = argparse.ArgumentParser(prog="submit/make_zip.py", description=package.__doc__.strip())
     package.add_arguments(parser)
-    sys.exit(run(package.main, parser.parse_args()))
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(run(package.main, build_parser().parse_args()))

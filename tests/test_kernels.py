@@ -391,7 +391,7 @@ def test_kernel_code_uses_only_torch_apis_checked_at_the_floor():
     """Each torch/torchvision name kernel code uses was looked up in torch 2.3.1 and torchvision 0.18.1.
 
     tests/kernel_api_at_floor.txt lists them; a name not there fails this test until it is checked in that
-    torch (or the floor, kit.kernel.preflight.TORCH_FLOOR, setup.cfg and the README, is raised).
+    torch (or the floor, kit.kernel.preflight.TORCH_FLOOR, setup.cfg and docs/kaggle.md, is raised).
     """
     checked = {line.split()[0] for line in API_AT_FLOOR.read_text().splitlines() if line and line[0] != "#"}
     uses = torch_api_uses(kernels.inlined_modules())

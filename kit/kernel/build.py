@@ -31,7 +31,7 @@ KERNELS = {
 }
 SCORE_KERNEL = "score"   # scores an images.zip (--zip) with both leaderboards' networks; never shipped prebuilt
 DEFAULT_KERNEL = "biggan"   # what `kernel build` builds when no name is given: the model bench/quality favours
-                            # at its longest budget (README, Quality)
+                            # at its longest budget (docs/benchmarks.md, Quality)
 DEFAULT_ACCELERATOR = "NvidiaTeslaT4"
 CLI_FLOOR = "1.8.4"   # the first kaggle CLI whose push honours machine_shape (setup.cfg says where that was found)
 QUOTA_CLI = "2.2.1"   # the first with `kaggle quota`
