@@ -6,7 +6,7 @@ import math
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.nn.utils.parametrizations import spectral_norm
+from kit.models.spectral import spectral_norm
 
 
 def sn(module: nn.Module) -> nn.Module:

@@ -3,7 +3,7 @@ import math
 
 import torch
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm as sn
+from kit.models.spectral import spectral_norm as sn
 
 
 class CondBatchNorm(nn.Module):
