@@ -14,7 +14,8 @@ class TrainConfig:
     data: str = ""                 # prepared cache (.npz), or any layout `kit prepare` reads
     out: str = "runs/dcgan"        # run folder: checkpoints, samples, metrics, images.zip
     model: str = "dcgan"           # dcgan | cgan | mlp | biggan
-    loss: str = ""                 # bce | lsgan | wgan-gp | wgan | hinge | ralsgan; "": the model's, see MODEL_DEFAULTS
+    loss: str = ""                 # bce | lsgan | wgan-gp | wgan | hinge | ralsgan | rpgan; "": the model's, see
+                                   # MODEL_DEFAULTS
     budget: str = "8h30m"          # hard wall-clock limit, tail (10k images + zip) included; "+45s": 45 s of
                                    # training, plus whatever the tail needs
     budget_from: float = 0.0       # wall-clock time (time.time()) the budget counts from; 0: when training starts
@@ -49,6 +50,8 @@ class TrainConfig:
     lecam_start: int = 0           # LeCam: step from which the anchors average (before it they follow the outputs);
                                    # every bench row ran from 0, google/lecam-gan starts at 1000
     cr: float = 0.0                # balanced consistency regularisation weight on D (10 in Zhao et al.); 0: off
+    r1: float = 0.0                # R1: gamma of the zero-centred gradient penalty (gamma/2)·‖∇D(real)‖² on D; 0: off
+    r2: float = 0.0                # R2: the same on fake images (R3GAN takes --loss rpgan with R1 and R2 alike)
     precision: str = "auto"        # auto | fp32 | fp16 | bf16
     channels_last: bool = True
     compile: bool = False          # torch.compile the models

@@ -62,6 +62,17 @@ def ralsgan_g(real, fake):
     return ralsgan_d(fake, real)
 
 
+def rpgan_d(real, fake):
+    """Relativistic pairing GAN (Jolicoeur-Martineau 2019; R3GAN's loss), discriminator: softplus(-(real - fake)),
+    each real image against the fake drawn beside it."""
+    return F.softplus(fake - real).mean()
+
+
+def rpgan_g(real, fake):
+    """Relativistic pairing GAN, generator: the discriminator's loss with real and fake swapped."""
+    return rpgan_d(fake, real)
+
+
 @dataclass(frozen=True)
 class Loss:
     """A loss and what the training step must do for it."""
@@ -83,6 +94,7 @@ LOSSES = {loss.name: loss for loss in (
     Loss("wgan", wgan_d, wgan_g, clip=True, optimizer="rmsprop", n_critic=5, batch_norm_in_d=False),
     Loss("hinge", hinge_d, hinge_g),
     Loss("ralsgan", ralsgan_d, ralsgan_g, g_needs_real=True),
+    Loss("rpgan", rpgan_d, rpgan_g, g_needs_real=True),
 )}
 
 
@@ -110,6 +122,15 @@ def consistency(logits, again):
     """Balanced consistency regularisation's term (Zhao et al. 2021): the squared difference of D's outputs on two
     augmentations of the same images (zero when the augmentation is the identity)."""
     return (again - logits).pow(2).mean()
+
+
+def zero_centred_penalty(logits, inputs):
+    """R1 on real inputs, R2 on fake ones (Mescheder et al. 2018; R3GAN takes both): the mean over samples of
+    ‖∇ₓD(x)‖², from D's outputs on inputs that require a gradient, the graph kept so that D's step differentiates it.
+    Unlike gradient_penalty's, this gradient is not taken at the fp16 loss scale: D's outputs sum to far more than
+    a mix's, and at the scaler's start (65,536) their gradient overflowed fp16 (a NaN penalty in the first steps)."""
+    grad, = torch.autograd.grad(logits.float().sum(), inputs, create_graph=True)
+    return grad.float().square().flatten(1).sum(1).mean()
 
 
 def gradient_penalty(D, real, fake, y=None, scale=1.0):

@@ -262,9 +262,14 @@ class Trainer:
                 with torch.set_grad_enabled(i == self.n_critic - 1):
                     fake = self.G_train(z, y)
                 real_aug, fake_aug = self.augmented(real), self.augmented(fake.detach())
+                real_aug.requires_grad_(bool(cfg.r1))    # R1 and R2 differentiate D's outputs by its inputs
+                fake_aug.requires_grad_(bool(cfg.r2))
                 real_logits, fake_logits = self.D_train(real_aug, y).float(), self.D_train(fake_aug, y).float()
                 loss_d = self.loss.d(real_logits, fake_logits) + self.regularisation(real, fake, y, real_logits,
                                                                                       fake_logits)
+                for gamma, logits, inputs in ((cfg.r1, real_logits, real_aug), (cfg.r2, fake_logits, fake_aug)):
+                    if gamma:
+                        loss_d = loss_d + gamma / 2 * losses.zero_centred_penalty(logits, inputs)
                 if self.loss.gradient_penalty:
                     scale = self.scalers["D"].get_scale() if self.scalers["D"].is_enabled() else 1.0
                     loss_d = loss_d + cfg.gp_weight * losses.gradient_penalty(self.D_train, real_aug, fake_aug, y,
@@ -277,7 +282,7 @@ class Trainer:
                         parameter.clamp_(-cfg.clip, cfg.clip)
         self.D.requires_grad_(False)   # the G step reads D without DDP and without D gradients
         with self.autocast():
-            real_logits = self.Dc(real_aug, y).float() if self.loss.g_needs_real else None
+            real_logits = self.Dc(real_aug.detach(), y).float() if self.loss.g_needs_real else None
             loss_g = self.loss.g(real_logits, self.Dc(self.augmented(fake), y).float())
         self.optimiser_step("G", self.opt_G, loss_g)
         self.D.requires_grad_(True)

@@ -40,6 +40,13 @@ def test_ralsgan_by_hand():
     assert losses.ralsgan_g(R, F).item() == pytest.approx(5.0)
 
 
+def test_rpgan_by_hand():
+    """Pairs (1, 0) and (3, 2) both differ by 1: D pays softplus(-1) = ln(1 + e⁻¹), G softplus(1) = ln(1 + e)."""
+    assert losses.rpgan_d(R, F).item() == pytest.approx(math.log(1 + math.exp(-1)))
+    assert losses.rpgan_g(R, F).item() == pytest.approx(math.log(1 + math.e))
+    assert losses.rpgan_d(R, F.flip(0)).item() == pytest.approx((math.log(1 + math.exp(1)) + math.log(1 + math.exp(-3))) / 2)
+
+
 def test_losses_pull_the_right_way():
     """From undecided logits (all 0), raising the fake ones lowers every G loss, raising the real ones every D loss."""
     zero = torch.zeros(4)
@@ -69,6 +76,25 @@ def test_gradient_penalty_quadratic_critic_and_loss_scale():
     D = lambda x, y=None: 0.5 * (x ** 2).flatten(1).sum(1)  # noqa: E731
     assert losses.gradient_penalty(D, x0, x0.clone()).item() == pytest.approx(4.0)
     assert losses.gradient_penalty(D, x0, x0.clone(), scale=1024.0).item() == pytest.approx(4.0)
+
+
+def test_zero_centred_penalty_by_hand():
+    """D(x) = ½‖x‖² has gradient x: the penalty is the mean of ‖x‖², here (9 + 25) / 2; D(x) = <w, x> gives ‖w‖²."""
+    x = torch.zeros(2, 1, 2, 2)
+    x[0, 0, 0, 0], x[1, 0, 1, :] = 3.0, torch.tensor([3.0, 4.0])
+    inputs = x.requires_grad_(True)
+    assert losses.zero_centred_penalty(0.5 * inputs.square().flatten(1).sum(1), inputs).item() == pytest.approx(17.0)
+    w = torch.tensor([[1.0, 2.0, 2.0]])
+    inputs = torch.randn(5, 3, requires_grad=True)
+    assert losses.zero_centred_penalty((inputs * w).sum(1), inputs).item() == pytest.approx(9.0)
+
+
+def test_zero_centred_penalty_reaches_the_critic():
+    """Differentiable with respect to D's weights: for D(x) = <w, x>, d‖w‖²/dw = 2w."""
+    D = torch.nn.Linear(3, 1, bias=False)
+    inputs = torch.randn(4, 3, requires_grad=True)
+    losses.zero_centred_penalty(D(inputs).view(-1), inputs).backward()
+    torch.testing.assert_close(D.weight.grad, 2 * D.weight.detach())
 
 
 def test_gradient_penalty_reaches_the_critic():

@@ -81,3 +81,30 @@ def test_a_log_file_gets_one_progress_line_per_interval_and_no_bar():
     for _ in range(50):
         slow.update(1, d=1.0, g=1.0, img_s=1.0, left=1)
     assert quiet.getvalue() == "" and "\r" not in stream.getvalue()   # at most one line an interval, never a redraw
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_r1_and_r2_are_in_ds_loss_and_its_step(demo_small, monkeypatch, precision):
+    """The same first step with and without --r1 --r2: D's loss differs by exactly γ/2 times each penalty, the
+    penalties are positive, and D's weights move differently (under fp16 too, the gradient taken at the loss scale)."""
+    from kit import losses
+    ds = cache.load(demo_small)
+    penalties, results = [], {}
+    penalty = losses.zero_centred_penalty
+
+    def recorded(*args):
+        value = penalty(*args)
+        penalties.append(value.detach())
+        return value
+    monkeypatch.setattr(losses, "zero_centred_penalty", recorded)
+    for gamma in (0.0, 4.0):
+        cfg = for_device(config("unused", demo_small, loss="rpgan", precision=precision, r1=gamma, r2=gamma / 2),
+                         "cpu")
+        trainer = Trainer(cfg, torch.from_numpy(ds.images), torch.from_numpy(ds.labels), len(ds.classes),
+                          torch.device("cpu"), torch.float16 if precision == "fp16" else None, use_graph=False)
+        trainer.step()
+        results[gamma] = trainer.take_losses()[0].item(), [p.detach().clone() for p in trainer.D.parameters()]
+    assert len(penalties) == 2 and all(p.item() > 0 for p in penalties)
+    expected = 4.0 / 2 * penalties[0].item() + 2.0 / 2 * penalties[1].item()
+    assert results[4.0][0] - results[0.0][0] == pytest.approx(expected, rel=1e-3 if precision == "fp16" else 1e-5)
+    assert not all(torch.equal(a, b) for a, b in zip(results[0.0][1], results[4.0][1]))

@@ -61,8 +61,10 @@ def test_an_adaptive_probability_of_zero_leaves_images_alone():
 
 
 def test_every_regulariser_resumes_exactly_and_logs_p(demo32, tmp_path):
-    """9 steps in one go == 5 steps, then --resume for 4: the same weights, LeCam anchors, ADA p and statistic."""
-    changes = dict(batch_size=16, lecam=0.3, lecam_start=2, cr=10.0, ada_target=0.6, ada_kimg=1, log_every=3)
+    """9 steps in one go == 5 steps, then --resume for 4: the same weights, LeCam anchors, ADA p and statistic (R1 and
+    R2 on too: they keep no state, but take gradients inside the step)."""
+    changes = dict(batch_size=16, lecam=0.3, lecam_start=2, cr=10.0, ada_target=0.6, ada_kimg=1, log_every=3, r1=1.0,
+                   r2=1.0)
     whole = checkpoint.load(train(config(tmp_path / "whole", demo32, max_steps=9, **changes)))
     train(config(tmp_path / "split", demo32, max_steps=5, **changes))
     split = checkpoint.load(train(config(tmp_path / "split", demo32, max_steps=9, resume=True, **changes)))

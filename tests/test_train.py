@@ -162,7 +162,8 @@ def test_nan_rolls_back_to_the_last_good_state_with_lower_lrs(demo32, tmp_path, 
 
 @pytest.mark.parametrize("changes", [dict(loss="bce"), dict(loss="lsgan"), dict(loss="ralsgan", spectral_norm=True),
                                      dict(loss="wgan-gp", n_critic=2), dict(model="mlp", loss="hinge"),
-                                     dict(loss="wgan", n_critic=2), dict(loss="bce", real_label=0.8)])
+                                     dict(loss="wgan", n_critic=2), dict(loss="bce", real_label=0.8),
+                                     dict(loss="rpgan", r1=1.0, r2=1.0)])
 def test_every_loss_and_model_trains(changes, demo32, grey32, tmp_path):
     data = grey32 if changes.get("model") == "mlp" else demo32
     last = train(config(tmp_path / "run", data, max_steps=6, log_every=3, **changes))
