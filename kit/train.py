@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from kit import checkpoint, models
+from kit import checkpoint, losses, models
 from kit.budget import Budget
 from kit.config import TrainConfig, add_arguments as add_config_arguments, asdict, for_device, from_args, from_dict
 from kit.data import cache
@@ -25,7 +25,7 @@ from kit.metrics.ranks import from_rank_0
 from kit.plot import save_line_chart
 from kit.progress import Progress
 from kit.sample import STATS_BATCH, generate, load_generator
-from kit.trainer import Trainer, set_rng_state
+from kit.trainer import Trainer, fused_optimisers, set_rng_state
 
 # Fields a resumed run takes from the command line; every other field comes from the checkpoint.
 RUN_FIELDS = ("data", "out", "budget", "budget_from", "device", "threads", "compile", "cuda_graph", "checkpoint_every",
@@ -54,9 +54,11 @@ def pick_precision(name, device):
 
 
 def graph_allowed(cfg, device, dtype, world):
-    """Whether the step is captured in a CUDA graph: asked for (the default), one CUDA process, bf16 or fp32 (fp16's
-    grad scaler reads its inf check on the host), and no torch.compile (whose graphs are its own)."""
-    return cfg.cuda_graph and device.type == "cuda" and dtype is not torch.float16 and world == 1 and not cfg.compile
+    """Whether the step is captured in a CUDA graph: asked for (the default), one CUDA process, no torch.compile
+    (whose graphs are its own), and fp16 only with Adam, fused on a GPU: its grad scaler's inf check and skipped step
+    stay on the device there, where RMSprop's (wgan) read the inf check on the host."""
+    fp16_on_device = dtype is not torch.float16 or fused_optimisers(losses.get(cfg.loss).optimizer, device)
+    return cfg.cuda_graph and device.type == "cuda" and fp16_on_device and world == 1 and not cfg.compile
 
 
 def setup_distributed(device_name):

@@ -101,11 +101,18 @@ class GraphedStep:
         self.calls, self.graph = 0, None
 
 
-def optimiser(kind, parameters, lr, betas, capturable):
-    """Adam with the config's betas, or RMSprop (WGAN with clipping wants no momentum)."""
+def optimiser(kind, parameters, lr, betas, capturable, fused):
+    """Adam with the config's betas, or RMSprop (WGAN with clipping wants no momentum). A fused Adam is one kernel a
+    step and takes a grad scaler's scale and inf check as device tensors: the fp16 step needs no host sync."""
     if kind == "rmsprop":
         return torch.optim.RMSprop(parameters, lr, capturable=capturable)
-    return torch.optim.Adam(parameters, lr, betas, capturable=capturable)
+    return torch.optim.Adam(parameters, lr, betas, capturable=capturable, fused=fused or None)
+
+
+def fused_optimisers(kind, device) -> bool:
+    """Whether the trainer's optimisers are fused: Adam on a GPU (the same update as torch's default, in one kernel
+    instead of a few dozen; on a CPU the per-tensor Adam every benchmark ran stays)."""
+    return kind == "adam" and device.type == "cuda"
 
 
 class Trainer:
@@ -128,9 +135,9 @@ class Trainer:
         self.G = G.to(device, memory_format=self.memory_format)
         self.D = D.to(device, memory_format=self.memory_format)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if cfg.ema else None
-        betas = (cfg.beta1, cfg.beta2)
-        self.opt_G = optimiser(self.loss.optimizer, self.G.parameters(), cfg.lr_g, betas, use_graph)
-        self.opt_D = optimiser(self.loss.optimizer, self.D.parameters(), cfg.lr_d, betas, use_graph)
+        betas, self.fused = (cfg.beta1, cfg.beta2), fused_optimisers(self.loss.optimizer, device)
+        self.opt_G = optimiser(self.loss.optimizer, self.G.parameters(), cfg.lr_g, betas, use_graph, self.fused)
+        self.opt_D = optimiser(self.loss.optimizer, self.D.parameters(), cfg.lr_d, betas, use_graph, self.fused)
         self.set_precision(dtype)
         self.step_count = 0
         self.nan_at_step = 0                           # tests: make the losses NaN once at this step
@@ -150,9 +157,20 @@ class Trainer:
             ids = [self.device] if self.device.type == "cuda" else None
             self.G_train, self.D_train = distributed(Gc, ids), distributed(self.Dc, ids)
         self.run_step = GraphedStep(self.one_step) if graphed else self.one_step
+        self.set_optimiser_modes()
+
+    def set_optimiser_modes(self):
+        """Every group capturable under the CUDA graph and fused as the trainer fuses, with its step counters on the
+        parameters' device where those modes read them there: a loaded state may come from another device or mode."""
         for opt in self.optimisers():
             for group in opt.param_groups:
-                group["capturable"] = graphed
+                group["capturable"] = self.use_graph
+                if "fused" in group:
+                    group["fused"] = self.fused or None
+                for p in group["params"]:
+                    state = opt.state.get(p, {})
+                    if (self.use_graph or self.fused) and torch.is_tensor(state.get("step")):
+                        state["step"] = state["step"].to(p.device, torch.float32)
 
     def go_eager(self):
         """Fallback: no torch.compile, no CUDA graph."""
@@ -165,10 +183,13 @@ class Trainer:
         self.scalers = {k: torch.amp.GradScaler(self.device.type, enabled=dtype is torch.float16) for k in "GD"}
 
     def leave_fp16(self):
-        """Fallback after fp16 NaN/inf losses: bf16 where the GPU has it, else fp32; the config says which."""
+        """Fallback after fp16 NaN/inf losses: bf16 where the GPU has it, else fp32; the config says which. A captured
+        step is captured again (it held the old scalers and precision)."""
         bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
         self.set_precision(torch.bfloat16 if bf16 else None)
         self.cfg = dataclasses.replace(self.cfg, precision="bf16" if bf16 else "fp32")
+        if self.use_graph:
+            self.run_step.reset()
 
     def set_batch_size(self, batch_size):
         """Fallback after an out-of-memory error: a smaller batch per process (a captured graph is captured again)."""
@@ -196,8 +217,7 @@ class Trainer:
             self.G_ema.load_state_dict(saved["G_ema"] or saved["G"])
         for opt, key in ((self.opt_G, "opt_G"), (self.opt_D, "opt_D")):
             opt.load_state_dict(saved[key])
-            for group in opt.param_groups:
-                group["capturable"] = self.use_graph   # the saved run may have used another device or mode
+        self.set_optimiser_modes()   # the saved run may have used another device or mode
         for k, s in self.scalers.items():
             if s.is_enabled() and saved["scaler"][k]:   # a scaler saved disabled (or before a precision fallback)
                 s.load_state_dict(saved["scaler"][k])
@@ -271,7 +291,7 @@ class Trainer:
                     if gamma:
                         loss_d = loss_d + gamma / 2 * losses.zero_centred_penalty(logits, inputs)
                 if self.loss.gradient_penalty:
-                    scale = self.scalers["D"].get_scale() if self.scalers["D"].is_enabled() else 1.0
+                    scale = self.scalers["D"].scale(torch.ones((), device=self.device))   # on the device: no sync
                     loss_d = loss_d + cfg.gp_weight * losses.gradient_penalty(self.D_train, real_aug, fake_aug, y,
                                                                               scale)
             self.augmentation.observe(real_logits)

@@ -108,3 +108,50 @@ def test_r1_and_r2_are_in_ds_loss_and_its_step(demo_small, monkeypatch, precisio
     expected = 4.0 / 2 * penalties[0].item() + 2.0 / 2 * penalties[1].item()
     assert results[4.0][0] - results[0.0][0] == pytest.approx(expected, rel=1e-3 if precision == "fp16" else 1e-5)
     assert not all(torch.equal(a, b) for a, b in zip(results[0.0][1], results[4.0][1]))
+
+
+class HostReads(torch.utils._python_dispatch.TorchDispatchMode):
+    """Counts the operations that read a tensor's value on the host (.item(), bool(), a Python number)."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += func.overloadpacket.__name__ in ("_local_scalar_dense", "is_nonzero", "equal")
+        return func(*args, **(kwargs or {}))
+
+
+def test_the_fused_fp16_step_equals_the_eager_scaled_one_and_reads_nothing_on_the_host(demo_small, monkeypatch):
+    """What the CUDA graph captures in fp16 (fused Adam taking the scaler's scale and inf check as device tensors, the
+    gradient penalty's scale a device tensor), run on the CPU after today's eager scaled step from the same seed: the
+    same weights after steps with an overflow among them (skipped by both, both scales halved), and not one host
+    read in a fused step, where the eager one reads (wgan-gp: its penalty's scale, Adam's step counters)."""
+    import kit.trainer as trainer_module
+    ds = cache.load(demo_small)
+    cfg = for_device(config("unused", demo_small, precision="fp16", loss="wgan-gp", n_critic=1), "cpu")
+    trainers, reads = {}, {}
+    for fused in (False, True):     # one after the other: each run draws its batches from the seed it set
+        monkeypatch.setattr(trainer_module, "fused_optimisers", lambda kind, device, fused=fused: fused)
+        trainer = trainers[fused] = Trainer(cfg, torch.from_numpy(ds.images), torch.from_numpy(ds.labels),
+                                            len(ds.classes), torch.device("cpu"), torch.float16, use_graph=False)
+        assert bool(trainer.opt_D.param_groups[0]["fused"]) == fused
+        for step in range(5):
+            if step == 2:    # an overflow in D's step: skipped, the scale halved
+                scale = trainer.scalers["D"].get_scale()
+                before = [p.detach().clone() for p in trainer.D.parameters()]
+                with trainer.autocast():
+                    loss = trainer.D(trainer.real_batch()[0]).float().mean() * float("inf")
+                trainer.optimiser_step("D", trainer.opt_D, loss)
+                assert all(torch.equal(a, b) for a, b in zip(before, trainer.D.parameters()))
+                assert trainer.scalers["D"].get_scale() == scale / 2
+            with HostReads() as host:
+                trainer.step()
+            reads[fused] = host.count
+    assert reads[True] == 0 and reads[False] > 0, reads
+    for name in ("G", "D"):
+        for (key, eager), fused in zip(getattr(trainers[False], name).state_dict().items(),
+                                       getattr(trainers[True], name).state_dict().values()):
+            torch.testing.assert_close(fused, eager, rtol=1e-4, atol=1e-5, msg=f"{name}.{key}")
+    for key in "GD":
+        assert trainers[True].scalers[key].get_scale() == trainers[False].scalers[key].get_scale()
