@@ -84,23 +84,23 @@ class TrainConfig:
 
 
 # Values for the fields left unset (0, "" or -1), by model and device type. dcgan/cgan/mlp, CPU: chosen by
-# bench/quality on real digits (README); GPU: the DCGAN paper's. biggan, GPU: the 5th place's (hinge, Adam betas (0,
-# 0.999), lr 1e-4 / 4e-4, G width 32, D width 64, batch 64, self-attention at 32×32 in G and D). No GPU has measured
-# them here. biggan, CPU: chosen by bench/quality on the digits at 2 min (bench/results/quality_explore.md, "How the
-# biggan CPU row was chosen"): attention at 32×32 was 60% of a step (1.7 s at batch 64, one thread), at 16×16 a step
-# costs 0.7 s; batch 16 learns the digits per second far faster than 64 (2 min: digit-FID 301-549, 82-94% asked-for
-# digits, against 3237 and 12% for the old row: batch 64, lr 2e-4 / 8e-4, attention at 32), and lr 2.5e-4 / 1e-3
-# (the GPU row's 1:4) kept improving to 5 min (275, 96%) where 1e-3 / 1e-3 rose back from 340 to 771. biggan samples
-# with standing statistics ("Why biggan's EMA sampled badly" in the same file): any count from 2 batches of 256 cut the
-# late digit-FID by about a third, 2-16 within the noise; 4 on a CPU is cheap, 16 on a GPU is BigGAN-PyTorch's.
-# biggan's augmentation: DiffAugment's BigGAN policy translation,cutout on every device, chosen by bench/quality on the
-# photo crops (bench/results/quality_photos.md, issue 21; two seeds each, one thread, two runs at a time); ADA (target
-# 0.6) on a CPU only. At 5 CPU minutes photo-FID: the policy with ADA 235, the policy alone 322, plain biggan
-# (translation,color, no ADA) 499; LeCam 501, bCR 1062, ADA alone 431. At 20 minutes, the nearer stand-in for a
-# kernel's hours: the policy alone 113, plain 131, the policy with ADA 151, LeCam 0.3 alone 100, the policy with
-# LeCam 0.3 80 (its d 0.87 of plain's, FID / d 0.71 of plain's): a GPU takes the policy with LeCam, without ADA.
-# LeCam on the CPU's 5-minute pair: 134 against the pair's 173, both seeds lower, side by side at one commit; so
-# biggan takes LeCam 0.3 on every device.
+# bench/quality on real digits (docs/benchmarks.md); GPU: the DCGAN paper's. biggan, GPU: the 5th place's (hinge, Adam
+# betas (0, 0.999), lr 1e-4 / 4e-4, G width 32, D width 64, batch 64, self-attention at 32×32 in G and D). No GPU has
+# measured them here. biggan, CPU: chosen by bench/quality on the digits at 2 min (bench/results/quality_explore.md,
+# "How the biggan CPU row was chosen"): attention at 32×32 was 60% of a step (1.7 s at batch 64, one thread), at 16×16
+# a step costs 0.7 s; batch 16 learns the digits per second far faster than 64 (2 min: digit-FID 301-549, 82-94%
+# asked-for digits, against 3237 and 12% for the old row: batch 64, lr 2e-4 / 8e-4, attention at 32), and lr 2.5e-4 /
+# 1e-3 (the GPU row's 1:4) kept improving to 5 min (275, 96%) where 1e-3 / 1e-3 rose back from 340 to 771. biggan
+# samples with standing statistics ("Why biggan's EMA sampled badly" in the same file): any count from 2 batches of
+# 256 cut the late digit-FID by about a third, 2-16 within the noise; 4 on a CPU is cheap, 16 on a GPU is
+# BigGAN-PyTorch's. biggan's augmentation: DiffAugment's BigGAN policy translation,cutout on every device, chosen by
+# bench/quality on the photo crops (bench/results/quality_photos.md, issue 21; two seeds each, one thread, two runs at
+# a time); ADA (target 0.6) on a CPU only. At 5 CPU minutes photo-FID: the policy with ADA 235, the policy alone 322,
+# plain biggan (translation,color, no ADA) 499; LeCam 501, bCR 1062, ADA alone 431. At 20 minutes, the nearer stand-in
+# for a kernel's hours: the policy alone 113, plain 131, the policy with ADA 151, LeCam 0.3 alone 100, the policy with
+# LeCam 0.3 80 (its d 0.87 of plain's, FID / d 0.71 of plain's): a GPU takes the policy with LeCam, without ADA. LeCam
+# on the CPU's 5-minute pair: 134 against the pair's 173, both seeds lower, side by side at one commit; so biggan
+# takes LeCam 0.3 on every device.
 DCGAN_DEFAULTS = {"cpu": {"g_width": 16, "d_width": 16, "lr_g": 1e-3, "lr_d": 1e-3, "loss": "bce", "beta1": 0.5,
                           "beta2": 0.999, "batch_size": 64, "standing_stats": 0, "augment": "translation,color",
                           "ada_target": 0.0, "lecam": 0.0},

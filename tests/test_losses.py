@@ -44,7 +44,8 @@ def test_rpgan_by_hand():
     """Pairs (1, 0) and (3, 2) both differ by 1: D pays softplus(-1) = ln(1 + e⁻¹), G softplus(1) = ln(1 + e)."""
     assert losses.rpgan_d(R, F).item() == pytest.approx(math.log(1 + math.exp(-1)))
     assert losses.rpgan_g(R, F).item() == pytest.approx(math.log(1 + math.e))
-    assert losses.rpgan_d(R, F.flip(0)).item() == pytest.approx((math.log(1 + math.exp(1)) + math.log(1 + math.exp(-3))) / 2)
+    unpaired = (math.log(1 + math.exp(1)) + math.log(1 + math.exp(-3))) / 2     # pairs (1, 2) and (3, 0)
+    assert losses.rpgan_d(R, F.flip(0)).item() == pytest.approx(unpaired)
 
 
 def test_losses_pull_the_right_way():

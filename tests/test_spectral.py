@@ -88,7 +88,10 @@ def test_the_closed_form_gradient_matches_finite_differences():
         rows, columns = weight.shape[dim], weight.numel() // weight.shape[dim]
         u = torch.nn.functional.normalize(torch.randn(rows, dtype=torch.double), dim=0)
         v = torch.nn.functional.normalize(torch.randn(columns, dtype=torch.double), dim=0)
-        assert torch.autograd.gradcheck(lambda w: DividedBySigma.apply(w, u, v, torch.vdot(u, torch.mv(w.detach().movedim(dim, 0).flatten(1), v)), dim), (weight,))
+        def divided(w, u=u, v=v, dim=dim):
+            """W / σ(W), σ = uᵀWv at the weight gradcheck moves (its gradient is DividedBySigma's to check)."""
+            return DividedBySigma.apply(w, u, v, torch.vdot(u, torch.mv(w.detach().movedim(dim, 0).flatten(1), v)), dim)
+        assert torch.autograd.gradcheck(divided, (weight,))
 
 
 def test_the_weight_it_gives_has_spectral_norm_one_after_iterating():
