@@ -1,15 +1,18 @@
 """Training images/s of `kit train` (DCGAN, CGAN, BigGAN; eager, compile, CUDA graph) against a notebook DCGAN loop.
 
     python bench/bench_train.py [--device auto] [--batch-sizes 64 256] [--steps N] [--threads N] [--procs 1 2]
+                                [--precisions auto fp16 bf16]
 
 The baseline is the notebook that bench/quality measures (bench/quality/baseline.py): pytorch/examples' width-64
 DCGAN, ImageFolder of JPEGs + DataLoader(num_workers=2), fp32, BCE. kit trains from the uint8 cache resident on the
-device, with its default precision (bf16 on recent GPUs).
+device, with its default precision (bf16 on recent GPUs) unless --precisions names others (fp16: a T4's, its grad
+scaler inside the CUDA graph).
 Figures are real images consumed per second after warm-up; the device is detected, so this runs unchanged on a GPU.
 Each run appends its table to --results with the commit, device and load; on a CPU the GPU rows (every model, eager,
 compile and CUDA graph) are listed as not measured yet.
 """
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -54,13 +57,13 @@ def baseline(folder, device, batch, steps, warmup):
     return seen / (time.perf_counter() - start)
 
 
-def kit_rate(data, out, device, model, batch, mode, steps, warmup, threads, procs=1):
+def kit_rate(data, out, device, model, batch, mode, steps, warmup, threads, procs=1, precision="auto"):
     """images/s of `kit train` (all `procs` DDP processes together, as a kernel starts them), from rank 0's
     metrics.jsonl lines after the warm-up window."""
     cfg = TrainConfig(data=str(data), out=str(out), model=model, batch_size=batch, device=str(device),
                       compile=mode == "compile", cuda_graph=mode == "cuda_graph", max_steps=warmup + steps,
                       log_every=warmup, n_images=64, checkpoint_every="1h", sample_every="1h", threads=threads,
-                      force=True)
+                      precision=precision, force=True)
     if procs == 1:
         train(cfg)
     elif failure := train_ranks(cfg, procs, deadline=time.time() + 3600):
@@ -84,6 +87,7 @@ def main():
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--procs", type=int, nargs="+", default=[1],
                         help="DDP processes per kit row (one per GPU; on the CPU gloo processes), e.g. 1 2")
+    parser.add_argument("--precisions", nargs="+", default=["auto"], help="auto fp32 fp16 bf16 (default: auto)")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--results", type=Path, default=Path(__file__).resolve().parent / "results" / "train.md",
                         help="markdown file the table is appended to (empty: print only)")
@@ -107,14 +111,13 @@ def main():
                 rate = baseline(folder, device, batch, steps, warmup)
                 results.append(("notebook DCGAN (ImageFolder, 2 workers, fp32)", batch, "eager", rate))
                 print(f"{results[-1][0]:<56} batch {batch:>4} {'eager':<10} {rate:>9.0f} img/s", flush=True)
-            for model in args.models:
-                for mode in modes:
-                    for procs in args.procs:
-                        rate = kit_rate(data, work / f"run-{model}-{batch}-{mode}-{procs}", device, model, batch,
-                                        mode, steps, warmup, args.threads, procs)
-                        loop = f"kit train --model {model}" + (f", {procs} DDP processes" if procs > 1 else "")
-                        results.append((loop, batch, mode, rate))
-                        print(f"{loop:<56} batch {batch:>4} {mode:<10} {rate:>9.0f} img/s", flush=True)
+            for model, precision, mode, procs in itertools.product(args.models, args.precisions, modes, args.procs):
+                rate = kit_rate(data, work / f"run-{model}-{batch}-{precision}-{mode}-{procs}", device, model,
+                                batch, mode, steps, warmup, args.threads, procs, precision)
+                loop = (f"kit train --model {model}" + (f" --precision {precision}" if precision != "auto" else "")
+                        + (f", {procs} DDP processes" if procs > 1 else ""))
+                results.append((loop, batch, mode, rate))
+                print(f"{loop:<56} batch {batch:>4} {mode:<10} {rate:>9.0f} img/s", flush=True)
     lines = ["| loop | batch | mode | images/s |", "|---|---|---|---|"]
     lines += [f"| {loop} | {batch} | {mode} | {rate:,.0f} |" for loop, batch, mode, rate in results]
     if not gpu:

@@ -5,10 +5,11 @@
 
 Items, in order: the device; demo data; the kernel script in the Kaggle-like sandbox of tests/test_kernel_sandbox.py
 with "device": "cuda"; each model (dcgan, cgan, biggan) trained in bf16 (where the GPU has it) and in fp16 with the
-grad scaler, each writing and checking its 10,000-image zip; biggan with --compile and with --cuda-graph (bf16, or fp32
-where there is no bf16: the graph is off under fp16); two NCCL processes (skipped with fewer than two GPUs); sampling
-with standing statistics and balanced breeds; both feature extractors' images/s with random weights; FID and d on
-10,000 × 20,000 features; bench/bench_train.py's rows (eager and CUDA graph; --compile is its own item); a 2-minute
+grad scaler (inside the CUDA graph), each writing and checking its 10,000-image zip; biggan with --compile, with
+--cuda-graph (bf16, or fp32 where there is no bf16) and in fp16 eager (beside the graphed fp16 item: the same seed);
+two NCCL processes (skipped with fewer than two GPUs); sampling with standing statistics and balanced breeds; both
+feature extractors' images/s with random weights; FID and d on 10,000 × 20,000 features; bench/bench_train.py's biggan
+rows at batch 64 and 256, fp16 and bf16, eager and CUDA graph (--compile is its own item); a 2-minute
 bench/quality row of the kernels' default model (biggan) at its GPU settings.
 
 Each item runs in a forked process of its own (its own process group, killed at its timeout), so one failure or hang
@@ -120,7 +121,7 @@ def train_item(model: str, precision: str, extra_seconds: float = 0.0, **options
 
 
 def precision_for_graph(ctx: Context) -> str:
-    """bf16 where the GPU has it, else fp32 (the CUDA graph is off under fp16's scaler)."""
+    """bf16 where the GPU has it, else fp32 (fp16 in the graph is "train biggan fp16" beside "biggan fp16 eager")."""
     return "bf16" if ctx.bf16 else "fp32"
 
 
@@ -257,14 +258,15 @@ def item_metric(ctx: Context) -> dict:
 
 
 def item_bench_train(ctx: Context) -> dict:
-    """bench/bench_train.py's rows (the notebook baseline, dcgan, cgan, biggan; eager and CUDA graph) into a scratch
-    table, read back."""
+    """bench/bench_train.py's rows (biggan at batch 64 and 256, fp16 and bf16, eager and CUDA graph; in a dry run the
+    notebook baseline and dcgan in fp16) into a scratch table, read back."""
     sys.path.insert(0, str(ROOT / "bench"))
     import bench_train
     table = ctx.work / "train.md"
     flags = (["--device", "cpu", "--batch-sizes", "8", "--models", "dcgan", "--steps", "1", "--warmup", "1",
-              "--images", "24", "--threads", "1"] if ctx.dry else
-             ["--batch-sizes", "64", "256", "--modes", "eager", "cuda_graph", "--steps", "100", "--warmup", "50"])
+              "--images", "24", "--threads", "1", "--precisions", "fp16"] if ctx.dry else
+             ["--batch-sizes", "64", "256", "--modes", "eager", "cuda_graph", "--steps", "60", "--warmup", "30",
+              "--models", "biggan", "--precisions", "fp16", *(["bf16"] if ctx.bf16 else []), "--no-baseline"])
     sys.argv = ["bench_train.py", *flags, "--results", str(table)]
     bench_train.main()
     rows = [line for line in table.read_text().splitlines() if line.startswith("| ") and "images/s" not in line]
@@ -303,6 +305,7 @@ ITEMS = [
       for model in ("dcgan", "cgan", "biggan") for precision in ("bf16", "fp16")],
     ("compile", item_compile, 240, TRAINED),
     ("cuda graph", item_cuda_graph, 150, TRAINED),
+    ("biggan fp16 eager", train_item("biggan", "fp16", cuda_graph=False), 150, TRAINED),   # beside "train biggan fp16"
     ("nccl 2 processes", item_nccl, 200, TRAINED),
     ("sample", item_sample, 120, ("train biggan bf16", "train biggan fp16")),
     ("features", item_features, 240, ()),
@@ -310,8 +313,8 @@ ITEMS = [
     ("quality", item_quality, 400, ()),
     ("bench_train", item_bench_train, 300, ()),
 ]
-ALONE = {"train biggan bf16", "train biggan fp16", "compile", "cuda graph", "sample", "features", "metric", "quality",
-         "bench_train"}
+ALONE = {"train biggan bf16", "train biggan fp16", "compile", "cuda graph", "biggan fp16 eager", "sample", "features",
+         "metric", "quality", "bench_train"}
 DRY_TIMEOUT_S = 240
 
 

@@ -38,7 +38,10 @@ def test_the_dry_run_passes_every_item_and_writes_its_record(tmp_path):
     assert items["sample"]["figures"]["images"] == 64 and items["features"]["figures"]["nasnet_images_per_s"] > 0
     assert 0 < items["metric"]["figures"]["d"] <= 1 and items["quality"]["figures"]["steps"] > 0
     assert [row[:3] for row in items["bench_train"]["figures"]["rows"]][:2] == [
-        ["notebook DCGAN (ImageFolder, 2 workers, fp32)", "8", "eager"], ["kit train --model dcgan", "8", "eager"]]
+        ["notebook DCGAN (ImageFolder, 2 workers, fp32)", "8", "eager"],
+        ["kit train --model dcgan --precision fp16", "8", "eager"]]
+    eager = items["biggan fp16 eager"]["figures"]
+    assert eager["precision"] == "float16" and eager["cuda_graph"] is False and eager["steps"] == 2
     table = (out / "gpu.md").read_text()
     assert all(f"| {name} | passed |" in table for name in items) and "dry run" in table
     assert not (ROOT / "bench" / "results" / "gpu.md").exists() or "dry run" not in (

@@ -15,7 +15,7 @@ MANIFEST = {
     'kit/__init__.py': 'e7d0045deac9a05a409a26697e4ba733903926c7c14286cfeb66ba9a6b828972',
     'kit/budget.py': '0b24602ba3d74381de0f6555b9123e8de54c1b9141a713b73366367235e63a73',
     'kit/checkpoint.py': '4dd68e2698b945979d86be846edea81eba77b690ba08843d10e33304cb56c255',
-    'kit/config.py': '2fadafa40ec94cc50b1addd3b7386cc3ad8f6e6b5bfd93e42e62f126ea49784f',
+    'kit/config.py': 'fd942cffa0a397e7b7a6fdd967c73a56299cbfb96e8e343b655d3e472e05ff02',
     'kit/data/__init__.py': '91eae478aba0ba4b29f550ad3c9b81cc15a9bbbc242a8f90a34d539f4381dbe1',
     'kit/data/augment.py': 'cd4448e5427da519b078cf7bbd5efd443d32600f34f5e302d136208a71d11ebf',
     'kit/data/cache.py': 'd97b231dcfad583b9db15790a7cbae9d91e22c70c86b6d8465380d2be0521d40',
@@ -29,7 +29,7 @@ MANIFEST = {
     'kit/kernel/__init__.py': '830143a6408c2cd2ff8086108926339529a22e028a7a2830e3d628dcf71c178f',
     'kit/kernel/preflight.py': 'ec66052e61da741138a329f9c59e2ad3eb9fba6f1292d659368dcd1d11c69542',
     'kit/kernel/runtime.py': '273dbc61927497cd1db797f393c46f7059423d235ff7a36967a2b2f165a51283',
-    'kit/losses.py': '13301d339fe3a525fd12100922a3c309d4ba2de008058315f5f29db20a20eb6b',
+    'kit/losses.py': '26dd1431098aa3f0aea3516c53ed6078d11a22beb8748a28741670627fcca8e4',
     'kit/metrics/__init__.py': '51890920afb36f18e27fbce15db9a07c1006c87d80e47085a7eca12d440a2cfc',
     'kit/metrics/evaluate.py': '905ba9d2754ed1b7fc3465ab75b732896beeab46ea1498fb7ee12f912c5b8ceb',
     'kit/metrics/features.py': '2c571677b4ab3567398a8efe163892f08bce77a40c318dfd48c70a923c9cb17d',
@@ -47,8 +47,8 @@ MANIFEST = {
     'kit/plot.py': 'fa5e4ffc4adc85a8c6faa33832bfb0f7dcd14d0dbff56e8506bbd317634eaec0',
     'kit/progress.py': '6683bd9a355ba4006be3dbeada7474de8d3dd901d3fd7d211e1d958cf409b20b',
     'kit/sample.py': '68fb2e24a83baf246074320d9b35e52892139015730c67ade5e26c46b8dd2557',
-    'kit/train.py': 'dd498fb9775750ab801097aa8558889b6eda9c7db25d05759df6d31853993d74',
-    'kit/trainer.py': '9f4df21bf55e4f446caba1273f8b91ce8f18a0cacb8fc525db5abd5dfcc60b3f',
+    'kit/train.py': '6f187f482fdb337230e3342d0340ae943f0f7dd2532a59a32a9504d6d8e2215e',
+    'kit/trainer.py': 'e479b74160e99211d7af05847184bec935138c726cd919617d6f3eb604ffb1e7',
     'kit/weights.py': '3ba1c94da2c4033d63b99d600400596bf049c335b7365131c6fe4870b6fd4e2a',
 }
 SOURCES = {}
@@ -174,7 +174,8 @@ class TrainConfig:
     data: str = ""                 # prepared cache (.npz), or any layout `kit prepare` reads
     out: str = "runs/dcgan"        # run folder: checkpoints, samples, metrics, images.zip
     model: str = "dcgan"           # dcgan | cgan | mlp | biggan
-    loss: str = ""                 # bce | lsgan | wgan-gp | wgan | hinge | ralsgan; "": the model's, see MODEL_DEFAULTS
+    loss: str = ""                 # bce | lsgan | wgan-gp | wgan | hinge | ralsgan | rpgan; "": the model's, see
+                                   # MODEL_DEFAULTS
     budget: str = "8h30m"          # hard wall-clock limit, tail (10k images + zip) included; "+45s": 45 s of
                                    # training, plus whatever the tail needs
     budget_from: float = 0.0       # wall-clock time (time.time()) the budget counts from; 0: when training starts
@@ -209,6 +210,8 @@ class TrainConfig:
     lecam_start: int = 0           # LeCam: step from which the anchors average (before it they follow the outputs);
                                    # every bench row ran from 0, google/lecam-gan starts at 1000
     cr: float = 0.0                # balanced consistency regularisation weight on D (10 in Zhao et al.); 0: off
+    r1: float = 0.0                # R1: gamma of the zero-centred gradient penalty (gamma/2)·‖∇D(real)‖² on D; 0: off
+    r2: float = 0.0                # R2: the same on fake images (R3GAN takes --loss rpgan with R1 and R2 alike)
     precision: str = "auto"        # auto | fp32 | fp16 | bf16
     channels_last: bool = True
     compile: bool = False          # torch.compile the models
@@ -241,23 +244,23 @@ class TrainConfig:
 
 
 # Values for the fields left unset (0, "" or -1), by model and device type. dcgan/cgan/mlp, CPU: chosen by
-# bench/quality on real digits (README); GPU: the DCGAN paper's. biggan, GPU: the 5th place's (hinge, Adam betas (0,
-# 0.999), lr 1e-4 / 4e-4, G width 32, D width 64, batch 64, self-attention at 32×32 in G and D). No GPU has measured
-# them here. biggan, CPU: chosen by bench/quality on the digits at 2 min (bench/results/quality_explore.md, "How the
-# biggan CPU row was chosen"): attention at 32×32 was 60% of a step (1.7 s at batch 64, one thread), at 16×16 a step
-# costs 0.7 s; batch 16 learns the digits per second far faster than 64 (2 min: digit-FID 301-549, 82-94% asked-for
-# digits, against 3237 and 12% for the old row: batch 64, lr 2e-4 / 8e-4, attention at 32), and lr 2.5e-4 / 1e-3
-# (the GPU row's 1:4) kept improving to 5 min (275, 96%) where 1e-3 / 1e-3 rose back from 340 to 771. biggan samples
-# with standing statistics ("Why biggan's EMA sampled badly" in the same file): any count from 2 batches of 256 cut the
-# late digit-FID by about a third, 2-16 within the noise; 4 on a CPU is cheap, 16 on a GPU is BigGAN-PyTorch's.
-# biggan's augmentation: DiffAugment's BigGAN policy translation,cutout on every device, chosen by bench/quality on the
-# photo crops (bench/results/quality_photos.md, issue 21; two seeds each, one thread, two runs at a time); ADA (target
-# 0.6) on a CPU only. At 5 CPU minutes photo-FID: the policy with ADA 235, the policy alone 322, plain biggan
-# (translation,color, no ADA) 499; LeCam 501, bCR 1062, ADA alone 431. At 20 minutes, the nearer stand-in for a
-# kernel's hours: the policy alone 113, plain 131, the policy with ADA 151, LeCam 0.3 alone 100, the policy with
-# LeCam 0.3 80 (its d 0.87 of plain's, FID / d 0.71 of plain's): a GPU takes the policy with LeCam, without ADA.
-# LeCam on the CPU's 5-minute pair: 134 against the pair's 173, both seeds lower, side by side at one commit; so
-# biggan takes LeCam 0.3 on every device.
+# bench/quality on real digits (docs/benchmarks.md); GPU: the DCGAN paper's. biggan, GPU: the 5th place's (hinge, Adam
+# betas (0, 0.999), lr 1e-4 / 4e-4, G width 32, D width 64, batch 64, self-attention at 32×32 in G and D). No GPU has
+# measured them here. biggan, CPU: chosen by bench/quality on the digits at 2 min (bench/results/quality_explore.md,
+# "How the biggan CPU row was chosen"): attention at 32×32 was 60% of a step (1.7 s at batch 64, one thread), at 16×16
+# a step costs 0.7 s; batch 16 learns the digits per second far faster than 64 (2 min: digit-FID 301-549, 82-94%
+# asked-for digits, against 3237 and 12% for the old row: batch 64, lr 2e-4 / 8e-4, attention at 32), and lr 2.5e-4 /
+# 1e-3 (the GPU row's 1:4) kept improving to 5 min (275, 96%) where 1e-3 / 1e-3 rose back from 340 to 771. biggan
+# samples with standing statistics ("Why biggan's EMA sampled badly" in the same file): any count from 2 batches of
+# 256 cut the late digit-FID by about a third, 2-16 within the noise; 4 on a CPU is cheap, 16 on a GPU is
+# BigGAN-PyTorch's. biggan's augmentation: DiffAugment's BigGAN policy translation,cutout on every device, chosen by
+# bench/quality on the photo crops (bench/results/quality_photos.md, issue 21; two seeds each, one thread, two runs at
+# a time); ADA (target 0.6) on a CPU only. At 5 CPU minutes photo-FID: the policy with ADA 235, the policy alone 322,
+# plain biggan (translation,color, no ADA) 499; LeCam 501, bCR 1062, ADA alone 431. At 20 minutes, the nearer stand-in
+# for a kernel's hours: the policy alone 113, plain 131, the policy with ADA 151, LeCam 0.3 alone 100, the policy with
+# LeCam 0.3 80 (its d 0.87 of plain's, FID / d 0.71 of plain's): a GPU takes the policy with LeCam, without ADA. LeCam
+# on the CPU's 5-minute pair: 134 against the pair's 173, both seeds lower, side by side at one commit; so biggan
+# takes LeCam 0.3 on every device.
 DCGAN_DEFAULTS = {"cpu": {"g_width": 16, "d_width": 16, "lr_g": 1e-3, "lr_d": 1e-3, "loss": "bce", "beta1": 0.5,
                           "beta2": 0.999, "batch_size": 64, "standing_stats": 0, "augment": "translation,color",
                           "ada_target": 0.0, "lecam": 0.0},
@@ -2238,6 +2241,17 @@ def ralsgan_g(real, fake):
     return ralsgan_d(fake, real)
 
 
+def rpgan_d(real, fake):
+    """Relativistic pairing GAN (Jolicoeur-Martineau 2019; R3GAN's loss), discriminator: softplus(-(real - fake)),
+    each real image against the fake drawn beside it."""
+    return F.softplus(fake - real).mean()
+
+
+def rpgan_g(real, fake):
+    """Relativistic pairing GAN, generator: the discriminator's loss with real and fake swapped."""
+    return rpgan_d(fake, real)
+
+
 @dataclass(frozen=True)
 class Loss:
     """A loss and what the training step must do for it."""
@@ -2259,6 +2273,7 @@ LOSSES = {loss.name: loss for loss in (
     Loss("wgan", wgan_d, wgan_g, clip=True, optimizer="rmsprop", n_critic=5, batch_norm_in_d=False),
     Loss("hinge", hinge_d, hinge_g),
     Loss("ralsgan", ralsgan_d, ralsgan_g, g_needs_real=True),
+    Loss("rpgan", rpgan_d, rpgan_g, g_needs_real=True),
 )}
 
 
@@ -2286,6 +2301,15 @@ def consistency(logits, again):
     """Balanced consistency regularisation's term (Zhao et al. 2021): the squared difference of D's outputs on two
     augmentations of the same images (zero when the augmentation is the identity)."""
     return (again - logits).pow(2).mean()
+
+
+def zero_centred_penalty(logits, inputs):
+    """R1 on real inputs, R2 on fake ones (Mescheder et al. 2018; R3GAN takes both): the mean over samples of
+    ‖∇ₓD(x)‖², from D's outputs on inputs that require a gradient, the graph kept so that D's step differentiates it.
+    Unlike gradient_penalty's, this gradient is not taken at the fp16 loss scale: D's outputs sum to far more than
+    a mix's, and at the scaler's start (65,536) their gradient overflowed fp16 (a NaN penalty in the first steps)."""
+    grad, = torch.autograd.grad(logits.float().sum(), inputs, create_graph=True)
+    return grad.float().square().flatten(1).sum(1).mean()
 
 
 def gradient_penalty(D, real, fake, y=None, scale=1.0):
@@ -4091,7 +4115,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from kit import checkpoint, models
+from kit import checkpoint, losses, models
 from kit.budget import Budget
 from kit.config import TrainConfig, add_arguments as add_config_arguments, asdict, for_device, from_args, from_dict
 from kit.data import cache
@@ -4104,7 +4128,7 @@ from kit.metrics.ranks import from_rank_0
 from kit.plot import save_line_chart
 from kit.progress import Progress
 from kit.sample import STATS_BATCH, generate, load_generator
-from kit.trainer import Trainer, set_rng_state
+from kit.trainer import Trainer, fused_optimisers, set_rng_state
 
 # Fields a resumed run takes from the command line; every other field comes from the checkpoint.
 RUN_FIELDS = ("data", "out", "budget", "budget_from", "device", "threads", "compile", "cuda_graph", "checkpoint_every",
@@ -4133,9 +4157,11 @@ def pick_precision(name, device):
 
 
 def graph_allowed(cfg, device, dtype, world):
-    """Whether the step is captured in a CUDA graph: asked for (the default), one CUDA process, bf16 or fp32 (fp16's
-    grad scaler reads its inf check on the host), and no torch.compile (whose graphs are its own)."""
-    return cfg.cuda_graph and device.type == "cuda" and dtype is not torch.float16 and world == 1 and not cfg.compile
+    """Whether the step is captured in a CUDA graph: asked for (the default), one CUDA process, no torch.compile
+    (whose graphs are its own), and fp16 only with Adam, fused on a GPU: its grad scaler's inf check and skipped step
+    stay on the device there, where RMSprop's (wgan) read the inf check on the host."""
+    fp16_on_device = dtype is not torch.float16 or fused_optimisers(losses.get(cfg.loss).optimizer, device)
+    return cfg.cuda_graph and device.type == "cuda" and fp16_on_device and world == 1 and not cfg.compile
 
 
 def setup_distributed(device_name):
@@ -4225,6 +4251,8 @@ def open_run(cfg, device):
     if cfg.lecam < 0 or cfg.cr < 0:
         raise UserError(f"--lecam {cfg.lecam:g} and --cr {cfg.cr:g} must be at least 0 (0 turns each off; -1 leaves "
                         f"--lecam to the model)")
+    if cfg.r1 < 0 or cfg.r2 < 0:
+        raise UserError(f"--r1 {cfg.r1:g} and --r2 {cfg.r2:g} must be at least 0 (0 turns each off)")
     if cfg.eval_n < 2:
         raise UserError(f"--eval-n {cfg.eval_n} must be at least 2 (FID needs two images)")
     return cfg, resumed
@@ -4597,11 +4625,18 @@ class GraphedStep:
         self.calls, self.graph = 0, None
 
 
-def optimiser(kind, parameters, lr, betas, capturable):
-    """Adam with the config's betas, or RMSprop (WGAN with clipping wants no momentum)."""
+def optimiser(kind, parameters, lr, betas, capturable, fused):
+    """Adam with the config's betas, or RMSprop (WGAN with clipping wants no momentum). A fused Adam is one kernel a
+    step and takes a grad scaler's scale and inf check as device tensors: the fp16 step needs no host sync."""
     if kind == "rmsprop":
         return torch.optim.RMSprop(parameters, lr, capturable=capturable)
-    return torch.optim.Adam(parameters, lr, betas, capturable=capturable)
+    return torch.optim.Adam(parameters, lr, betas, capturable=capturable, fused=fused or None)
+
+
+def fused_optimisers(kind, device) -> bool:
+    """Whether the trainer's optimisers are fused: Adam on a GPU (the same update as torch's default, in one kernel
+    instead of a few dozen; on a CPU the per-tensor Adam every benchmark ran stays)."""
+    return kind == "adam" and device.type == "cuda"
 
 
 class Trainer:
@@ -4624,9 +4659,9 @@ class Trainer:
         self.G = G.to(device, memory_format=self.memory_format)
         self.D = D.to(device, memory_format=self.memory_format)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if cfg.ema else None
-        betas = (cfg.beta1, cfg.beta2)
-        self.opt_G = optimiser(self.loss.optimizer, self.G.parameters(), cfg.lr_g, betas, use_graph)
-        self.opt_D = optimiser(self.loss.optimizer, self.D.parameters(), cfg.lr_d, betas, use_graph)
+        betas, self.fused = (cfg.beta1, cfg.beta2), fused_optimisers(self.loss.optimizer, device)
+        self.opt_G = optimiser(self.loss.optimizer, self.G.parameters(), cfg.lr_g, betas, use_graph, self.fused)
+        self.opt_D = optimiser(self.loss.optimizer, self.D.parameters(), cfg.lr_d, betas, use_graph, self.fused)
         self.set_precision(dtype)
         self.step_count = 0
         self.nan_at_step = 0                           # tests: make the losses NaN once at this step
@@ -4646,9 +4681,20 @@ class Trainer:
             ids = [self.device] if self.device.type == "cuda" else None
             self.G_train, self.D_train = distributed(Gc, ids), distributed(self.Dc, ids)
         self.run_step = GraphedStep(self.one_step) if graphed else self.one_step
+        self.set_optimiser_modes()
+
+    def set_optimiser_modes(self):
+        """Every group capturable under the CUDA graph and fused as the trainer fuses, with its step counters on the
+        parameters' device where those modes read them there: a loaded state may come from another device or mode."""
         for opt in self.optimisers():
             for group in opt.param_groups:
-                group["capturable"] = graphed
+                group["capturable"] = self.use_graph
+                if "fused" in group:
+                    group["fused"] = self.fused or None
+                for p in group["params"]:
+                    state = opt.state.get(p, {})
+                    if (self.use_graph or self.fused) and torch.is_tensor(state.get("step")):
+                        state["step"] = state["step"].to(p.device, torch.float32)
 
     def go_eager(self):
         """Fallback: no torch.compile, no CUDA graph."""
@@ -4661,10 +4707,13 @@ class Trainer:
         self.scalers = {k: torch.amp.GradScaler(self.device.type, enabled=dtype is torch.float16) for k in "GD"}
 
     def leave_fp16(self):
-        """Fallback after fp16 NaN/inf losses: bf16 where the GPU has it, else fp32; the config says which."""
+        """Fallback after fp16 NaN/inf losses: bf16 where the GPU has it, else fp32; the config says which. A captured
+        step is captured again (it held the old scalers and precision)."""
         bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
         self.set_precision(torch.bfloat16 if bf16 else None)
         self.cfg = dataclasses.replace(self.cfg, precision="bf16" if bf16 else "fp32")
+        if self.use_graph:
+            self.run_step.reset()
 
     def set_batch_size(self, batch_size):
         """Fallback after an out-of-memory error: a smaller batch per process (a captured graph is captured again)."""
@@ -4692,8 +4741,7 @@ class Trainer:
             self.G_ema.load_state_dict(saved["G_ema"] or saved["G"])
         for opt, key in ((self.opt_G, "opt_G"), (self.opt_D, "opt_D")):
             opt.load_state_dict(saved[key])
-            for group in opt.param_groups:
-                group["capturable"] = self.use_graph   # the saved run may have used another device or mode
+        self.set_optimiser_modes()   # the saved run may have used another device or mode
         for k, s in self.scalers.items():
             if s.is_enabled() and saved["scaler"][k]:   # a scaler saved disabled (or before a precision fallback)
                 s.load_state_dict(saved["scaler"][k])
@@ -4758,11 +4806,16 @@ class Trainer:
                 with torch.set_grad_enabled(i == self.n_critic - 1):
                     fake = self.G_train(z, y)
                 real_aug, fake_aug = self.augmented(real), self.augmented(fake.detach())
+                real_aug.requires_grad_(bool(cfg.r1))    # R1 and R2 differentiate D's outputs by its inputs
+                fake_aug.requires_grad_(bool(cfg.r2))
                 real_logits, fake_logits = self.D_train(real_aug, y).float(), self.D_train(fake_aug, y).float()
                 loss_d = self.loss.d(real_logits, fake_logits) + self.regularisation(real, fake, y, real_logits,
                                                                                       fake_logits)
+                for gamma, logits, inputs in ((cfg.r1, real_logits, real_aug), (cfg.r2, fake_logits, fake_aug)):
+                    if gamma:
+                        loss_d = loss_d + gamma / 2 * losses.zero_centred_penalty(logits, inputs)
                 if self.loss.gradient_penalty:
-                    scale = self.scalers["D"].get_scale() if self.scalers["D"].is_enabled() else 1.0
+                    scale = self.scalers["D"].scale(torch.ones((), device=self.device))   # on the device: no sync
                     loss_d = loss_d + cfg.gp_weight * losses.gradient_penalty(self.D_train, real_aug, fake_aug, y,
                                                                               scale)
             self.augmentation.observe(real_logits)
@@ -4773,7 +4826,7 @@ class Trainer:
                         parameter.clamp_(-cfg.clip, cfg.clip)
         self.D.requires_grad_(False)   # the G step reads D without DDP and without D gradients
         with self.autocast():
-            real_logits = self.Dc(real_aug, y).float() if self.loss.g_needs_real else None
+            real_logits = self.Dc(real_aug.detach(), y).float() if self.loss.g_needs_real else None
             loss_g = self.loss.g(real_logits, self.Dc(self.augmented(fake), y).float())
         self.optimiser_step("G", self.opt_G, loss_g)
         self.D.requires_grad_(True)
