@@ -182,7 +182,8 @@ def item_nccl(ctx: Context) -> dict:
 
 def item_kernel(ctx: Context) -> dict:
     """The kernels' default script (biggan; dcgan in a dry run) in the Kaggle-like sandbox of
-    tests/test_kernel_sandbox.py, asked for the GPU: preflight, prepare, train, zip, check."""
+    tests/test_kernel_sandbox.py, asked for the GPU: preflight, prepare, train (separate runs, one per GPU, the
+    kernels' default), zip, check."""
     sys.path.insert(0, str(ROOT / "tests"))
     from test_kernel_sandbox import run_kernel, sandbox, stage_lines
     from kit.data import synthetic
@@ -198,9 +199,12 @@ def item_kernel(ctx: Context) -> dict:
     if done.returncode or report:
         raise RuntimeError(f"exit status {done.returncode}; last line: {(done.stdout + done.stderr).strip()[-300:]}"
                            + (f"; sandbox guard: {report[:3]}" if report else ""))
-    rows = metrics_rows(places["working"] / "run")
+    folders = sorted(path.parent for path in (places["working"] / "run").rglob("last.pt"))   # one, or one per GPU
+    rows = {folder.name: metrics_rows(folder) for folder in folders}
+    winner = [line for line in stages["train"] if line.startswith("the zip is")]
     return {"kernel": name, "wall_s": round(time.monotonic() - start, 1), "preflight": stages["preflight"][0],
-            "check": stages["check"][-1], "steps": rows[-1].get("step"), "fallbacks": fallbacks(rows)}
+            "check": stages["check"][-1], "steps": {name: r[-1].get("step") for name, r in rows.items()},
+            "winner": winner[0] if winner else "one run", "fallbacks": {name: fallbacks(r) for name, r in rows.items()}}
 
 
 def item_sample(ctx: Context) -> dict:

@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from kit import checkpoint
+from kit import weights as weights_module
 from kit.__main__ import main as kit_main
 from kit.kernel import build, runtime
 from kit.config import TrainConfig
@@ -163,27 +164,30 @@ def working_files(places: dict) -> list:
     return sorted(p.relative_to(places["working"]).as_posix() for p in places["working"].rglob("*") if p.is_file())
 
 
-def check_training_kernel(places: dict, done, report, procs: int, steps: int) -> dict:
+def check_training_kernel(places: dict, done, report, procs: int, steps: int, runs=("run",),
+                          weights="no weights: training and zipping without evaluation") -> dict:
     """What every training kernel must show: status 0, nothing outside the sandbox, each stage in the log, a valid
-    zip and the run folder in working/ (far under Kaggle's 500 files), `steps` trained; its stage lines."""
+    zip and the run folders in working/ (far under Kaggle's 500 files), `steps` trained in each; its stage lines."""
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-3000:]
     assert report == [], report   # no write outside the sandbox, no read of the installed kit/
     files = working_files(places)
-    assert {"images.zip", "run/last.pt", "run/metrics.jsonl", "run/losses.png"} <= set(files), files
+    kept = {f"{run}/{name}" for run in runs for name in ("last.pt", "metrics.jsonl", "losses.png")}
+    assert {"images.zip"} | kept <= set(files), files
     assert all(f in ("images.zip", "score.json") or f.startswith("run/") for f in files) and \
         len(files) <= MAX_OUTPUT_FILES, files
     assert check_zip(places["working"] / "images.zip") == []
     stages = stage_lines(done.stdout)
     assert all(stages[stage] for stage in EVERY_RUN), {k: v for k, v in stages.items() if not v}
     assert f"{procs} process(es) (" in stages["preflight"][0]
-    assert stages["weights"] == ["no weights: training and zipping without evaluation"]
+    assert stages["weights"] == [weights]
     workers = len(os.sched_getaffinity(0))
     assert stages["prepare"][0].endswith(f", {workers} processes")
     assert not any("ended early" in line for line in stages["train"])
-    assert stages["check"][-2].startswith(f"{places['working']} holds {len(files)} files")
+    assert stages["check"][-2].startswith(f"{places['working']} holds {len(files)} files (Kaggle keeps at most 500), "
+                                          f"{', '.join(f'{run}/last.pt' for run in runs)} among them")
     assert stages["check"][-1].endswith("budget") and " passes;" in stages["check"][-1]
-    assert checkpoint.load(places["working"] / "run" / "last.pt")["step"] == steps
+    assert all(checkpoint.load(places["working"] / run / "last.pt")["step"] == steps for run in runs)
     return stages
 
 
@@ -245,8 +249,8 @@ def test_the_resumed_state_is_the_saved_one(first_session, tmp_path):
     kernel = {"continue": "alice/dogkit-dcgan"}
     run_dir = tmp_path / "working" / "run"
     log = []
-    step = runtime.continue_stage(kernel, {"model": "dcgan"}, dataset, input_dir, run_dir, log.append)
-    assert step == 6 and log[0].startswith("continue: resuming alice/dogkit-dcgan's run at step 6")
+    carried = runtime.continue_stage(kernel, {"model": "dcgan"}, dataset, input_dir, run_dir, False, log.append)
+    assert carried == [(run_dir, 6, 0)] and log[0].startswith("continue: resuming alice/dogkit-dcgan's run at step 6")
     cfg = TrainConfig(**{**TRAIN, "threads": 1}, data=str(first["tmp"] / "dogkit-cache.npz"), out=str(run_dir),
                       model="dcgan", max_steps=6, n_images=16, zip=str(tmp_path / "working" / "images.zip"),
                       resume=True, force=True)
@@ -262,9 +266,10 @@ def test_the_resumed_state_is_the_saved_one(first_session, tmp_path):
     with pytest.raises(UserError, match=r"^continue: .*last.pt is model 'dcgan' where this kernel has 'cgan': "
                                         r"rebuild with --continue of a run of this model and data, or add "
                                         r"--restart-if-different"):
-        runtime.continue_stage(kernel, {"model": "cgan"}, dataset, input_dir, tmp_path / "other", log.append)
+        runtime.continue_stage(kernel, {"model": "cgan"}, dataset, input_dir, tmp_path / "other", False, log.append)
     consent = {**kernel, "restart_if_different": True}
-    assert runtime.continue_stage(consent, {"model": "cgan"}, dataset, input_dir, tmp_path / "other", log.append) == 0
+    assert runtime.continue_stage(consent, {"model": "cgan"}, dataset, input_dir, tmp_path / "other", False,
+                                  log.append) == []
     assert log[-1].endswith("starting afresh, as built with --restart-if-different")
     assert not (tmp_path / "other").exists()
 
@@ -341,6 +346,108 @@ def test_a_kernel_with_the_weights_evaluates_selects_and_scores(tmp_path, incept
     assert all(score[board]["threshold"] == {"public": 0.1, "private": 0.25}[board] for board in score)
 
 
+@pytest.fixture(scope="module")
+def separate_runs(tmp_path_factory, inception_weights, nasnet_weights):
+    """dcgan as the kernels train on two GPUs (--gpus runs, their default), here two CPU processes (DOGKIT_PROCS=2):
+    two runs of 4 steps on a 6-image competition with the public leaderboard's (random) Inception attached (a pack
+    with NASNet taken out: it reads well under 1 image/s here), so each evaluates, selects and scores its zip;
+    (sandbox places, run)."""
+    root = tmp_path_factory.mktemp("separate")
+    small = synthetic.write_demo(root / "small", n_images=6, n_breeds=2, seed=2)["images"].parent
+    places = sandbox(root / "sandbox", small, "dcgan")
+    weights = places["kaggle"] / "input" / "datasets" / "alice" / "dogkit-weights"
+    assert kit_main(["weights", "pack", str(weights), "--inception", str(inception_weights), "--nasnet",
+                     str(nasnet_weights)]) == 0
+    manifest = json.loads((weights / weights_module.MANIFEST).read_text())
+    manifest["files"] = [entry for entry in manifest["files"] if entry["kind"] != "nasnet"]
+    (weights / weights_module.MANIFEST).write_text(json.dumps(manifest))
+    (weights / "nasnetalarge.pth").unlink()
+    train_options = {**TRAIN, "max_steps": 4, "eval_every": "1h", "eval_n": 4, "score_n": 4}
+    done, report = run_kernel(places, "20m", train_options, 2, timeout=900)
+    return places, done, report
+
+
+def test_two_separate_runs_submit_the_zip_with_the_lower_score(separate_runs):
+    places, done, report = separate_runs
+    runs = ("run/seed0", "run/seed1")
+    weights = places["kaggle"] / "input" / "datasets" / "alice" / "dogkit-weights" / "fid-inception.pth"
+    stages = check_training_kernel(places, done, report, 2, 4, runs,
+                                   f"public ({weights}): training evaluates with them")
+    working = places["working"]
+    assert "2 process(es) (separate runs)" in stages["preflight"][0]
+    assert "2 separate runs on cpu, batch 16 each" in stages["train"][0]
+    scores = {run: json.loads((working / run / "score.json").read_text())["public"] for run in runs}
+    for run, score in scores.items():
+        assert score["n_generated"] == 4
+        line = next(line for line in stages["train"] if line.startswith(f"{run}: "))
+        assert f", {score['mifid']:.2f} on 4 images of its zip (FID {score['fid']:.2f}" in line, line
+    winner = min(runs, key=lambda run: scores[run]["mifid"])
+    assert stages["train"][-1] == (f"the zip is {winner[4:]}'s: the lowest public MiFID by its zip's score of 2 runs "
+                                   f"(seed0 {scores['run/seed0']['mifid']:.2f}, seed1 "
+                                   f"{scores['run/seed1']['mifid']:.2f})")
+    assert (working / "images.zip").read_bytes() == (working / winner / "images.zip").read_bytes()
+    assert (working / "score.json").read_text() == (working / winner / "score.json").read_text()
+    states = [checkpoint.load(working / run / "last.pt") for run in runs]
+    assert [state["config"]["seed"] for state in states] == [0, 1]
+    assert not torch.equal(next(iter(states[0]["G"].values())), next(iter(states[1]["G"].values())))
+
+
+def test_the_next_session_continues_both_runs(separate_runs, tmp_path, demo_dir):
+    """Session 2 with no weights attached: both runs resume and train on; the choice is by seed order, and says so."""
+    first, _, _ = separate_runs
+    script = build.build("dcgan", "alice", tmp_path / "kernels", continue_from="alice/dogkit-dcgan") / "script.py"
+    small = first["kaggle"] / "input" / COMPETITION_LAYOUTS[0]
+    places = sandbox(tmp_path / "second", small, "dcgan", COMPETITION_LAYOUTS[2], script)
+    mounted = mount_output(places, first)
+    done, report = run_kernel(places, "20m", {**TRAIN, "max_steps": 8}, 2, timeout=900)
+    runs = ("run/seed0", "run/seed1")
+    stages = check_training_kernel(places, done, report, 2, 8, runs)
+    assert [line.split(" from ")[1].split(" (")[0] for line in stages["continue"]] == \
+        [str(mounted / run) for run in runs]
+    for run in runs:
+        rows = [json.loads(line) for line in (places["working"] / run / "metrics.jsonl").read_text().splitlines()]
+        starts = [row for row in rows if row.get("event") == "start"]
+        assert [(row["step"], row["resumed"]) for row in starts] == [(0, False), (4, True)]
+    assert stages["train"][-1] == ("the zip is seed0's: chosen by seed order, not by score: the 2 runs were not all "
+                                   "evaluated on one leaderboard (no weights at hand, or no time for them)")
+    working = places["working"]
+    assert (working / "images.zip").read_bytes() == (working / "run/seed0/images.zip").read_bytes()
+    assert not (working / "score.json").exists()
+
+
+def test_one_ddp_run_does_not_continue_separate_runs(separate_runs, tmp_path):
+    first, _, _ = separate_runs
+    input_dir = tmp_path / "input"
+    mount_output({"kaggle": tmp_path}, first)
+    saved = checkpoint.load(first["working"] / "run" / "seed0" / "last.pt")
+    dataset = SimpleNamespace(images=np.zeros((1, *saved["image_shape"]), np.uint8), classes=saved["classes"])
+    with pytest.raises(UserError, match=r"^continue: alice/dogkit-dcgan's output holds 2 separate runs \(seed0, "
+                                        r"seed1\): rebuild with --gpus runs to continue them all$"):
+        runtime.continue_stage({"continue": "alice/dogkit-dcgan"}, {"model": "dcgan"}, dataset, input_dir,
+                               tmp_path / "run", False, print)
+
+
+def finished(name, board="public", score=None, evaluation=None, done=True):
+    """An outcome of one separate run, as runtime.outcome reads it."""
+    return {"name": name, "zip": done, "board": board if evaluation is not None else "", "score": score,
+            "evaluation": evaluation, "words": ""}
+
+
+def test_the_winner_is_the_lowest_mifid_on_one_basis_else_the_first_seed():
+    a, b = finished("seed0", score=90.0, evaluation=70.0), finished("seed1", score=80.0, evaluation=75.0)
+    assert runtime.pick_winner([a, b]) == (b, "the lowest public MiFID by its zip's score of 2 runs (seed0 90.00, "
+                                              "seed1 80.00)")
+    unscored = finished("seed1", evaluation=75.0)   # its score was skipped: the evaluations decide, for both
+    assert runtime.pick_winner([a, unscored])[0] is a
+    failed = finished("seed0", score=10.0, evaluation=10.0, done=False)
+    assert runtime.pick_winner([failed, b])[0] is b
+    plain = [finished("seed0"), finished("seed1")]
+    assert runtime.pick_winner(plain)[0] is plain[0] and "by seed order" in runtime.pick_winner(plain)[1]
+    other_board = finished("seed1", board="private", score=1.0, evaluation=1.0)
+    assert runtime.pick_winner([a, other_board])[0] is a
+    assert runtime.pick_winner([failed]) == (None, "")
+
+
 def test_biggan_kernel_with_the_data_as_a_dataset(tmp_path, demo_dir):
     """biggan in 1 process, the data at datasets/OWNER/SLUG; attention costs 60 s more in the 10,000 final images
     on a CPU, width 8 another 20 s."""
@@ -351,8 +458,10 @@ def test_biggan_kernel_with_the_data_as_a_dataset(tmp_path, demo_dir):
 
 
 def test_the_kernel_stops_at_its_budget(tmp_path, demo_dir):
-    """Two DDP processes (gloo), no max_steps: the budget alone ends training; the zip is written inside it."""
-    places = sandbox(tmp_path, demo_dir, "cgan")
+    """Two DDP processes (gloo; built with --gpus ddp), no max_steps: the budget alone ends training; the zip is
+    written inside it."""
+    script = build.build("cgan", "alice", tmp_path / "kernels", gpus="ddp") / "script.py"
+    places = sandbox(tmp_path, demo_dir, "cgan", script=script)
     budget = 75   # 10,000 cgan images zipped by one thread take 20-60 s on 2 busy cores
     train = {"device": "cpu", "g_width": 8, "d_width": 8, "batch_size": 16, "threads": 1}
     start = time.monotonic()

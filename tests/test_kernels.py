@@ -34,7 +34,7 @@ def test_rebuild_gives_the_shipped_bytes(tmp_path, name):
     assert shipped["machine_shape"] == "NvidiaTeslaT4" and "docker_image" not in shipped
     assert kernel_settings(SHIPPED / name / "script.py") == {
         "name": name, "accelerator": "NvidiaTeslaT4", "budget": "8h40m", "train": {"model": name}, "continue": "",
-        "restart_if_different": False, "zip": ""}
+        "restart_if_different": False, "zip": "", "gpus": "runs"}
 
 
 def kernel_settings(script: Path) -> dict:
@@ -47,14 +47,15 @@ def kernel_settings(script: Path) -> dict:
 def test_build_flags_reach_the_metadata_and_the_kernel(tmp_path, capsys):
     assert kit_main(["kernel", "build", "cgan", "--dir", str(tmp_path), "--user", "alice", "--budget", "11h40m",
                      "--continue", "alice/dogkit-cgan", "--restart-if-different", "--weights", "alice/dogkit-weights",
-                     "--internet", "--set", "ema=0.99", "--set", "spectral_norm=true", "--set", "batch_size=32"]) == 0
+                     "--internet", "--set", "ema=0.99", "--set", "spectral_norm=true", "--set", "batch_size=32",
+                     "--gpus", "ddp"]) == 0
     assert "past the competition's 9-hour kernel limit" in capsys.readouterr().out
     metadata = json.loads((tmp_path / "cgan" / "kernel-metadata.json").read_text())
     assert metadata["kernel_sources"] == ["alice/dogkit-cgan"] and metadata["enable_internet"] is True
     assert metadata["dataset_sources"] == ["alice/dogkit-weights"] and "docker_image" not in metadata
     assert kernel_settings(tmp_path / "cgan" / "script.py") == {
         "name": "cgan", "accelerator": "NvidiaTeslaT4", "budget": "11h40m", "continue": "alice/dogkit-cgan",
-        "restart_if_different": True, "zip": "",
+        "restart_if_different": True, "zip": "", "gpus": "ddp",
         "train": {"batch_size": 32, "ema": 0.99, "model": "cgan", "spectral_norm": True}}
     assert kit_main(["kernel", "build", "score", "--dir", str(tmp_path), "--user", "alice", "--weights",
                      "alice/w", "--zip", "code/bob/dogkit-biggan"]) == 0
@@ -77,6 +78,7 @@ def test_build_flags_reach_the_metadata_and_the_kernel(tmp_path, capsys):
     (["cgan", "--continue", "dogkit-cgan"], "'dogkit-cgan' is not OWNER/SLUG"),
     (["cgan", "--zip", "alice/z"], "--zip is for the kernel score"),
     (["score"], "kernel score needs --zip"),
+    (["cgan", "--gpus", "both"], "--gpus both is not known: use runs or ddp"),
     (["score", "--zip", "a/b", "--continue", "a/c"], "trains nothing"),
 ])
 def test_build_refuses_bad_flags_in_one_line(tmp_path, capsys, argv, words):
@@ -281,7 +283,8 @@ def test_kaggle_actions_without_credentials(no_credentials, tmp_path, monkeypatc
 def test_kaggle_actions_run_the_cli(no_credentials, tmp_path, monkeypatch, capsys):
     record = tmp_path / "argv.jsonl"
     score = '{"public": {"mifid": 52.1}}'
-    bin_dir = fake_kaggle(tmp_path / "bin", record, output={"score.json": score, "run/last.pt": "x"})
+    bin_dir = fake_kaggle(tmp_path / "bin", record, output={"score.json": score, "run/seed0/last.pt": "x",
+                                                            "run/seed1/last.pt": "y"})
     monkeypatch.setenv("PATH", str(bin_dir) + os.pathsep + os.environ["PATH"])
     (no_credentials / ".kaggle").mkdir(parents=True)
     (no_credentials / ".kaggle" / "kaggle.json").write_text(json.dumps({"username": "alice", "key": "k"}))
@@ -299,7 +302,9 @@ def test_kaggle_actions_run_the_cli(no_credentials, tmp_path, monkeypatch, capsy
     out = capsys.readouterr().out
     assert "GPU quota: 26.50h left of 30.00h this week (used 3.50h, refreshed at 2026-12-05T00:00:00+00:00)" in out
     assert f"{tmp_path / 'got' / 'score.json'}:\n{score}\n" in out
-    assert f"kit sample --checkpoint {tmp_path / 'got' / 'run' / 'last.pt'}" in out
+    got = tmp_path / "got" / "run"
+    assert all(f"kit sample --checkpoint {got / run / 'last.pt'}" in out for run in ("seed0", "seed1"))
+    assert "continue them on Kaggle with kit kernel build NAME --continue alice/dogkit-dcgan" in out
     kit_main(["kernel", "build", "dcgan", "--dir", str(built), "--user", "bob"])
     capsys.readouterr()
     assert kit_main(["kernel", "push", "dcgan", "--dir", str(built)]) == 2

@@ -47,6 +47,9 @@ def test_what_the_run_asks_for():
     assert one_t4.go and one_t4.procs == 1 and one_t4.gpus == (0,)
     assert decide(Facts(**BUILD, gpus=(T4, T4), device="cuda:1")).gpus == (1,)
     assert decide(Facts(**BUILD, gpus=(T4, T4), precision="fp32")).message.endswith("fp32 (asked for)")
+    separate = decide(Facts(**BUILD, gpus=(T4, T4), separate=True))
+    assert separate.procs == 2 and separate.gpus == (0, 1)
+    assert "run torch 2.8.0+cu128 (CUDA 12.8): 2 separate runs, one process per GPU, fp16" in separate.message
     too_many = decide(Facts(**BUILD, gpus=(T4, T4), procs=3))
     assert not too_many.go and "DOGKIT_PROCS to at most 2" in too_many.message
     assert "cuda:0 .. cuda:0" in decide(Facts(**BUILD, gpus=(T4,), device="cuda:1")).message
@@ -63,6 +66,7 @@ def test_no_gpu_stops_unless_the_run_asks_for_the_cpu():
     assert cpu.go and cpu.device == "cpu" and cpu.procs == 1 and "no DDP" in cpu.message
     gloo = decide(Facts(**BUILD, gpus=(P100,), device="cpu", procs=2))
     assert gloo.go and gloo.procs == 2 and "DDP over gloo" in gloo.message and "1 GPU(s) stay idle" in gloo.message
+    assert "2 process(es) (separate runs)" in decide(Facts("2.8.0+cpu", device="cpu", procs=2, separate=True)).message
 
 
 @pytest.mark.parametrize("arch, capability, runs", [
@@ -100,7 +104,8 @@ def test_a_p100_like_kernel_stops_within_seconds_before_preparing(tmp_path):
 def test_a_t4_like_kernel_goes_on(tmp_path):
     done = run_script(tmp_path, {**BUILD, "gpus": [T4, T4]})
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "preflight: 2 × Tesla T4 (sm_75) run torch 2.8.0+cu128 (CUDA 12.8): 2 DDP processes" in done.stdout
+    assert ("preflight: 2 × Tesla T4 (sm_75) run torch 2.8.0+cu128 (CUDA 12.8): 2 separate runs, one process per "
+            "GPU") in done.stdout   # the kernels' default, --gpus runs
 
 
 def test_a_torch_or_python_older_than_the_floor_stops():

@@ -10,7 +10,7 @@ import tempfile
 import time
 
 START = time.time()
-KERNEL = {'name': 'dcgan', 'accelerator': 'NvidiaTeslaT4', 'budget': '8h40m', 'train': {'model': 'dcgan'}, 'continue': '', 'restart_if_different': False, 'zip': ''}
+KERNEL = {'name': 'dcgan', 'accelerator': 'NvidiaTeslaT4', 'budget': '8h40m', 'train': {'model': 'dcgan'}, 'continue': '', 'restart_if_different': False, 'zip': '', 'gpus': 'runs'}
 MANIFEST = {
     'kit/__init__.py': 'e7d0045deac9a05a409a26697e4ba733903926c7c14286cfeb66ba9a6b828972',
     'kit/budget.py': '0b24602ba3d74381de0f6555b9123e8de54c1b9141a713b73366367235e63a73',
@@ -27,8 +27,8 @@ MANIFEST = {
     'kit/images.py': '70e3df4dc3a597b52300b64f7d76602a78ef6f77548c49523ff278aee31d83ad',
     'kit/jobs.py': '896299b35ad0b1edf94ba03a51a164993ede08c476234e2c657997c704a839c3',
     'kit/kernel/__init__.py': '830143a6408c2cd2ff8086108926339529a22e028a7a2830e3d628dcf71c178f',
-    'kit/kernel/preflight.py': 'ec66052e61da741138a329f9c59e2ad3eb9fba6f1292d659368dcd1d11c69542',
-    'kit/kernel/runtime.py': '273dbc61927497cd1db797f393c46f7059423d235ff7a36967a2b2f165a51283',
+    'kit/kernel/preflight.py': 'c410826bcf78262f06a9741ad31f449985028801a98d9c763b78ff45e08f90bd',
+    'kit/kernel/runtime.py': '672e1fb00f8f0a3bcc297019a886ba6658fc08d08db07d7f155b6a7e4b47888e',
     'kit/losses.py': '26dd1431098aa3f0aea3516c53ed6078d11a22beb8748a28741670627fcca8e4',
     'kit/metrics/__init__.py': '51890920afb36f18e27fbce15db9a07c1006c87d80e47085a7eca12d440a2cfc',
     'kit/metrics/evaluate.py': '905ba9d2754ed1b7fc3465ab75b732896beeab46ea1498fb7ee12f912c5b8ceb',
@@ -1649,6 +1649,7 @@ class Facts:
     procs: int = 0                # processes asked for ($DOGKIT_PROCS); 0: one per usable GPU, 1 on the CPU
     kernel: str = "NAME"          # the kernel's name, for the rebuild command in the fix
     python_version: str = ""      # platform.python_version(); "" skips the check
+    separate: bool = False        # the kernel trains one run per process (--gpus runs), not one DDP run
 
 
 @dataclass(frozen=True)
@@ -1712,8 +1713,9 @@ def decide(facts: Facts) -> Decision:
     if device == "cpu":
         procs = facts.procs or 1
         idle = f"; the {len(facts.gpus)} GPU(s) stay idle" if facts.gpus else ""
-        return Decision(True, "cpu", procs, f"preflight: the run asks for the CPU: {procs} process(es) "
-                                            f"({'DDP over gloo' if procs > 1 else 'no DDP'}), {build}{idle}")
+        how = "no DDP" if procs == 1 else "separate runs" if facts.separate else "DDP over gloo"
+        return Decision(True, "cpu", procs, f"preflight: the run asks for the CPU: {procs} process(es) ({how}), "
+                                            f"{build}{idle}")
     if device not in ("auto", "cuda") and not device.startswith("cuda:"):
         return Decision(False, "cpu", 0, f"preflight: device {device!r} is not auto, cpu, cuda or cuda:N: "
                                          f"fix the kernel's train options")
@@ -1739,16 +1741,17 @@ def decide(facts: Facts) -> Decision:
         return Decision(False, "cuda", 0, f"preflight: {procs} processes asked for, but {len(indices)} usable "
                                           f"GPU(s): set DOGKIT_PROCS to at most {len(indices)}")
     name, capability = facts.gpus[indices[0]]
-    ddp = f"{procs} DDP processes over nccl, one per GPU" if procs > 1 else "1 process"
+    how = ("1 process" if procs == 1 else f"{procs} separate runs, one process per GPU" if facts.separate else
+           f"{procs} DDP processes over nccl, one per GPU")
     return Decision(True, "cuda", procs,
-                    f"preflight: {len(indices)} × {name} ({sm(capability)}) run {build}: {ddp}, "
+                    f"preflight: {len(indices)} × {name} ({sm(capability)}) run {build}: {how}, "
                     f"{precision_words(facts.precision, capability)}", tuple(indices[:procs]))
 
 
-def read_facts(device="auto", precision="auto", procs=0, kernel="NAME") -> Facts:
+def read_facts(device="auto", precision="auto", procs=0, kernel="NAME", separate=False) -> Facts:
     """The Facts of this machine as torch reports them, or of the hardware ${FAKE_FACTS_ENV} describes."""
     asked = {"device": device, "precision": precision, "procs": procs, "kernel": kernel,
-             "python_version": platform.python_version()}
+             "python_version": platform.python_version(), "separate": separate}
     fake = os.environ.get(FAKE_FACTS_ENV)
     if fake:
         values = json.loads(fake)
@@ -1779,13 +1782,15 @@ def probe(gpus, kernel="NAME") -> str:
     return ""
 '''
 
-SOURCES['kit/kernel/runtime.py'] = r'''"""What runs inside a Kaggle kernel: preflight, find the data, prepare it, continue an earlier run or start one,
-train (one process per GPU), zip, check; or, in the scoring kernel, score a zip with both leaderboards' networks.
+SOURCES['kit/kernel/runtime.py'] = r'''"""What runs inside a Kaggle kernel: preflight, find the data, prepare it, continue the earlier runs or start
+them, train (one process per GPU: one DDP run, or separate runs of which the best is submitted), zip, check; or, in
+the scoring kernel, score a zip with both leaderboards' networks.
 
 The generated kernels/NAME/script.py writes the inlined kit/ to a temporary folder and calls `main`. Nothing here
 talks to Kaggle's API: building and pushing live in kit.kernel.build, which never ships inside a kernel.
 """
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -1812,9 +1817,13 @@ EXIT_GRACE_S = 5.0         # training's budget ends this long before its process
 JOIN_POLL_S = 2.0          # how often the parent looks at its training processes
 DATA_NAMES = {"all-dogs.zip": "images", "all-dogs": "images", "annotation.zip": "annotations",
               "annotation": "annotations"}
-HARDWARE_NOTE = ("GPU T4 x2 (NvidiaTeslaT4, sm_75): fp16 autocast with a grad scaler, two DDP processes; "
+HARDWARE_NOTE = ("GPU T4 x2 (NvidiaTeslaT4, sm_75): fp16 autocast with a grad scaler, two processes; "
                  "L4 (NvidiaL4, sm_89): bf16, one process; the P100 (NvidiaTeslaP100, sm_60) is refused: "
                  "Kaggle's torch has no sm_60 kernels, so its first CUDA op fails")
+# what a kernel does with several GPUs (kit kernel build --gpus)
+GPU_MODES = {"runs": "separate runs, one per GPU, each its own seed in one graphed process; the zip of the run "
+                     "with the lowest estimated MiFID is submitted",
+             "ddp": "one run, one DDP process per GPU averaging their gradients (eager: no CUDA graph)"}
 
 
 class Log:
@@ -1935,8 +1944,9 @@ def run(kernel: dict, start: float, args) -> int:
     options = {**kernel["train"], **train_options(args.train)}
     log(f"dogkit kernel {kernel['name']}: Python {sys.version.split()[0]}, built for {kernel['accelerator']}, "
         f"budget {budget:.0f} s. {HARDWARE_NOTE}")
+    separate = kernel.get("gpus", "ddp") == "runs"
     facts = preflight.read_facts(options.get("device", "auto"), options.get("precision", "auto"),
-                                 process_count(args.procs), kernel["name"])
+                                 process_count(args.procs), kernel["name"], separate)
     decision = preflight.decide(facts)
     log(decision.message)
     if decision.go and decision.device == "cuda" and os.environ.get(preflight.FAKE_FACTS_ENV):
@@ -1958,11 +1968,18 @@ def run(kernel: dict, start: float, args) -> int:
     dataset = prepare(input_dir, work, log)
     run_dir = working / RUN_FOLDER
     shutil.rmtree(run_dir, ignore_errors=True)   # a checkpoint left from another run must not become the zip
-    start_step = continue_stage(kernel, options, dataset, input_dir, run_dir, log) if kernel.get("continue") else 0
+    carried = continue_stage(kernel, options, dataset, input_dir, run_dir, separate, log) if kernel.get("continue") \
+        else []
+    runs = carried or new_runs(run_dir, decision.procs if separate else 1, options)   # (folder, step, seed) each
+    folders = [folder for folder, _, _ in runs]
+    procs = len(runs) if separate else decision.procs
     deadline = start + budget - CHECK_RESERVE_S
-    cfg = run_config(options, decision, work, run_dir, start_step > 0, start, deadline - EXIT_GRACE_S, log)
-    last = run_dir / "last.pt"
-    failure = train_stage(cfg, decision.procs, deadline, start_step, log)
+    cfg = run_config(options, decision.device, procs, separate, work, run_dir, bool(carried), start,
+                     deadline - EXIT_GRACE_S, log)
+    if len(runs) > 1:
+        failure, last = train_separately(cfg, runs, decision.gpus, deadline, log)
+    else:
+        failure, last = train_stage(cfg, procs, deadline, runs[0][1], log), run_dir / "last.pt"
     zip_path = Path(cfg.zip)
     if failure:
         log(f"train: ended early: {failure}")
@@ -1978,8 +1995,9 @@ def run(kernel: dict, start: float, args) -> int:
     for line in problems:
         log(f"check: problem: {line}")
     files = sum(len(names) for _, _, names in os.walk(working))
-    log(f"check: {working} holds {files} files (Kaggle keeps at most 500), {RUN_FOLDER}/{last.name} among them for "
-        f"the next session (kit kernel build {kernel['name']} --continue OWNER/SLUG)")
+    kept = ", ".join(str((folder / "last.pt").relative_to(working)) for folder in folders)
+    log(f"check: {working} holds {files} files (Kaggle keeps at most 500), {kept} among them for the next session "
+        f"(kit kernel build {kernel['name']} --continue OWNER/SLUG)")
     early = f", but it holds step {step}'s images: training ended early (above)" if failure else ""
     log(f"check: {zip_path} {'REJECTED' if problems else 'passes'}{early}; the kernel took "
         f"{time.time() - start:.0f} s of its {budget:.0f} s budget")
@@ -2010,28 +2028,57 @@ def prepare(input_dir: Path, work: Path, log):
     return dataset
 
 
-def continue_stage(kernel: dict, options: dict, dataset, input_dir: Path, run_dir: Path, log) -> int:
-    """Carry the earlier kernel's last.pt (best.pt, metrics.jsonl) into run_dir; the step it resumes at, or 0 when
-    it is from another model or other data and the build consented to a fresh start (else one-line refusal)."""
+def continue_stage(kernel: dict, options: dict, dataset, input_dir: Path, run_dir: Path, separate: bool,
+                   log) -> list:
+    """Carry the earlier kernel's runs (last.pt, best.pt, metrics.jsonl of each) into run_dir, or run_dir/NAME for
+    each of separate runs; [(folder, step it resumes at, seed)], or [] when they are of another model or other data
+    and the build consented to a fresh start (else a one-line refusal)."""
     from kit import checkpoint
     source = kernel["continue"]
+    found = earlier_runs(input_dir, source)
+    if len(found) > 1 and not separate:
+        raise UserError(f"continue: {source}'s output holds {len(found)} separate runs "
+                        f"({', '.join(folder.name for folder in found)}): rebuild with --gpus runs to continue them "
+                        f"all")
+    states = [checkpoint.load(folder / "last.pt") for folder in found]
+    for folder, state in zip(found, states):
+        differences = checkpoint_differences(state, options, dataset)
+        if differences:
+            why = f"{folder / 'last.pt'} is {', '.join(differences)}"
+            if not kernel.get("restart_if_different"):
+                raise UserError(f"continue: {why}: rebuild with --continue of a run of this model and data, or add "
+                                f"--restart-if-different to start afresh")
+            log(f"continue: {why}: starting afresh, as built with --restart-if-different")
+            return []
+    carried = []
+    for folder, state in zip(found, states):
+        into = run_dir / folder.name if len(found) > 1 else run_dir
+        into.mkdir(parents=True)
+        names = [name for name in CARRIED if (folder / name).is_file()]
+        for name in names:
+            shutil.copyfile(folder / name, into / name)
+        log(f"continue: resuming {source}'s run at step {state['step']} ({state.get('elapsed', 0) / 3600:.2f} h "
+            f"trained before) from {folder} ({', '.join(names)}); this session's budget is its own")
+        carried.append((into, state["step"], state["config"]["seed"]))
+    return carried
+
+
+def earlier_runs(input_dir: Path, source: str) -> list:
+    """The run folders of an earlier kernel's output: the one holding its shallowest last.pt, or, when that is one
+    of separate runs (run/NAME/last.pt), every run/NAME/ beside it that holds a last.pt."""
     last = find_in_source(input_dir, source, "last.pt")
-    state = checkpoint.load(last)
-    differences = checkpoint_differences(state, options, dataset)
-    if differences:
-        why = f"{last} is {', '.join(differences)}"
-        if not kernel.get("restart_if_different"):
-            raise UserError(f"continue: {why}: rebuild with --continue of a run of this model and data, or add "
-                            f"--restart-if-different to start afresh")
-        log(f"continue: {why}: starting afresh, as built with --restart-if-different")
-        return 0
-    run_dir.mkdir(parents=True)
-    carried = [name for name in CARRIED if (last.parent / name).is_file()]
-    for name in carried:
-        shutil.copyfile(last.parent / name, run_dir / name)
-    log(f"continue: resuming {source}'s run at step {state['step']} ({state.get('elapsed', 0) / 3600:.2f} h trained "
-        f"before) from {last.parent} ({', '.join(carried)}); this session's budget is its own")
-    return state["step"]
+    runs = last.parent.parent
+    if last.parent.name != RUN_FOLDER and runs.name == RUN_FOLDER:
+        return sorted(path.parent for path in runs.glob("*/last.pt"))
+    return [last.parent]
+
+
+def new_runs(run_dir: Path, count: int, options: dict) -> list:
+    """[(folder, 0, seed)] of new runs: run_dir for one, run_dir/seedN for each of separate runs, their seeds counted
+    up from the kernel's."""
+    from kit.config import TrainConfig
+    seed = options.get("seed", TrainConfig().seed)
+    return [(run_dir, 0, seed)] if count == 1 else [(run_dir / f"seed{seed + i}", 0, seed + i) for i in range(count)]
 
 
 def checkpoint_differences(state: dict, options: dict, dataset) -> list:
@@ -2064,21 +2111,24 @@ def score_stage(source: str, input_dir: Path, work: Path, working: Path, device:
     return 0
 
 
-def run_config(options: dict, decision, work: Path, run_dir: Path, resume: bool, start: float, end: float, log):
-    """The TrainConfig of this kernel, its budget from the kernel's `start` to `end` (wall-clock times), with its
-    per-process batch and learning rates stated in the log."""
+def run_config(options: dict, device: str, procs: int, separate: bool, work: Path, run_dir: Path, resume: bool,
+               start: float, end: float, log):
+    """The TrainConfig of this kernel (of each run, when separate), its budget from the kernel's `start` to `end`
+    (wall-clock times), with its per-process batch and learning rates stated in the log."""
     from kit.config import TrainConfig, asdict, for_device, from_dict
     values = {**asdict(TrainConfig()), **options, "data": str(work / "dogkit-cache.npz"), "out": str(run_dir),
               "budget": f"{end - start:.1f}", "budget_from": start, "zip": str(run_dir.parent / "images.zip"),
               "resume": resume, "force": True}
-    if decision.device == "cpu" and decision.procs > 1 and not values["threads"]:
-        values["threads"] = max(1, (os.cpu_count() or 1) // decision.procs)   # the cores shared out, not oversubscribed
+    if device == "cpu" and procs > 1 and not values["threads"]:
+        values["threads"] = max(1, (os.cpu_count() or 1) // procs)   # the cores shared out, not oversubscribed
     cfg = from_dict(values)
-    shown = for_device(cfg, decision.device)
-    log(f"train: {cfg.model}, loss {shown.loss}, {decision.procs} process(es) on {decision.device}, batch "
-        f"{shown.batch_size} per process ({shown.batch_size * decision.procs} images a step), lr G {shown.lr_g:g} "
-        f"D {shown.lr_d:g} in every process (DDP averages the gradients), {end - time.time():.0f} s left for training "
-        f"and the {cfg.n_images} final images")
+    shown = for_device(cfg, device)
+    how = (f"{procs} separate runs on {device}, batch {shown.batch_size} each" if separate and procs > 1 else
+           f"{procs} process(es) on {device}, batch {shown.batch_size} per process ({shown.batch_size * procs} images "
+           f"a step)")
+    rates = "in every run" if separate else "in every process (DDP averages the gradients)"
+    log(f"train: {cfg.model}, loss {shown.loss}, {how}, lr G {shown.lr_g:g} D {shown.lr_d:g} {rates}, "
+        f"{end - time.time():.0f} s left for training and the {cfg.n_images} final images")
     return cfg
 
 
@@ -2163,6 +2213,106 @@ def train_ranks(cfg, procs: int, deadline: float, target=run_rank) -> str:
         lines = [line for line in str(e).splitlines() if line.strip()]
         return " ".join(dict.fromkeys(lines[:1] + lines[-1:]))   # "process 1 terminated ..." and the error's end
     return ""
+
+
+def train_separately(cfg, runs: list, gpus: tuple, deadline: float, log) -> tuple:
+    """Train each (folder, step, seed) of `runs` alone in a process (on GPU i of `gpus`, or the CPU); copy the
+    winner's images.zip (and score.json) beside the run folder; ("" or why no run wrote a zip, the last.pt to zip
+    from when none did)."""
+    import multiprocessing
+    context = multiprocessing.get_context("spawn")
+    configs = [dataclasses.replace(cfg, out=str(folder), zip=str(folder / "images.zip"), seed=seed)
+               for folder, _, seed in runs]
+    started = []
+    for i, run in enumerate(configs):
+        receive, send = context.Pipe(duplex=False)
+        gpu = str(gpus[i % len(gpus)]) if gpus else ""
+        process = context.Process(target=train_alone, args=(run, gpu, send))
+        process.start()
+        started.append((process, receive))
+    while any(process.is_alive() for process, _ in started) and time.time() < deadline:
+        time.sleep(JOIN_POLL_S)
+    failures = [ended(process, receive) for process, receive in started]
+    outcomes = [outcome(run, failure) for run, failure in zip(configs, failures)]
+    for run, found in zip(configs, outcomes):
+        log(f"train: {Path(run.out).relative_to(Path(cfg.out).parent)}: {found['words']}")
+    winner, basis = pick_winner(outcomes)
+    if winner is None:
+        lasts = [Path(run.out) / "last.pt" for run in configs]
+        last = max(lasts, key=checkpoint_step)
+        return "; ".join(f"{Path(run.out).name}: {failure}" for run, failure in zip(configs, failures)), last
+    chosen = configs[outcomes.index(winner)]
+    log(f"train: the zip is {winner['name']}'s: {basis}")
+    shutil.copyfile(chosen.zip, cfg.zip)
+    score = Path(chosen.out) / "score.json"
+    if score.is_file():
+        shutil.copyfile(score, Path(cfg.zip).parent / "score.json")
+    return "", Path(chosen.out) / "last.pt"
+
+
+def train_alone(cfg, gpu: str, send) -> None:
+    """One of separate runs, in a process of its own that sees only its GPU; sends "" or why it stopped."""
+    if gpu:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu   # before CUDA starts in this process: its GPU is cuda:0
+    send.send(train_here(cfg))
+
+
+def ended(process, receive) -> str:
+    """How a separate run's process ended: "" when it finished, else why (stopped at the deadline if still alive)."""
+    if process.is_alive():
+        process.kill()
+        process.join()
+        return "it ran past the budget and was stopped"
+    process.join()
+    if receive.poll():
+        return receive.recv()
+    return f"its process died with exit status {process.exitcode}"
+
+
+def outcome(run, failure: str) -> dict:
+    """What one of separate runs left: whether its zip was written, its estimated MiFID on the selected leaderboard
+    (from the zip's score.json, else from the selected checkpoint's evaluation) and the words for the log."""
+    out = Path(run.out)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()] \
+        if (out / "metrics.jsonl").is_file() else []
+    end = rows[-1] if rows and rows[-1].get("event") == "end" and not failure else None
+    found = {"name": out.name, "zip": end is not None and Path(run.zip).is_file(), "board": "", "score": None,
+             "evaluation": None, "words": f"seed {run.seed}: " + (f"ended early: {failure}" if failure else
+                                                                    "wrote no zip")}
+    if not found["zip"]:
+        return found
+    found["words"] = f"seed {run.seed}, {end['step']} steps, zip from step {end['zip_step']}"
+    selected = end.get("selected")
+    if not selected:
+        found["words"] += ", not evaluated (no leaderboard weights, or no time for them)"
+        return found
+    board = found["board"] = selected["leaderboard"]
+    found["evaluation"] = selected["mifid"]
+    found["words"] += f"; {board} MiFID {selected['mifid']:.2f} at that step's evaluation"
+    score = out / "score.json"
+    if score.is_file():
+        result = json.loads(score.read_text())[board]
+        found["score"] = result["mifid"]
+        found["words"] += (f", {result['mifid']:.2f} on {result['n_generated']} images of its zip (FID "
+                           f"{result['fid']:.2f}, d {result['distance']:.4f})")
+    return found
+
+
+def pick_winner(outcomes: list) -> tuple:
+    """(the outcome whose zip is submitted, the words that say why), or (None, "") when no run wrote a zip: the lowest
+    MiFID on the selected leaderboard, from the zips' scores when every zip has one, else from the selected
+    evaluations; by seed order when the runs were not all scored on one leaderboard."""
+    done = [found for found in outcomes if found["zip"]]
+    if not done:
+        return None, ""
+    boards = {found["board"] for found in done}
+    for key, what in (("score", "its zip's score"), ("evaluation", "its selected checkpoint's evaluation")):
+        if boards != {""} and len(boards) == 1 and all(found[key] is not None for found in done):
+            winner = min(done, key=lambda found: found[key])
+            figures = ", ".join(f"{found['name']} {found[key]:.2f}" for found in done)
+            return winner, f"the lowest {boards.pop()} MiFID by {what} of {len(done)} runs ({figures})"
+    return done[0], (f"chosen by seed order, not by score: the {len(done)} runs were not all evaluated on one "
+                     f"leaderboard (no weights at hand, or no time for them)")
 
 
 def zip_from_checkpoint(last: Path, cfg, device: str) -> int:

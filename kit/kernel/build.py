@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from kit.errors import UserError
-from kit.kernel.runtime import COMPETITION, KERNEL_BUDGET, RUN_FOLDER
+from kit.kernel.runtime import COMPETITION, GPU_MODES, KERNEL_BUDGET, RUN_FOLDER
 
 REPO = Path(__file__).resolve().parent.parent.parent
 KERNELS_DIR = REPO / "kernels"
@@ -33,6 +33,11 @@ SCORE_KERNEL = "score"   # scores an images.zip (--zip) with both leaderboards' 
 DEFAULT_KERNEL = "biggan"   # what `kernel build` builds when no name is given: the model bench/quality favours
                             # at its longest budget (docs/benchmarks.md, Quality)
 DEFAULT_ACCELERATOR = "NvidiaTeslaT4"
+# Two T4s train two separate runs by default, not one DDP run, until a GPU measures otherwise (docs/kaggle.md): a
+# separate run is one process, so the CUDA graph takes its step, where DDP runs eagerly; DDP's gain, a doubled batch,
+# is small for a GAN at batch 64; and submitting the better of two seeds is a known gain, as seeds spread widely
+# (bench/results: photo-FID 94.5 and 65.3 for two seeds of one setting).
+DEFAULT_GPUS = "runs"
 CLI_FLOOR = "1.8.4"   # the first kaggle CLI whose push honours machine_shape (setup.cfg says where that was found)
 QUOTA_CLI = "2.2.1"   # the first with `kaggle quota`
 SESSION_LIMIT_S = 12 * 3600      # Kaggle stops a session at 12 h today (the competition's kernels at 9 h)
@@ -42,7 +47,7 @@ KERNEL_OWNED = ("data", "out", "budget", "zip", "resume", "force")   # set by th
 SOURCE_KINDS = {"datasets": "dataset_sources", "code": "kernel_sources", "notebooks": "kernel_sources"}
 # Kaggle's accelerator ids (kaggle-cli docs/kernels.md, Feb 2026) -> what a dogkit kernel does on them
 ACCELERATORS = {
-    "NvidiaTeslaT4": "GPU T4 x2 (sm_75, 16 GB each): fp16 with a grad scaler, two DDP processes",
+    "NvidiaTeslaT4": "GPU T4 x2 (sm_75, 16 GB each): fp16 with a grad scaler, one process per GPU",
     "NvidiaTeslaT4Highmem": "T4s with more host memory (sm_75): fp16 with a grad scaler, one process per GPU",
     "NvidiaL4": "L4 (sm_89, 24 GB): bf16, one process per GPU",
     "NvidiaL4X1": "one L4 (sm_89, 24 GB): bf16",
@@ -232,11 +237,12 @@ def kaggle_username() -> str:
 
 def build(name: str, user: str = "", out_dir=KERNELS_DIR, accelerator=DEFAULT_ACCELERATOR, force=False,
           budget=KERNEL_BUDGET, continue_from="", restart_if_different=False, weights="", internet=False,
-          zip_source="", settings=()) -> Path:
+          zip_source="", settings=(), gpus=DEFAULT_GPUS) -> Path:
     """Write out_dir/NAME/script.py (the kit inlined) and kernel-metadata.json; the same inputs give the same bytes.
 
     continue_from: an earlier kernel (OWNER/SLUG) whose run this one resumes; weights: the dataset `kit weights pack`
-    made; zip_source: the dataset or kernel output the scoring kernel scores; settings: --set FIELD=VALUE pairs.
+    made; zip_source: the dataset or kernel output the scoring kernel scores; settings: --set FIELD=VALUE pairs;
+    gpus: what several GPUs train (GPU_MODES).
     """
     scoring = name == SCORE_KERNEL
     if name not in KERNELS and not scoring:
@@ -247,6 +253,8 @@ def build(name: str, user: str = "", out_dir=KERNELS_DIR, accelerator=DEFAULT_AC
     if scoring and (continue_from or settings):
         raise UserError(f"kernel {SCORE_KERNEL} trains nothing: leave out --continue and --set")
     check_accelerator(accelerator, force)
+    if gpus not in GPU_MODES:
+        raise UserError(f"--gpus {gpus} is not known: use {' or '.join(GPU_MODES)}")
     sources, refs = {"dataset_sources": [], "kernel_sources": []}, {}
     for flag, text, kind in (("--weights", weights, "datasets"), ("--continue", continue_from, "code"),
                              ("--zip", zip_source, "datasets")):
@@ -256,7 +264,7 @@ def build(name: str, user: str = "", out_dir=KERNELS_DIR, accelerator=DEFAULT_AC
     train = {} if scoring else {**KERNELS[name], **train_settings(settings)}
     runtime_settings = {"budget": check_budget(budget), "train": dict(sorted(train.items())),
                         "continue": refs.get("--continue", ""), "restart_if_different": bool(restart_if_different),
-                        "zip": refs.get("--zip", "")}
+                        "zip": refs.get("--zip", ""), "gpus": gpus}
     user = user or kaggle_username() or PLACEHOLDER_USER
     folder = Path(out_dir) / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -353,12 +361,14 @@ def output(name: str, out, kernels_dir=KERNELS_DIR) -> int:
     """kaggle kernels output USER/dogkit-NAME -p OUT, then check the images.zip it brought and print score.json."""
     exe = kaggle_command()
     rc = subprocess.run([exe, "kernels", "output", built(name, kernels_dir)["id"], "-p", str(out)]).returncode
-    zip_path, score, last = Path(out) / "images.zip", Path(out) / "score.json", Path(out) / RUN_FOLDER / "last.pt"
+    zip_path, score = Path(out) / "images.zip", Path(out) / "score.json"
     if rc == 0 and score.is_file():
         print(f"{score}:\n{score.read_text().rstrip()}")
-    if rc == 0 and last.is_file():
-        print(f"{last}: the run's checkpoint (kit sample --checkpoint {last}; or continue it on Kaggle with "
-              f"kit kernel build NAME --continue {built(name, kernels_dir)['id']})")
+    lasts = sorted((Path(out) / RUN_FOLDER).glob("**/last.pt")) if rc == 0 else []   # run/ or run/seedN/ each
+    if lasts:
+        print("\n".join(f"{last}: a run's checkpoint (kit sample --checkpoint {last})" for last in lasts))
+        print(f"continue {'them' if len(lasts) > 1 else 'it'} on Kaggle with kit kernel build NAME --continue "
+              f"{built(name, kernels_dir)['id']}")
     if rc == 0 and zip_path.is_file():
         from kit.package import check_zip
         problems = check_zip(zip_path)
@@ -381,13 +391,16 @@ def add_arguments(parser):
     parser.add_argument("--accelerator", default=DEFAULT_ACCELERATOR,
                         help=f"Kaggle machine for `build` (default {DEFAULT_ACCELERATOR}: two T4s); "
                              f"{', '.join(a for a in ACCELERATORS if a != DEFAULT_ACCELERATOR)}")
+    parser.add_argument("--gpus", default=DEFAULT_GPUS, metavar="|".join(GPU_MODES),
+                        help=f"what a machine with several GPUs trains (default {DEFAULT_GPUS}): "
+                             + "; ".join(f"{mode}: {words}" for mode, words in GPU_MODES.items()))
     parser.add_argument("--force", action="store_true", help="build for an accelerator the kit refuses (P100, TPU)")
     parser.add_argument("--budget", default=KERNEL_BUDGET,
                         help=f"the kernel's wall-clock budget, final images included (default {KERNEL_BUDGET}: the "
                              f"competition's 9-hour kernels; up to 11h40m for today's 12-hour sessions)")
     parser.add_argument("--continue", dest="continue_from", default="", metavar="OWNER/SLUG",
-                        help="resume the run of that earlier kernel (its output's run/last.pt), listed as a "
-                             "kernel source")
+                        help="resume the runs of that earlier kernel (its output's run/last.pt, or each "
+                             "run/NAME/last.pt of separate runs), listed as a kernel source")
     parser.add_argument("--restart-if-different", action="store_true",
                         help="with --continue: start afresh when that checkpoint is of another model or other data "
                              "(default: the kernel stops with one line)")
@@ -406,10 +419,11 @@ def main(args) -> int:
     """Run one kernel action."""
     if args.action == "build":
         folder = build(args.name, args.user, args.dir, args.accelerator, args.force, args.budget, args.continue_from,
-                       args.restart_if_different, args.weights, args.internet, args.zip_source, args.settings)
+                       args.restart_if_different, args.weights, args.internet, args.zip_source, args.settings,
+                       args.gpus)
         words = ACCELERATORS.get(args.accelerator, "forced: the kernel's preflight will say whether it can run")
         print(f"built {folder}: script.py and kernel-metadata.json (id {built(args.name, args.dir)['id']}, "
-              f"{args.accelerator}: {words})")
+              f"{args.accelerator}: {words}; several GPUs train {GPU_MODES[args.gpus]})")
         from kit.config import parse_duration
         if parse_duration(args.budget) > COMPETITION_LIMIT_S:
             print(f"note: --budget {args.budget} is past the competition's 9-hour kernel limit: a training session "

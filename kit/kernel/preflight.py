@@ -28,6 +28,7 @@ class Facts:
     procs: int = 0                # processes asked for ($DOGKIT_PROCS); 0: one per usable GPU, 1 on the CPU
     kernel: str = "NAME"          # the kernel's name, for the rebuild command in the fix
     python_version: str = ""      # platform.python_version(); "" skips the check
+    separate: bool = False        # the kernel trains one run per process (--gpus runs), not one DDP run
 
 
 @dataclass(frozen=True)
@@ -91,8 +92,9 @@ def decide(facts: Facts) -> Decision:
     if device == "cpu":
         procs = facts.procs or 1
         idle = f"; the {len(facts.gpus)} GPU(s) stay idle" if facts.gpus else ""
-        return Decision(True, "cpu", procs, f"preflight: the run asks for the CPU: {procs} process(es) "
-                                            f"({'DDP over gloo' if procs > 1 else 'no DDP'}), {build}{idle}")
+        how = "no DDP" if procs == 1 else "separate runs" if facts.separate else "DDP over gloo"
+        return Decision(True, "cpu", procs, f"preflight: the run asks for the CPU: {procs} process(es) ({how}), "
+                                            f"{build}{idle}")
     if device not in ("auto", "cuda") and not device.startswith("cuda:"):
         return Decision(False, "cpu", 0, f"preflight: device {device!r} is not auto, cpu, cuda or cuda:N: "
                                          f"fix the kernel's train options")
@@ -118,16 +120,17 @@ def decide(facts: Facts) -> Decision:
         return Decision(False, "cuda", 0, f"preflight: {procs} processes asked for, but {len(indices)} usable "
                                           f"GPU(s): set DOGKIT_PROCS to at most {len(indices)}")
     name, capability = facts.gpus[indices[0]]
-    ddp = f"{procs} DDP processes over nccl, one per GPU" if procs > 1 else "1 process"
+    how = ("1 process" if procs == 1 else f"{procs} separate runs, one process per GPU" if facts.separate else
+           f"{procs} DDP processes over nccl, one per GPU")
     return Decision(True, "cuda", procs,
-                    f"preflight: {len(indices)} × {name} ({sm(capability)}) run {build}: {ddp}, "
+                    f"preflight: {len(indices)} × {name} ({sm(capability)}) run {build}: {how}, "
                     f"{precision_words(facts.precision, capability)}", tuple(indices[:procs]))
 
 
-def read_facts(device="auto", precision="auto", procs=0, kernel="NAME") -> Facts:
+def read_facts(device="auto", precision="auto", procs=0, kernel="NAME", separate=False) -> Facts:
     """The Facts of this machine as torch reports them, or of the hardware ${FAKE_FACTS_ENV} describes."""
     asked = {"device": device, "precision": precision, "procs": procs, "kernel": kernel,
-             "python_version": platform.python_version()}
+             "python_version": platform.python_version(), "separate": separate}
     fake = os.environ.get(FAKE_FACTS_ENV)
     if fake:
         values = json.loads(fake)
