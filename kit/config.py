@@ -13,7 +13,7 @@ class TrainConfig:
     """Training options; the CLI flags are generated from these fields (`--lr-g` for lr_g)."""
     data: str = ""                 # prepared cache (.npz), or any layout `kit prepare` reads
     out: str = "runs/dcgan"        # run folder: checkpoints, samples, metrics, images.zip
-    model: str = "dcgan"           # dcgan | cgan | mlp | biggan
+    model: str = "dcgan"           # dcgan | cgan | mlp | biggan | r3gan
     loss: str = ""                 # bce | lsgan | wgan-gp | wgan | hinge | ralsgan | rpgan; "": the model's, see
                                    # MODEL_DEFAULTS
     budget: str = "8h30m"          # hard wall-clock limit, tail (10k images + zip) included; "+45s": 45 s of
@@ -29,7 +29,7 @@ class TrainConfig:
     g_width: int = 0               # channels of G's last hidden layer; 0: by model and device
     d_width: int = 0               # channels of D's first layer; 0: by model and device
     spectral_norm: bool = False    # spectral norm on D (biggan has it on every G and D weight anyway)
-    shared_dim: int = 128          # biggan: size of the breed embedding shared by G's blocks
+    shared_dim: int = 128          # biggan: size of the breed embedding shared by G's blocks; r3gan: of G's and D's
     attn_g: int = -1               # biggan: resolution of G's self-attention block (0: none; -1: by device)
     attn_d: int = -1               # biggan: resolution of D's self-attention block (0: none; -1: by device)
     n_critic: int = 0              # D steps per G step; 0: the loss's (5 for wgan, else 1)
@@ -50,8 +50,9 @@ class TrainConfig:
     lecam_start: int = 0           # LeCam: step from which the anchors average (before it they follow the outputs);
                                    # every bench row ran from 0, google/lecam-gan starts at 1000
     cr: float = 0.0                # balanced consistency regularisation weight on D (10 in Zhao et al.); 0: off
-    r1: float = 0.0                # R1: gamma of the zero-centred gradient penalty (gamma/2)·‖∇D(real)‖² on D; 0: off
-    r2: float = 0.0                # R2: the same on fake images (R3GAN takes --loss rpgan with R1 and R2 alike)
+    r1: float = -1.0               # R1: gamma of the zero-centred gradient penalty (gamma/2)·‖∇D(real)‖² on D; 0: off;
+                                   # -1: the model's (r3gan 1, else 0), see MODEL_DEFAULTS
+    r2: float = -1.0               # R2: the same on fake images (R3GAN takes --loss rpgan with R1 and R2 alike)
     precision: str = "auto"        # auto | fp32 | fp16 | bf16
     channels_last: bool = True
     compile: bool = False          # torch.compile the models
@@ -103,18 +104,26 @@ class TrainConfig:
 # takes LeCam 0.3 on every device.
 DCGAN_DEFAULTS = {"cpu": {"g_width": 16, "d_width": 16, "lr_g": 1e-3, "lr_d": 1e-3, "loss": "bce", "beta1": 0.5,
                           "beta2": 0.999, "batch_size": 64, "standing_stats": 0, "augment": "translation,color",
-                          "ada_target": 0.0, "lecam": 0.0},
+                          "ada_target": 0.0, "lecam": 0.0, "r1": 0.0, "r2": 0.0},
                   "cuda": {"g_width": 64, "d_width": 64, "lr_g": 2e-4, "lr_d": 2e-4, "loss": "bce", "beta1": 0.5,
                            "beta2": 0.999, "batch_size": 64, "standing_stats": 0, "augment": "translation,color",
-                           "ada_target": 0.0, "lecam": 0.0}}
+                           "ada_target": 0.0, "lecam": 0.0, "r1": 0.0, "r2": 0.0}}
+# r3gan: the paper's ImageNet-64 schedule at its start (RpGAN, R1 = R2 = gamma 1, lr 2e-4, Adam betas (0, 0.9); the
+# paper decays gamma, lr and raises beta2 over 200M images, which no budget here reaches), no standing statistics (no
+# batch norm), biggan's augmentation; widths sized for a step near biggan's on each device (not tuned).
+R3GAN_DEFAULTS = {device: {"g_width": width, "d_width": width, "lr_g": 2e-4, "lr_d": 2e-4, "loss": "rpgan",
+                           "beta1": 0.0, "beta2": 0.9, "batch_size": batch, "standing_stats": 0,
+                           "augment": "translation,cutout", "ada_target": 0.0, "lecam": 0.0, "r1": 1.0, "r2": 1.0}
+                  for device, width, batch in (("cpu", 8, 16), ("cuda", 128, 64))}
 MODEL_DEFAULTS = {
     "dcgan": DCGAN_DEFAULTS, "cgan": DCGAN_DEFAULTS, "mlp": DCGAN_DEFAULTS,
     "biggan": {"cpu": {"g_width": 8, "d_width": 8, "lr_g": 2.5e-4, "lr_d": 1e-3, "loss": "hinge", "beta1": 0.0,
                        "beta2": 0.999, "batch_size": 16, "attn_g": 16, "attn_d": 16, "standing_stats": 4,
-                       "augment": "translation,cutout", "ada_target": 0.6, "lecam": 0.3},
+                       "augment": "translation,cutout", "ada_target": 0.6, "lecam": 0.3, "r1": 0.0, "r2": 0.0},
                "cuda": {"g_width": 32, "d_width": 64, "lr_g": 1e-4, "lr_d": 4e-4, "loss": "hinge", "beta1": 0.0,
                         "beta2": 0.999, "batch_size": 64, "attn_g": 32, "attn_d": 32, "standing_stats": 16,
-                        "augment": "translation,cutout", "ada_target": 0.0, "lecam": 0.3}},
+                        "augment": "translation,cutout", "ada_target": 0.0, "lecam": 0.3, "r1": 0.0, "r2": 0.0}},
+    "r3gan": R3GAN_DEFAULTS,
 }
 # Values by device alone, for fields left unset: evaluation and the final score are cheap on a GPU and cost hours
 # on a CPU (bench/results/eval.md); ADA's pace follows how many images a run sees (millions on a GPU, thousands on a
@@ -123,8 +132,8 @@ DEVICE_DEFAULTS = {"cpu": {"eval_every": "0", "score_n": 0, "ada_kimg": 5},
                    "cuda": {"eval_every": "30m", "score_n": 10000, "ada_kimg": 500}}
 # What "unset" is for these fields; 0 for every other. attn_g/attn_d were 32 by default before they were by device:
 # older checkpoints store 32 and load as 32.
-UNSET = {"loss": "", "augment": "", "ada_target": -1.0, "lecam": -1.0, "beta1": -1.0, "beta2": -1.0, "attn_g": -1,
-         "attn_d": -1, "standing_stats": -1, "eval_every": "", "score_n": -1}
+UNSET = {"loss": "", "augment": "", "ada_target": -1.0, "lecam": -1.0, "r1": -1.0, "r2": -1.0, "beta1": -1.0,
+         "beta2": -1.0, "attn_g": -1, "attn_d": -1, "standing_stats": -1, "eval_every": "", "score_n": -1}
 
 
 # What a run saved before these fields existed trained with (ADA and LeCam off), so that resuming it does not switch

@@ -149,7 +149,8 @@ def open_run(cfg, device):
         raise UserError(f"--lecam {cfg.lecam:g} and --cr {cfg.cr:g} must be at least 0 (0 turns each off; -1 leaves "
                         f"--lecam to the model)")
     if cfg.r1 < 0 or cfg.r2 < 0:
-        raise UserError(f"--r1 {cfg.r1:g} and --r2 {cfg.r2:g} must be at least 0 (0 turns each off)")
+        raise UserError(f"--r1 {cfg.r1:g} and --r2 {cfg.r2:g} must be at least 0 (0 turns each off; -1 leaves them to "
+                        f"the model)")
     if cfg.eval_n < 2:
         raise UserError(f"--eval-n {cfg.eval_n} must be at least 2 (FID needs two images)")
     return cfg, resumed

@@ -37,6 +37,8 @@ CONFIGS = {
     "baseline": None,
     "kit-cgan": ["--model", "cgan"],
     "kit-biggan": ["--model", "biggan"],
+    "kit-r3gan": ["--model", "r3gan"],                                # issue 30: R3GAN's pair with its recipe
+    "biggan-rpgan": ["--model", "biggan", "--loss", "rpgan", "--r1", "1", "--r2", "1"],   # R3GAN's loss on biggan
     **{f"dcgan-loss-{loss}": ["--model", "dcgan", "--loss", loss]
        for loss in ("hinge", "bce", "lsgan", "ralsgan", "wgan-gp")},
     "dcgan-ema-0": ["--model", "dcgan", "--ema", "0"],

@@ -4,7 +4,7 @@ from typing import Callable
 
 from kit import losses
 from kit.errors import UserError
-from kit.models import biggan
+from kit.models import biggan, r3gan
 from kit.models.dcgan import (CondBatchNorm, Discriminator, Generator, MLPDiscriminator, MLPGenerator,  # noqa: F401
                               dcgan_init)
 
@@ -45,6 +45,7 @@ FAMILIES = {f.name: f for f in (
     Family("cgan", conditional=True, builder=build_dcgan, needs_breeds=True),
     Family("mlp", conditional=False, builder=build_mlp),
     Family("biggan", conditional=True, builder=biggan.build),
+    Family("r3gan", conditional=True, builder=r3gan.build),
 )}
 MODELS = tuple(FAMILIES)
 
