@@ -198,6 +198,7 @@ def meta_trainer(cfg):
     ("dcgan", "ralsgan", {}),  # G's term reads D(real)
     ("dcgan", "hinge", {"lecam": 0.3, "cr": 10.0, "ada_target": 0.6}),   # LeCam's anchors, bCR's passes, ADA's p
     ("biggan", "rpgan", {"r1": 1.0, "r2": 1.0}),   # R1 and R2: D's input gradients, through spectral norm
+    ("r3gan", "rpgan", {"r1": 1.0, "r2": 1.0}),    # R3GAN's pair: the basis, grouped convolutions, the embedding
 ])
 def test_a_training_step_with_backward_on_the_meta_device(model, loss, regularisers):
     cfg = for_device(TrainConfig(model=model, loss=loss, g_width=4, d_width=4, batch_size=4, n_critic=1,

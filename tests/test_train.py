@@ -70,7 +70,8 @@ def metrics(out):
 BIGGAN = dict(model="biggan", attn_g=16, attn_d=16)   # attention at 16×16 in both: a quarter of the work at 32
 
 
-@pytest.mark.parametrize("changes,steps", [(dict(model="cgan"), 400), (BIGGAN, 150)], ids=["cgan", "biggan"])
+@pytest.mark.parametrize("changes,steps", [(dict(model="cgan"), 400), (BIGGAN, 150), (dict(model="r3gan"), 150)],
+                         ids=["cgan", "biggan", "r3gan"])
 def test_conditional_models_learn_colours_and_breeds(demo32, tmp_path, changes, steps):
     """Samples move towards the data's colour histogram, and samples asked for breed k take breed k's colour."""
     init = train(config(tmp_path / "init", demo32, max_steps=1, **changes))  # 0 would mean no limit
