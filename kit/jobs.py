@@ -15,7 +15,7 @@ from tqdm import tqdm
 from kit import checkpoint
 from kit.budget import Every
 from kit.config import parse_duration
-from kit.plot import save_grid
+from kit.plot import save_grid, save_progress_chart
 from kit.sample import generate, to_uint8
 from kit.trainer import to_cpu
 
@@ -206,6 +206,11 @@ class Run:
             if self.main:
                 checkpoint.save(self.out / "best.pt", self.good)
         self.save()
+        if self.main:
+            optional("the progress chart", save_progress_chart, self.history, self.best["step"] if self.best else None,
+                     self.out / "progress.png",
+                     f"{cfg.model}, {self.evaluator.n} images an evaluation: the zip comes from "
+                     + (f"the {self.select} leaderboard's lowest MiFID" if self.best else "the last checkpoint"))
         self.timers["evaluate"].ran(now)
         self.timers["checkpoint"].ran(now)
 

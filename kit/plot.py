@@ -63,3 +63,38 @@ def save_line_chart(series, path, xlabel="", ylabel="", title="", size=(800, 500
     canvas.draw()
     with atomic_path(path) as tmp:
         Image.fromarray(np.asarray(canvas.buffer_rgba())[:, :, :3]).save(tmp, format="PNG")
+
+
+def save_progress_chart(history, selected_step, path, title=""):
+    """Write a run's evaluation rows ({"step", LEADERBOARD: {mifid, fid, d, threshold}}) as one PNG: estimated MiFID,
+    FID and d of each leaderboard over steps (one panel each), each leaderboard's memorisation threshold on d's
+    panel, and the selected checkpoint's step marked (None: none)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    boards = list(dict.fromkeys(name for row in history for name, value in row.items()
+                                if isinstance(value, dict) and "mifid" in value))
+    thresholds = {board: next(row[board]["threshold"] for row in history if board in row) for board in boards}
+    figure = Figure(figsize=(8, 9), dpi=100)
+    canvas = FigureCanvasAgg(figure)
+    panels = figure.subplots(3, 1, sharex=True)
+    for axes, (key, label) in zip(panels, (("mifid", "estimated MiFID"), ("fid", "FID"), ("d", "d (1 - |cos|)"))):
+        for i, board in enumerate(boards):
+            colour = tuple(c / 255 for c in COLOURS[i % len(COLOURS)])
+            rows = [row for row in history if board in row and math.isfinite(row[board][key])]
+            axes.plot([row["step"] for row in rows], [row[board][key] for row in rows], color=colour, marker="o",
+                      markersize=4, linewidth=2, label=board)
+            if key == "d":
+                axes.axhline(thresholds[board], color=colour, linestyle="--", linewidth=1,
+                             label=f"{board} threshold {thresholds[board]:g}")
+        if selected_step is not None:
+            axes.axvline(selected_step, color="black", linestyle=":", linewidth=1.5, label="selected")
+        axes.set_ylabel(label)
+        axes.grid(True, alpha=0.4)
+        if axes.lines:
+            axes.legend(fontsize="small")
+    panels[0].set_title(title)
+    panels[-1].set_xlabel("step")
+    figure.tight_layout()
+    canvas.draw()
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.asarray(canvas.buffer_rgba())[:, :, :3]).save(tmp, format="PNG")

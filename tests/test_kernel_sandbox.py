@@ -387,6 +387,7 @@ def test_two_separate_runs_submit_the_zip_with_the_lower_score(separate_runs):
                                    f"{scores['run/seed1']['mifid']:.2f})")
     assert (working / "images.zip").read_bytes() == (working / winner / "images.zip").read_bytes()
     assert (working / "score.json").read_text() == (working / winner / "score.json").read_text()
+    assert all((working / run / "progress.png").is_file() for run in runs)   # each run's evaluations, charted
     states = [checkpoint.load(working / run / "last.pt") for run in runs]
     assert [state["config"]["seed"] for state in states] == [0, 1]
     assert not torch.equal(next(iter(states[0]["G"].values())), next(iter(states[1]["G"].values())))

@@ -76,3 +76,30 @@ def test_smoothing_removes_the_start_up_bias():
 def test_importing_kit_plot_does_not_import_matplotlib():
     code = "import sys, kit.plot; print('matplotlib' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def evaluation_rows():
+    """Five evaluation rows with both leaderboards, as kit.jobs logs them."""
+    rows = []
+    for i, step in enumerate(range(0, 500, 100)):
+        row = {"event": "evaluation", "step": step, "seconds": 1.0}
+        for board, threshold in (("public", 0.1), ("private", 0.25)):
+            d = 0.3 - 0.02 * i
+            row[board] = {"fid": 200.0 - 30 * i, "d": d, "mifid": (200.0 - 30 * i) / (d if d < threshold else 1),
+                          "threshold": threshold, "n": 32}
+        rows.append(row)
+    return rows
+
+
+def test_progress_chart_draws_both_leaderboards_their_thresholds_and_the_selected_step(tmp_path):
+    rows = evaluation_rows()
+    plot.save_progress_chart(rows, 300, tmp_path / "progress.png", "r3gan")
+    counts = colour_counts(tmp_path / "progress.png")
+    assert Image.open(tmp_path / "progress.png").size == (800, 900)
+    assert counts.get(plot.COLOURS[0], 0) > 200 and counts.get(plot.COLOURS[1], 0) > 200   # public, private
+    assert counts.get(plot.COLOURS[2], 0) == 0
+    plot.save_progress_chart(rows, None, tmp_path / "unmarked.png", "r3gan")
+    assert colour_counts(tmp_path / "unmarked.png").get((0, 0, 0), 0) < counts.get((0, 0, 0), 0)   # the marker
+    public_only = [{"step": row["step"], "public": row["public"]} for row in rows]
+    plot.save_progress_chart(public_only, 300, tmp_path / "public.png")
+    assert colour_counts(tmp_path / "public.png").get(plot.COLOURS[1], 0) == 0

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from kit import checkpoint
 from kit.data import cache
@@ -107,6 +108,8 @@ def test_the_zip_comes_from_the_best_checkpoint_when_it_is_not_the_last(demo_cac
            "4, had private MiFID 60.00" in capsys.readouterr().out
     zipped, _ = read_images(out / "images.zip")
     assert np.array_equal(zipped, generate(best, 16, seed=0)[0].numpy())
+    chart = Image.open(out / "progress.png")   # redrawn at every evaluation: the last one has all five and step 2
+    assert chart.size == (800, 900) and chart.mode == "RGB"
 
 
 def test_resume_keeps_the_evaluation_history_and_the_best(demo_cache, tmp_path, pooled_leaderboard):
@@ -133,7 +136,7 @@ def test_no_weights_means_no_evaluation_and_the_last_checkpoint(demo_cache, tmp_
     out = tmp_path / "run"
     train(config(out, demo_cache, max_steps=2, **evaluated(out)))
     assert "no leaderboard weights at hand, so no evaluation (public: no FID Inception" in capsys.readouterr().out
-    assert evaluations(out) == [] and not (out / "best.pt").exists()
+    assert evaluations(out) == [] and not (out / "best.pt").exists() and not (out / "progress.png").exists()
     assert metrics(out)[0]["select"] == "last" and metrics(out)[-1]["zip_step"] == 2
 
 
