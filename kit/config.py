@@ -70,6 +70,9 @@ class TrainConfig:
     standing_stats: int = -1       # final zip: re-collect G's batch-norm statistics over this many batches of 256
                                    # first (0: off; -1: by model and device, see MODEL_DEFAULTS)
     class_balance: bool = False    # final zip: draw breeds evenly instead of by training frequency
+    tune: bool = True              # final zip, when evaluating: drawn under the setting (truncation, standing
+                                   # statistics, EMA or raw G, class balance) with the lowest estimated MiFID of a
+                                   # small grid around the three above (kit.tune); --no-tune: under those three
     eval_every: str = ""           # duration between evaluations of the EMA G with each leaderboard network whose
                                    # weights are at hand; "": by device (30m on a GPU, off on a CPU); 0: off
     eval_n: int = 2000             # images generated for each evaluation (the same noise every time)

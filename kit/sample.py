@@ -31,15 +31,15 @@ def truncated_noise(n, z_dim, truncation, generator):
     return z
 
 
-def load_generator(checkpoint, device):
-    """The checkpoint's generator (EMA weights when present) in eval mode on `device`, channels_last when the run's
-    config asks for it (on a CPU too, where the trainer keeps NCHW: sampling there is 2× faster), and the checkpoint
-    dict."""
+def load_generator(checkpoint, device, ema=True):
+    """The checkpoint's generator (EMA weights when present, unless ema is False) in eval mode on `device`,
+    channels_last when the run's config asks for it (on a CPU too, where the trainer keeps NCHW: sampling there is 2×
+    faster), and the checkpoint dict."""
     state = checkpoint if isinstance(checkpoint, dict) else ckpt.load(checkpoint)
     cfg = from_dict(state["config"])
     with torch.random.fork_rng(devices=[]):  # building initialises weights: leave the caller's RNG alone
         G, _ = build(cfg, state["image_shape"], len(state.get("classes") or []))
-    G.load_state_dict(state.get("G_ema") or state["G"])
+    G.load_state_dict(state.get("G_ema") if ema and state.get("G_ema") else state["G"])
     layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
     return G.to(device, memory_format=layout).eval(), state
 
@@ -88,15 +88,16 @@ def collect_standing_stats(G, batches, batch_size, labels_for, generator, device
 
 @torch.no_grad()
 def generate(checkpoint, n, seed=0, truncation=0.0, device="auto", labels=None, standing_stats=0,
-             class_balance=False, built=None):
+             class_balance=False, built=None, ema=True):
     """n images (uint8 N×C×H×W on the CPU) and their labels (None unless conditional) from a checkpoint.
 
     standing_stats: re-collect G's batch-norm statistics over that many generated batches first;
     class_balance: draw breeds evenly instead of with the training frequencies;
-    built: what load_generator returned for this checkpoint, reused instead of building G again.
+    built: what load_generator returned for this checkpoint, reused instead of building G again;
+    ema: the EMA weights (where the checkpoint has them), else the raw G's.
     """
     device = resolve_device(device)
-    G, state = built or load_generator(checkpoint, device)
+    G, state = built or load_generator(checkpoint, device, ema)
     if labels is not None and not G.n_classes:
         raise UserError("this checkpoint's model is not breed-conditioned: leave out --breed")
     generator = torch.Generator().manual_seed(seed)

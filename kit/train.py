@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from kit import checkpoint, losses, models
+from kit import checkpoint, losses, models, tune
 from kit.budget import Budget
 from kit.config import TrainConfig, add_arguments as add_config_arguments, asdict, for_device, from_args, from_dict
 from kit.data import cache
@@ -20,7 +20,7 @@ from kit.device import resolve_device
 from kit.errors import UserError
 from kit.files import refuse_overwrite
 from kit.package import write_zip
-from kit.jobs import Run, optional
+from kit.jobs import EVAL_SEED, Run, optional
 from kit.metrics.ranks import from_rank_0
 from kit.plot import save_line_chart
 from kit.progress import Progress
@@ -29,7 +29,7 @@ from kit.trainer import Trainer, fused_optimisers, set_rng_state
 
 # Fields a resumed run takes from the command line; every other field comes from the checkpoint.
 RUN_FIELDS = ("data", "out", "budget", "budget_from", "device", "threads", "compile", "cuda_graph", "checkpoint_every",
-              "sample_every", "log_every", "n_images", "zip", "truncation", "standing_stats", "class_balance", "resume",
+              "sample_every", "log_every", "n_images", "zip", "truncation", "standing_stats", "class_balance", "tune", "resume",
               "max_steps", "force", "eval_every", "eval_n", "select", "score_n", "real")
 MAX_ROLLBACKS = 5       # NaN rollbacks in a row before giving up
 FP16_ROLLBACKS = 2      # rollbacks in a row under fp16 before the run goes on in fp32 (bf16 where the GPU has it)
@@ -263,16 +263,27 @@ def train(cfg: TrainConfig) -> Path:
     run.say(f"training {cfg.model} ({cfg.loss}) on {device}, {precision}, {world} process(es); batch "
             f"{cfg.batch_size} per process ({cfg.batch_size * world} in all); lr G {cfg.lr_g:g} D {cfg.lr_d:g}; "
             f"{trainer.n_critic} D step(s) per G step")
+    tuning = False
     if evaluator:
         if not run.history:
             run.evaluate(time.monotonic())   # the first row, and what an evaluation costs
-        evaluating = TAIL_SAFETY * run.evaluation_seconds() * (1 + cfg.score_n / evaluator.n)   # the last one, score
-        fits = budget.training_only or time.monotonic() + reserve + evaluating < start + budget.seconds
-        if from_rank_0(fits, world, device):
+        settings = len(tune.settings(run.good, sampling_of(cfg))) - 1 if cfg.tune and select != "last" else 0
+        tuning = settings > 0 and world == 1   # the tuning's evaluations run on rank 0 alone
+        for tuned in ((settings, 0) if tuning else (0,)):   # the last evaluation, the score, the settings' evaluations
+            evaluating = TAIL_SAFETY * run.evaluation_seconds() * (1 + cfg.score_n / evaluator.n + tuned)
+            fits = from_rank_0(budget.training_only or time.monotonic() + reserve + evaluating < start + budget.seconds,
+                               world, device)
+            if fits:
+                break
+        tuning = tuning and tuned > 0
+        if fits:
             reserve += evaluating
         else:
             run.stop_evaluating(f"evaluation off: the last evaluation and the score need about {evaluating:.0f} s "
                                 f"more than the budget holds; the zip comes from the last checkpoint")
+        if cfg.tune and settings and not tuning and fits:
+            run.say("sampling not tuned: " + ("its evaluations run in one process" if world > 1 else
+                                               "its evaluations need more time than the budget holds"))
     budget.reserve(reserve)
 
     # --- the loop: a step, and every budget.check_every steps one host sync, the NaN check and the due jobs ---
@@ -312,39 +323,68 @@ def train(cfg: TrainConfig) -> Path:
 
     # --- the end: loss curve, images and zip from the selected checkpoint, the score (all inside the budget) ---
     if main:
-        finish(run, zip_path, real, start)
+        finish(run, zip_path, real, start, tuning)
     if world > 1:
         torch.distributed.destroy_process_group()
     return last
 
 
-def finish(run, zip_path, real, start):
-    """The end of a run: the loss chart, the zip from the selected checkpoint, the score, the end row and line."""
+def sampling_of(cfg) -> tune.Sampling:
+    """The sampling setting the run's flags ask for."""
+    return tune.Sampling(cfg.truncation, max(0, cfg.standing_stats), cfg.class_balance)
+
+
+def tuned_sampling(run, chosen) -> tuple:
+    """(the setting the zip is drawn with, what the end row says of it): with tuning on, the best of kit.tune's grid
+    for the chosen checkpoint on the selected leaderboard (the default's scores are its evaluation's: same noise),
+    each setting a line and the choice beside the default's; else the run's own."""
+    cfg, board = run.trainer.cfg, run.select
+    default = sampling_of(cfg)
+    if not (run.best and run.evaluator and chosen["step"] == run.best["step"]):
+        return default, {}
+    scored = tune.tune(chosen, run.evaluator, tune.settings(chosen, default), cfg.seed + EVAL_SEED,
+                       run.trainer.device, run.best["scores"])
+    for line in tune.table(scored, board):
+        run.say(f"sampling: {line}")
+    setting, scores = tune.choose(scored, board)
+    said = {"sampling": asdict(setting), "sampling_mifid": scores[board]["mifid"],
+            "default_mifid": scored[0][1][board]["mifid"], "settings": len(scored)}
+    run.log({"event": "tuning", "step": chosen["step"], "leaderboard": board,
+             "settings": [{**asdict(s), **{name: r[name] for name in r}} for s, r in scored]})
+    run.say(f"sampling: the zip is drawn with {setting.words()}: {board} MiFID {said['sampling_mifid']:.2f}, the "
+            f"default's {said['default_mifid']:.2f} (the lowest of {len(scored)} settings whose d is not under the "
+            f"threshold where any is not)")
+    return setting, said
+
+
+def finish(run, zip_path, real, start, tuning=False):
+    """The end of a run: the loss chart, the sampling setting (tuned when asked), the zip from the selected
+    checkpoint, the score, the end row and line."""
     trainer, budget, out = run.trainer, run.budget, run.out
     cfg, t = trainer.cfg, time.monotonic()
     optional("the loss chart", save_line_chart, read_metrics(out / "metrics.jsonl"), out / "losses.png", "step",
              "loss", f"{cfg.model} {cfg.loss}")
     chosen = run.chosen()
-    images, _ = generate(chosen, cfg.n_images, seed=cfg.seed, truncation=cfg.truncation, device=trainer.device,
-                         standing_stats=cfg.standing_stats, class_balance=cfg.class_balance)
+    setting, said = tuned_sampling(run, chosen) if tuning else (sampling_of(cfg), {})
+    images, _ = generate(chosen, cfg.n_images, seed=cfg.seed, device=trainer.device, **setting.options())
     write_zip(images, zip_path, force=True)
     end = {"event": "end", "step": trainer.step_count, "zip_step": chosen["step"],
            "tail_s": round(time.monotonic() - t, 2), "tail_reserved_s": round(budget.tail, 1),
-           "budget_s": round(budget.seconds, 1), "zip": str(zip_path)}
+           "budget_s": round(budget.seconds, 1), "zip": str(zip_path), **said}
     if run.best and run.select != "last":
         end.update(selected=run.best, last=run.history[-1])
         run.say(f"the zip comes from step {chosen['step']} ({run.select} MiFID {run.best['mifid']:.2f}, the lowest "
                 f"of {len(run.history)} evaluations); the last evaluated step, {run.history[-1]['step']}, had "
                 f"{run.select} MiFID {run.history[-1][run.select]['mifid']:.2f}")
     if run.evaluator and cfg.score_n > 0:
-        end["score"] = final_score(zip_path, real, cfg, run, budget, trainer.device)
+        end["score"] = final_score(zip_path, real, cfg, run, budget, trainer.device, said)
     run.log({**end, "wall_s": round(time.monotonic() - start, 2)})
     run.close()
     tqdm.write(f"{trainer.step_count} steps; wrote {out / 'last.pt'} and {cfg.n_images} images from step "
                f"{chosen['step']} to {zip_path} ({time.monotonic() - start:.0f} s of the {budget.seconds:.0f} s budget)")
 
 
-def final_score(zip_path, real, cfg, run, budget, device):
+def final_score(zip_path, real, cfg, run, budget, device, sampling=None):
     """Score the zip's first score_n images with each leaderboard at hand into score.json beside it, when the budget
     still has the time; the path written, or why not."""
     from kit.metrics.evaluate import score_zip, write_score_json
@@ -355,7 +395,7 @@ def final_score(zip_path, real, cfg, run, budget, device):
         return f"skipped: needs about {need:.0f} s, {left:.0f} s left"
     result = score_zip(zip_path, real, n=cfg.score_n, device=device)
     path = Path(zip_path).parent / "score.json"
-    write_score_json(path, result)
+    write_score_json(path, {**result, **({"sampling": sampling} if sampling else {})})
     for name, scores in result.items():
         run.say(f"score: {name} MiFID {scores['mifid']:.2f} (FID {scores['fid']:.2f}, d {scores['distance']:.4f}) "
                 f"on {scores['n_generated']} images of {zip_path}")

@@ -323,8 +323,8 @@ def test_a_kernel_with_the_weights_evaluates_selects_and_scores(tmp_path, incept
     weights = places["kaggle"] / "input" / "datasets" / "alice" / "dogkit-weights"
     assert kit_main(["weights", "pack", str(weights), "--inception", str(inception_weights), "--nasnet",
                      str(nasnet_weights)]) == 0
-    train_options = {**TRAIN, "max_steps": 4, "eval_every": "1h", "eval_n": 4, "score_n": 4}
-    done, report = run_kernel(places, "20m", train_options, 1, timeout=900)
+    train_options = {**TRAIN, "max_steps": 4, "eval_every": "1h", "eval_n": 4, "score_n": 4, "tune": False}
+    done, report = run_kernel(places, "20m", train_options, 1, timeout=900)   # the tuning: in the two-run kernel
     log = done.stdout + done.stderr
     assert done.returncode == 0 and report == [], (log[-3000:], report)
     stages = stage_lines(done.stdout)
@@ -387,6 +387,9 @@ def test_two_separate_runs_submit_the_zip_with_the_lower_score(separate_runs):
                                    f"{scores['run/seed1']['mifid']:.2f})")
     assert (working / "images.zip").read_bytes() == (working / winner / "images.zip").read_bytes()
     assert (working / "score.json").read_text() == (working / winner / "score.json").read_text()
+    sampling = json.loads((working / "score.json").read_text())["sampling"]   # tuned on the public leaderboard
+    assert sampling["settings"] == 5 and set(sampling["sampling"]) == {"truncation", "standing_stats", "class_balance",
+                                                                        "ema"}
     assert all((working / run / "progress.png").is_file() for run in runs)   # each run's evaluations, charted
     states = [checkpoint.load(working / run / "last.pt") for run in runs]
     assert [state["config"]["seed"] for state in states] == [0, 1]

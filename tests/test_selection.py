@@ -53,8 +53,9 @@ def pooled_leaderboard(demo_cache, monkeypatch):
 
 
 def evaluated(out, **changes):
-    """A run's config that evaluates at every check, 32 images each time."""
-    return dict(eval_every="0.001s", eval_n=32, real=str(out), **changes)
+    """A run's config that evaluates at every check, 32 images each time, its zip drawn under the run's own sampling
+    (the tuning's tests are in tests/test_tune.py)."""
+    return {"eval_every": "0.001s", "eval_n": 32, "real": str(out), "tune": False, **changes}
 
 
 def evaluations(out):
