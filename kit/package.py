@@ -107,8 +107,36 @@ def add_arguments(parser):
     parser.add_argument("--nasnet-weights", help="NASNet-A Large weights for the private leaderboard's guard "
                                                  "(default: $DOGKIT_NASNET_WEIGHTS, then timm's cache)")
     parser.add_argument("--guard-n", type=int, default=1000, help="images the memorisation guard scores (default 1000)")
+    parser.add_argument("--tune", action="store_true",
+                        help="with --checkpoint and --real: draw the zip under the sampling setting (truncation, "
+                             "standing statistics, EMA or raw G, class balance) with the lowest estimated MiFID of a "
+                             "small grid around the one asked for, each scored on --eval-n images")
+    parser.add_argument("--eval-n", type=int, default=2000, help="--tune: images each setting is scored on")
+    parser.add_argument("--select", default="", help="--tune: the leaderboard whose MiFID decides (private or "
+                                                     "public; default private when its weights are at hand)")
     parser.add_argument("--strict", action="store_true", help="treat repeated images as a problem (Kaggle accepts them)")
     parser.add_argument("--force", action="store_true", help="overwrite --out")
+
+
+def tuned_setting(state, default, args):
+    """The setting of kit.tune's grid around `default` with the lowest estimated MiFID on --select's leaderboard for
+    this checkpoint, each setting and the choice printed."""
+    from kit import tune
+    from kit.jobs import EVAL_SEED
+    from kit.metrics.evaluate import Evaluator
+    evaluator = Evaluator(args.real, args.device, args.eval_n,
+                          weights={"public": args.inception_weights, "private": args.nasnet_weights})
+    board = args.select or next((name for name in ("private", "public") if name in evaluator.leaderboards), "")
+    if board not in evaluator.leaderboards:
+        missing = "; ".join(evaluator.skipped.values()) or f"--select {board} is not private or public"
+        raise UserError(f"--tune needs the {board or 'leaderboards'}' network: {missing}")
+    scored = tune.tune(state, evaluator, tune.settings(state, default), args.seed + EVAL_SEED, args.device)
+    for line in tune.table(scored, board):
+        print(f"sampling: {line}")
+    setting, scores = tune.choose(scored, board)
+    print(f"sampling: the zip is drawn with {setting.words()}: {board} MiFID {scores[board]['mifid']:.2f}, the "
+          f"default's {scored[0][1][board]['mifid']:.2f} ({len(scored)} settings, {args.eval_n} images each)")
+    return setting
 
 
 def print_check(name, problems, warnings) -> None:
@@ -129,12 +157,19 @@ def main(args) -> int:
         print(f"{args.check}: {verdict}")
         return 1 if problems else 0
     refuse_overwrite(args.out, args.force)
+    if args.tune and not (args.checkpoint and args.real):
+        raise UserError("--tune needs --checkpoint (the run to sample) and --real DATA (the competition's images, to "
+                        "score each setting against)")
     if args.checkpoint:
         from kit.checkpoint import load
         from kit.sample import generate, sampling_options
+        from kit.tune import Sampling
         state = load(args.checkpoint)
-        images, _ = generate(state, args.n, seed=args.seed, truncation=args.truncation, device=args.device,
-                             **sampling_options(state, args.standing_stats, args.class_balance))
+        options = sampling_options(state, args.standing_stats, args.class_balance)
+        setting = Sampling(args.truncation, max(0, options["standing_stats"]), options["class_balance"])
+        if args.tune:
+            setting = tuned_setting(state, setting, args)
+        images, _ = generate(state, args.n, seed=args.seed, device=args.device, **setting.options())
     else:
         if not Path(args.from_dir).is_dir():
             raise UserError(f"--from-dir {args.from_dir} is not a folder: pass the folder holding your images")

@@ -116,3 +116,24 @@ def test_the_tuning_fits_the_budget_or_is_left_out(demo_cache, tmp_path, monkeyp
     end = metrics(out)[-1]
     assert "sampling" not in end and end["wall_s"] <= 20.0, end
     assert "sampling not tuned: its evaluations need more time than the budget holds" in capsys.readouterr().out
+
+
+def test_make_zip_tune_draws_the_zip_under_the_winner(demo_cache, tmp_path, monkeypatch, capsys):
+    """`kit zip --checkpoint --real --tune`: the grid scored by the (stand-in) Evaluator, the winner drawn."""
+    from kit.__main__ import main as kit_main
+    from kit.metrics import guard
+    real = cache.load(demo_cache).images
+    last = train(config(tmp_path / "run", demo_cache, max_steps=20))
+    script = [(40.0, 0.05), (30.0, 0.005), (45.0, 0.05), (50.0, 0.05), (35.0, 0.05)]   # raw G wins
+    monkeypatch.setattr(evaluate, "Evaluator", lambda *args, **kwargs: Scripted(real, 32, script))
+    monkeypatch.setattr(guard, "memorisation_guard", lambda *args, **kwargs: {})
+    zip_path = tmp_path / "images.zip"
+    assert kit_main(["zip", "--checkpoint", str(last), "--out", str(zip_path), "--n", "16", "--real", str(demo_cache),
+                     "--tune", "--eval-n", "32", "--device", "cpu"]) == 1   # 16 images: the count check says no
+    printed = capsys.readouterr().out
+    assert ("sampling: the zip is drawn with no truncation, no standing statistics, raw G, breeds by frequency: "
+            "private MiFID 35.00, the default's 40.00 (5 settings, 32 images each)") in printed
+    zipped, _ = read_images(zip_path)
+    assert np.array_equal(zipped, generate(checkpoint.load(last), 16, seed=0, ema=False)[0].numpy())
+    assert kit_main(["zip", "--checkpoint", str(last), "--out", str(tmp_path / "b.zip"), "--tune"]) == 2
+    assert "--tune needs --checkpoint (the run to sample) and --real DATA" in capsys.readouterr().err

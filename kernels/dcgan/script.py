@@ -15,7 +15,7 @@ MANIFEST = {
     'kit/__init__.py': 'e7d0045deac9a05a409a26697e4ba733903926c7c14286cfeb66ba9a6b828972',
     'kit/budget.py': '0b24602ba3d74381de0f6555b9123e8de54c1b9141a713b73366367235e63a73',
     'kit/checkpoint.py': '4dd68e2698b945979d86be846edea81eba77b690ba08843d10e33304cb56c255',
-    'kit/config.py': 'fd942cffa0a397e7b7a6fdd967c73a56299cbfb96e8e343b655d3e472e05ff02',
+    'kit/config.py': 'b8c5cf5d6ddf47fff1033ef8dae082fb1727eccea9e5f1424936a786a6194a0e',
     'kit/data/__init__.py': '91eae478aba0ba4b29f550ad3c9b81cc15a9bbbc242a8f90a34d539f4381dbe1',
     'kit/data/augment.py': 'cd4448e5427da519b078cf7bbd5efd443d32600f34f5e302d136208a71d11ebf',
     'kit/data/cache.py': 'd97b231dcfad583b9db15790a7cbae9d91e22c70c86b6d8465380d2be0521d40',
@@ -25,7 +25,7 @@ MANIFEST = {
     'kit/errors.py': 'd58493f52496815a4d2fa928a315a6f1f23a3fdc29b43073b21a7be5539429a5',
     'kit/files.py': '96dd0525cfe6a371e3b24dc697c82a74dab66d03b85cc60cb8da73b80b520117',
     'kit/images.py': '70e3df4dc3a597b52300b64f7d76602a78ef6f77548c49523ff278aee31d83ad',
-    'kit/jobs.py': '896299b35ad0b1edf94ba03a51a164993ede08c476234e2c657997c704a839c3',
+    'kit/jobs.py': 'e2d3e27133bbb9ba7e9ea5ece4378a1b175d0a379c2244cade5532ebe7ea5db9',
     'kit/kernel/__init__.py': '830143a6408c2cd2ff8086108926339529a22e028a7a2830e3d628dcf71c178f',
     'kit/kernel/preflight.py': 'c410826bcf78262f06a9741ad31f449985028801a98d9c763b78ff45e08f90bd',
     'kit/kernel/runtime.py': '672e1fb00f8f0a3bcc297019a886ba6658fc08d08db07d7f155b6a7e4b47888e',
@@ -39,16 +39,18 @@ MANIFEST = {
     'kit/metrics/ranks.py': '68eafc5d7b2aface70593e368e8218f7813182cc85ee6c5e2d29f7db58a60a02',
     'kit/metrics/resize.py': '51a1075054cee6309da2aad05613f7edda5f4ae434e2573115f8ecdf28685a0e',
     'kit/metrics/score.py': 'fddc4eeca973479595606627d135fe9d23e866fa8bdb7e5960cf0c78581411e2',
-    'kit/models/__init__.py': 'c3d1a2ecaf77dd192900016aedd6bde6833f9c676c6f1faf2cb405e61700645c',
+    'kit/models/__init__.py': '3014a9a8253cdd467520f01b69c2131eb609c83daca388611f3f1edb027a1e03',
     'kit/models/biggan.py': '07df77ba2bbc102f59872986cab415be09ed939f67a939767df6efafec1104ec',
     'kit/models/dcgan.py': '9ba42c92203232a26e847c888e46f3bda5487d753889aea98024de2dacd2a5bc',
+    'kit/models/r3gan.py': 'c5e9263d3b7fbaaf9839e37248e652a06613263c008dffef68835d5e44863474',
     'kit/models/spectral.py': 'e4a8810ce0478bc6821f2d11baa7cda19bab8f7dc666c5c1aef1a7f6c2bac3c3',
-    'kit/package.py': '8ab007b933cf5e0d5082b8af7be0bda99cca5497fa2e9a98a09277213a030547',
-    'kit/plot.py': 'fa5e4ffc4adc85a8c6faa33832bfb0f7dcd14d0dbff56e8506bbd317634eaec0',
+    'kit/package.py': 'f3c24d9630f18cdab6065ff5c297c38a326f128715b6d37a6e476127b5528ee7',
+    'kit/plot.py': '33faef336af0e73f085ec010a8aded254860ca9f433a87fd7307ba548f2e3f4b',
     'kit/progress.py': '6683bd9a355ba4006be3dbeada7474de8d3dd901d3fd7d211e1d958cf409b20b',
-    'kit/sample.py': '68fb2e24a83baf246074320d9b35e52892139015730c67ade5e26c46b8dd2557',
-    'kit/train.py': '6f187f482fdb337230e3342d0340ae943f0f7dd2532a59a32a9504d6d8e2215e',
+    'kit/sample.py': '633f14ae1e4bf41f51952a098dfb3eeee7b9cf823f37cf29ff8c0cd31cf82f28',
+    'kit/train.py': '0b515580f625590489e78b9b584aab3e4373343f41370444e8c46155a101f1f3',
     'kit/trainer.py': 'e479b74160e99211d7af05847184bec935138c726cd919617d6f3eb604ffb1e7',
+    'kit/tune.py': '8258e110062e6efaafa160e4cdcd2ff0f4b68b2ccdd73f9a7dfee6052e3fb2fa',
     'kit/weights.py': '3ba1c94da2c4033d63b99d600400596bf049c335b7365131c6fe4870b6fd4e2a',
 }
 SOURCES = {}
@@ -173,7 +175,7 @@ class TrainConfig:
     """Training options; the CLI flags are generated from these fields (`--lr-g` for lr_g)."""
     data: str = ""                 # prepared cache (.npz), or any layout `kit prepare` reads
     out: str = "runs/dcgan"        # run folder: checkpoints, samples, metrics, images.zip
-    model: str = "dcgan"           # dcgan | cgan | mlp | biggan
+    model: str = "dcgan"           # dcgan | cgan | mlp | biggan | r3gan
     loss: str = ""                 # bce | lsgan | wgan-gp | wgan | hinge | ralsgan | rpgan; "": the model's, see
                                    # MODEL_DEFAULTS
     budget: str = "8h30m"          # hard wall-clock limit, tail (10k images + zip) included; "+45s": 45 s of
@@ -189,7 +191,7 @@ class TrainConfig:
     g_width: int = 0               # channels of G's last hidden layer; 0: by model and device
     d_width: int = 0               # channels of D's first layer; 0: by model and device
     spectral_norm: bool = False    # spectral norm on D (biggan has it on every G and D weight anyway)
-    shared_dim: int = 128          # biggan: size of the breed embedding shared by G's blocks
+    shared_dim: int = 128          # biggan: size of the breed embedding shared by G's blocks; r3gan: of G's and D's
     attn_g: int = -1               # biggan: resolution of G's self-attention block (0: none; -1: by device)
     attn_d: int = -1               # biggan: resolution of D's self-attention block (0: none; -1: by device)
     n_critic: int = 0              # D steps per G step; 0: the loss's (5 for wgan, else 1)
@@ -210,8 +212,9 @@ class TrainConfig:
     lecam_start: int = 0           # LeCam: step from which the anchors average (before it they follow the outputs);
                                    # every bench row ran from 0, google/lecam-gan starts at 1000
     cr: float = 0.0                # balanced consistency regularisation weight on D (10 in Zhao et al.); 0: off
-    r1: float = 0.0                # R1: gamma of the zero-centred gradient penalty (gamma/2)·‖∇D(real)‖² on D; 0: off
-    r2: float = 0.0                # R2: the same on fake images (R3GAN takes --loss rpgan with R1 and R2 alike)
+    r1: float = -1.0               # R1: gamma of the zero-centred gradient penalty (gamma/2)·‖∇D(real)‖² on D; 0: off;
+                                   # -1: the model's (r3gan 1, else 0), see MODEL_DEFAULTS
+    r2: float = -1.0               # R2: the same on fake images (R3GAN takes --loss rpgan with R1 and R2 alike)
     precision: str = "auto"        # auto | fp32 | fp16 | bf16
     channels_last: bool = True
     compile: bool = False          # torch.compile the models
@@ -229,6 +232,9 @@ class TrainConfig:
     standing_stats: int = -1       # final zip: re-collect G's batch-norm statistics over this many batches of 256
                                    # first (0: off; -1: by model and device, see MODEL_DEFAULTS)
     class_balance: bool = False    # final zip: draw breeds evenly instead of by training frequency
+    tune: bool = True              # final zip, when evaluating: drawn under the setting (truncation, standing
+                                   # statistics, EMA or raw G, class balance) with the lowest estimated MiFID of a
+                                   # small grid around the three above (kit.tune); --no-tune: under those three
     eval_every: str = ""           # duration between evaluations of the EMA G with each leaderboard network whose
                                    # weights are at hand; "": by device (30m on a GPU, off on a CPU); 0: off
     eval_n: int = 2000             # images generated for each evaluation (the same noise every time)
@@ -263,18 +269,26 @@ class TrainConfig:
 # takes LeCam 0.3 on every device.
 DCGAN_DEFAULTS = {"cpu": {"g_width": 16, "d_width": 16, "lr_g": 1e-3, "lr_d": 1e-3, "loss": "bce", "beta1": 0.5,
                           "beta2": 0.999, "batch_size": 64, "standing_stats": 0, "augment": "translation,color",
-                          "ada_target": 0.0, "lecam": 0.0},
+                          "ada_target": 0.0, "lecam": 0.0, "r1": 0.0, "r2": 0.0},
                   "cuda": {"g_width": 64, "d_width": 64, "lr_g": 2e-4, "lr_d": 2e-4, "loss": "bce", "beta1": 0.5,
                            "beta2": 0.999, "batch_size": 64, "standing_stats": 0, "augment": "translation,color",
-                           "ada_target": 0.0, "lecam": 0.0}}
+                           "ada_target": 0.0, "lecam": 0.0, "r1": 0.0, "r2": 0.0}}
+# r3gan: the paper's ImageNet-64 schedule at its start (RpGAN, R1 = R2 = gamma 1, lr 2e-4, Adam betas (0, 0.9); the
+# paper decays gamma, lr and raises beta2 over 200M images, which no budget here reaches), no standing statistics (no
+# batch norm), biggan's augmentation; widths sized for a step near biggan's on each device (not tuned).
+R3GAN_DEFAULTS = {device: {"g_width": width, "d_width": width, "lr_g": 2e-4, "lr_d": 2e-4, "loss": "rpgan",
+                           "beta1": 0.0, "beta2": 0.9, "batch_size": batch, "standing_stats": 0,
+                           "augment": "translation,cutout", "ada_target": 0.0, "lecam": 0.0, "r1": 1.0, "r2": 1.0}
+                  for device, width, batch in (("cpu", 8, 16), ("cuda", 128, 64))}
 MODEL_DEFAULTS = {
     "dcgan": DCGAN_DEFAULTS, "cgan": DCGAN_DEFAULTS, "mlp": DCGAN_DEFAULTS,
     "biggan": {"cpu": {"g_width": 8, "d_width": 8, "lr_g": 2.5e-4, "lr_d": 1e-3, "loss": "hinge", "beta1": 0.0,
                        "beta2": 0.999, "batch_size": 16, "attn_g": 16, "attn_d": 16, "standing_stats": 4,
-                       "augment": "translation,cutout", "ada_target": 0.6, "lecam": 0.3},
+                       "augment": "translation,cutout", "ada_target": 0.6, "lecam": 0.3, "r1": 0.0, "r2": 0.0},
                "cuda": {"g_width": 32, "d_width": 64, "lr_g": 1e-4, "lr_d": 4e-4, "loss": "hinge", "beta1": 0.0,
                         "beta2": 0.999, "batch_size": 64, "attn_g": 32, "attn_d": 32, "standing_stats": 16,
-                        "augment": "translation,cutout", "ada_target": 0.0, "lecam": 0.3}},
+                        "augment": "translation,cutout", "ada_target": 0.0, "lecam": 0.3, "r1": 0.0, "r2": 0.0}},
+    "r3gan": R3GAN_DEFAULTS,
 }
 # Values by device alone, for fields left unset: evaluation and the final score are cheap on a GPU and cost hours
 # on a CPU (bench/results/eval.md); ADA's pace follows how many images a run sees (millions on a GPU, thousands on a
@@ -283,8 +297,8 @@ DEVICE_DEFAULTS = {"cpu": {"eval_every": "0", "score_n": 0, "ada_kimg": 5},
                    "cuda": {"eval_every": "30m", "score_n": 10000, "ada_kimg": 500}}
 # What "unset" is for these fields; 0 for every other. attn_g/attn_d were 32 by default before they were by device:
 # older checkpoints store 32 and load as 32.
-UNSET = {"loss": "", "augment": "", "ada_target": -1.0, "lecam": -1.0, "beta1": -1.0, "beta2": -1.0, "attn_g": -1,
-         "attn_d": -1, "standing_stats": -1, "eval_every": "", "score_n": -1}
+UNSET = {"loss": "", "augment": "", "ada_target": -1.0, "lecam": -1.0, "r1": -1.0, "r2": -1.0, "beta1": -1.0,
+         "beta2": -1.0, "attn_g": -1, "attn_d": -1, "standing_stats": -1, "eval_every": "", "score_n": -1}
 
 
 # What a run saved before these fields existed trained with (ADA and LeCam off), so that resuming it does not switch
@@ -1392,7 +1406,7 @@ from tqdm import tqdm
 from kit import checkpoint
 from kit.budget import Every
 from kit.config import parse_duration
-from kit.plot import save_grid
+from kit.plot import save_grid, save_progress_chart
 from kit.sample import generate, to_uint8
 from kit.trainer import to_cpu
 
@@ -1583,6 +1597,11 @@ class Run:
             if self.main:
                 checkpoint.save(self.out / "best.pt", self.good)
         self.save()
+        if self.main:
+            optional("the progress chart", save_progress_chart, self.history, self.best["step"] if self.best else None,
+                     self.out / "progress.png",
+                     f"{cfg.model}, {self.evaluator.n} images an evaluation: the zip comes from "
+                     + (f"the {self.select} leaderboard's lowest MiFID" if self.best else "the last checkpoint"))
         self.timers["evaluate"].ran(now)
         self.timers["checkpoint"].ran(now)
 
@@ -3383,7 +3402,7 @@ from typing import Callable
 
 from kit import losses
 from kit.errors import UserError
-from kit.models import biggan
+from kit.models import biggan, r3gan
 from kit.models.dcgan import (CondBatchNorm, Discriminator, Generator, MLPDiscriminator, MLPGenerator,  # noqa: F401
                               dcgan_init)
 
@@ -3424,6 +3443,7 @@ FAMILIES = {f.name: f for f in (
     Family("cgan", conditional=True, builder=build_dcgan, needs_breeds=True),
     Family("mlp", conditional=False, builder=build_mlp),
     Family("biggan", conditional=True, builder=biggan.build),
+    Family("r3gan", conditional=True, builder=r3gan.build),
 )}
 MODELS = tuple(FAMILIES)
 
@@ -3725,6 +3745,144 @@ def dcgan_init(module):
             nn.init.zeros_(m.bias)
 '''
 
+SOURCES['kit/models/r3gan.py'] = r'''"""The R3GAN pair (Huang, Gokaslan, Kuleshov, Tompkin, NeurIPS 2024) at 32 or 64 px: plain residual networks without
+normalisation (inverted bottlenecks with a grouped 3×3 convolution, leaky ReLUs with biases), fix-up initialisation
+(each residual branch's last layer starts at zero, the others scaled down by the count of blocks), filtered
+resampling, a learned 4×4 basis; breeds through a learned embedding, joined to G's noise and projected in D. Trained
+with `--loss rpgan --r1 --r2` (config.MODEL_DEFAULTS)."""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+SLOPE = 0.2
+GAIN = math.sqrt(2 / (1 + SLOPE ** 2))   # a leaky ReLU's gain: its output keeps its input's variance
+BLOCKS = 2          # residual blocks per resolution (the paper's presets)
+EXPANSION = 2       # a block's bottleneck is this many times wider than its stage
+GROUP_CHANNELS = 16  # channels per group of the grouped convolution (the paper's presets: 1536 in 96 groups)
+BRANCH_LAYERS = 3   # linear layers in a residual branch
+
+
+def msr_(weight: torch.Tensor, gain: float) -> None:
+    """He initialisation: normal with std gain / sqrt(fan-in)."""
+    with torch.no_grad():
+        weight.normal_(0.0, gain / math.sqrt(weight[0].numel()))
+
+
+def conv(a: int, b: int, kernel: int = 1, groups: int = 1, gain: float = 1.0) -> nn.Conv2d:
+    """A bias-free convolution, same padding, He-initialised with `gain` (0: zeros)."""
+    layer = nn.Conv2d(a, b, kernel, padding=kernel // 2, groups=groups, bias=False)
+    msr_(layer.weight, gain)
+    return layer
+
+
+class BiasedLeakyReLU(nn.Module):
+    """A per-channel bias, then a leaky ReLU."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x):
+        return F.leaky_relu(x + self.bias.view(1, -1, 1, 1).to(x.dtype), SLOPE)
+
+
+class ResidualBlock(nn.Module):
+    """x + 1×1(act(grouped 3×3(act(1×1(x))))) through a bottleneck EXPANSION times wider; the last 1×1 starts at zero,
+    the others at He's gain scaled by blocks^(-1/(2·BRANCH_LAYERS - 2)) (fix-up), so the sum starts as x."""
+
+    def __init__(self, channels: int, n_blocks: int):
+        super().__init__()
+        hidden = channels * EXPANSION
+        gain = GAIN * n_blocks ** (-1 / (2 * BRANCH_LAYERS - 2))
+        self.branch = nn.Sequential(conv(channels, hidden, gain=gain), BiasedLeakyReLU(hidden),
+                                    conv(hidden, hidden, 3, max(1, hidden // GROUP_CHANNELS), gain),
+                                    BiasedLeakyReLU(hidden), conv(hidden, channels, gain=0.0))
+
+    def forward(self, x):
+        return x + self.branch(x)
+
+
+def blur_up(x):
+    """Twice the resolution, bilinearly (the [1, 3, 3, 1] filter)."""
+    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+def blur_down(x):
+    """Half the resolution, each output the mean of its 2×2 inputs."""
+    return F.avg_pool2d(x, 2)
+
+
+def stage_widths(width: int, size: int) -> list:
+    """Channels at 4×4 up to size×size: twice `width` everywhere but the largest, as the paper's FFHQ-64 preset."""
+    n = int(math.log2(size)) - 1
+    return [2 * width] * (n - 1) + [width]
+
+
+class Generator(nn.Module):
+    """[z, embed(y)] -> coefficients of a learned 4×4 basis -> per resolution: (1×1 to the new width, upsample) and
+    BLOCKS residual blocks -> 1×1 to RGB (no tanh: images are clamped when written)."""
+
+    def __init__(self, z_dim=128, channels=3, size=64, width=32, n_classes=1, embed_dim=128):
+        super().__init__()
+        widths = stage_widths(width, size)
+        n_blocks = BLOCKS * len(widths)
+        self.z_dim, self.n_classes = z_dim, n_classes
+        self.embed = nn.Embedding(max(n_classes, 1), embed_dim)
+        nn.init.normal_(self.embed.weight)
+        self.basis = nn.Parameter(torch.randn(widths[0], 4, 4))
+        self.coefficients = nn.Linear(z_dim + embed_dim, widths[0], bias=False)
+        msr_(self.coefficients.weight, 1.0)
+        self.widen = nn.ModuleList(conv(a, b) if a != b else nn.Identity() for a, b in zip(widths, widths[1:]))
+        self.stages = nn.ModuleList(nn.Sequential(*(ResidualBlock(w, n_blocks) for _ in range(BLOCKS)))
+                                    for w in widths)
+        self.to_image = conv(widths[-1], channels)
+
+    def forward(self, z, y=None):
+        y = torch.zeros(len(z), dtype=torch.long, device=z.device) if y is None else y
+        coefficients = self.coefficients(torch.cat([z, self.embed(y).to(z.dtype)], 1))
+        x = self.stages[0](self.basis.unsqueeze(0).to(coefficients.dtype) * coefficients[:, :, None, None])
+        for widen, stage in zip(self.widen, self.stages[1:]):
+            x = stage(blur_up(widen(x)))
+        return self.to_image(x)
+
+
+class Discriminator(nn.Module):
+    """RGB -> 1×1 -> per resolution: BLOCKS residual blocks, (downsample, 1×1 to the new width) -> a depthwise 4×4
+    basis and a linear to embed_dim features -> their projection on embed(y), scaled by 1/sqrt(embed_dim)."""
+
+    def __init__(self, channels=3, size=64, width=64, n_classes=1, embed_dim=128):
+        super().__init__()
+        widths = list(reversed(stage_widths(width, size)))
+        n_blocks = BLOCKS * len(widths)
+        self.from_image = conv(channels, widths[0])
+        self.stages = nn.ModuleList(nn.Sequential(*(ResidualBlock(w, n_blocks) for _ in range(BLOCKS)))
+                                    for w in widths)
+        self.narrow = nn.ModuleList(conv(a, b) if a != b else nn.Identity() for a, b in zip(widths, widths[1:]))
+        self.basis = nn.Conv2d(widths[-1], widths[-1], 4, groups=widths[-1], bias=False)
+        msr_(self.basis.weight, 1.0)
+        self.features = nn.Linear(widths[-1], embed_dim, bias=False)
+        msr_(self.features.weight, 1.0)
+        self.embed = nn.Embedding(max(n_classes, 1), embed_dim)
+        nn.init.normal_(self.embed.weight, std=1 / math.sqrt(embed_dim))
+
+    def forward(self, x, y=None):
+        x = self.from_image(x)
+        for stage, narrow in zip(self.stages, self.narrow):
+            x = narrow(blur_down(stage(x)))
+        h = self.features(self.basis(self.stages[-1](x)).flatten(1))
+        y = torch.zeros(len(x), dtype=torch.long, device=x.device) if y is None else y
+        return (h * self.embed(y).to(h.dtype)).sum(1)
+
+
+def build(cfg, channels: int, size: int, n_classes: int):
+    """(G, D) of R3GAN for the config's widths and latent; the breed embedding has cfg.shared_dim entries."""
+    G = Generator(cfg.z_dim, channels, size, cfg.g_width, n_classes, cfg.shared_dim)
+    D = Discriminator(channels, size, cfg.d_width, n_classes, cfg.shared_dim)
+    return G, D
+'''
+
 SOURCES['kit/models/spectral.py'] = r'''"""Spectral norm (Miyato et al. 2018) with torch's arithmetic, state-dict keys and initialisation, in fewer kernels:
 a GAN's eager step on a GPU is bound by its launches (bench/bench_ops.py), and torch's parametrisation spends about
 thirty a weight a forward and backward where this one spends about twenty-five."""
@@ -3916,8 +4074,36 @@ def add_arguments(parser):
     parser.add_argument("--nasnet-weights", help="NASNet-A Large weights for the private leaderboard's guard "
                                                  "(default: $DOGKIT_NASNET_WEIGHTS, then timm's cache)")
     parser.add_argument("--guard-n", type=int, default=1000, help="images the memorisation guard scores (default 1000)")
+    parser.add_argument("--tune", action="store_true",
+                        help="with --checkpoint and --real: draw the zip under the sampling setting (truncation, "
+                             "standing statistics, EMA or raw G, class balance) with the lowest estimated MiFID of a "
+                             "small grid around the one asked for, each scored on --eval-n images")
+    parser.add_argument("--eval-n", type=int, default=2000, help="--tune: images each setting is scored on")
+    parser.add_argument("--select", default="", help="--tune: the leaderboard whose MiFID decides (private or "
+                                                     "public; default private when its weights are at hand)")
     parser.add_argument("--strict", action="store_true", help="treat repeated images as a problem (Kaggle accepts them)")
     parser.add_argument("--force", action="store_true", help="overwrite --out")
+
+
+def tuned_setting(state, default, args):
+    """The setting of kit.tune's grid around `default` with the lowest estimated MiFID on --select's leaderboard for
+    this checkpoint, each setting and the choice printed."""
+    from kit import tune
+    from kit.jobs import EVAL_SEED
+    from kit.metrics.evaluate import Evaluator
+    evaluator = Evaluator(args.real, args.device, args.eval_n,
+                          weights={"public": args.inception_weights, "private": args.nasnet_weights})
+    board = args.select or next((name for name in ("private", "public") if name in evaluator.leaderboards), "")
+    if board not in evaluator.leaderboards:
+        missing = "; ".join(evaluator.skipped.values()) or f"--select {board} is not private or public"
+        raise UserError(f"--tune needs the {board or 'leaderboards'}' network: {missing}")
+    scored = tune.tune(state, evaluator, tune.settings(state, default), args.seed + EVAL_SEED, args.device)
+    for line in tune.table(scored, board):
+        print(f"sampling: {line}")
+    setting, scores = tune.choose(scored, board)
+    print(f"sampling: the zip is drawn with {setting.words()}: {board} MiFID {scores[board]['mifid']:.2f}, the "
+          f"default's {scored[0][1][board]['mifid']:.2f} ({len(scored)} settings, {args.eval_n} images each)")
+    return setting
 
 
 def print_check(name, problems, warnings) -> None:
@@ -3938,12 +4124,19 @@ def main(args) -> int:
         print(f"{args.check}: {verdict}")
         return 1 if problems else 0
     refuse_overwrite(args.out, args.force)
+    if args.tune and not (args.checkpoint and args.real):
+        raise UserError("--tune needs --checkpoint (the run to sample) and --real DATA (the competition's images, to "
+                        "score each setting against)")
     if args.checkpoint:
         from kit.checkpoint import load
         from kit.sample import generate, sampling_options
+        from kit.tune import Sampling
         state = load(args.checkpoint)
-        images, _ = generate(state, args.n, seed=args.seed, truncation=args.truncation, device=args.device,
-                             **sampling_options(state, args.standing_stats, args.class_balance))
+        options = sampling_options(state, args.standing_stats, args.class_balance)
+        setting = Sampling(args.truncation, max(0, options["standing_stats"]), options["class_balance"])
+        if args.tune:
+            setting = tuned_setting(state, setting, args)
+        images, _ = generate(state, args.n, seed=args.seed, device=args.device, **setting.options())
     else:
         if not Path(args.from_dir).is_dir():
             raise UserError(f"--from-dir {args.from_dir} is not a folder: pass the folder holding your images")
@@ -4028,6 +4221,41 @@ def save_line_chart(series, path, xlabel="", ylabel="", title="", size=(800, 500
     axes.set(xlabel=xlabel, ylabel=ylabel, title=title)
     if axes.lines:
         axes.legend(fontsize="small")
+    figure.tight_layout()
+    canvas.draw()
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.asarray(canvas.buffer_rgba())[:, :, :3]).save(tmp, format="PNG")
+
+
+def save_progress_chart(history, selected_step, path, title=""):
+    """Write a run's evaluation rows ({"step", LEADERBOARD: {mifid, fid, d, threshold}}) as one PNG: estimated MiFID,
+    FID and d of each leaderboard over steps (one panel each), each leaderboard's memorisation threshold on d's
+    panel, and the selected checkpoint's step marked (None: none)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    boards = list(dict.fromkeys(name for row in history for name, value in row.items()
+                                if isinstance(value, dict) and "mifid" in value))
+    thresholds = {board: next(row[board]["threshold"] for row in history if board in row) for board in boards}
+    figure = Figure(figsize=(8, 9), dpi=100)
+    canvas = FigureCanvasAgg(figure)
+    panels = figure.subplots(3, 1, sharex=True)
+    for axes, (key, label) in zip(panels, (("mifid", "estimated MiFID"), ("fid", "FID"), ("d", "d (1 - |cos|)"))):
+        for i, board in enumerate(boards):
+            colour = tuple(c / 255 for c in COLOURS[i % len(COLOURS)])
+            rows = [row for row in history if board in row and math.isfinite(row[board][key])]
+            axes.plot([row["step"] for row in rows], [row[board][key] for row in rows], color=colour, marker="o",
+                      markersize=4, linewidth=2, label=board)
+            if key == "d":
+                axes.axhline(thresholds[board], color=colour, linestyle="--", linewidth=1,
+                             label=f"{board} threshold {thresholds[board]:g}")
+        if selected_step is not None:
+            axes.axvline(selected_step, color="black", linestyle=":", linewidth=1.5, label="selected")
+        axes.set_ylabel(label)
+        axes.grid(True, alpha=0.4)
+        if axes.lines:
+            axes.legend(fontsize="small")
+    panels[0].set_title(title)
+    panels[-1].set_xlabel("step")
     figure.tight_layout()
     canvas.draw()
     with atomic_path(path) as tmp:
@@ -4119,15 +4347,15 @@ def truncated_noise(n, z_dim, truncation, generator):
     return z
 
 
-def load_generator(checkpoint, device):
-    """The checkpoint's generator (EMA weights when present) in eval mode on `device`, channels_last when the run's
-    config asks for it (on a CPU too, where the trainer keeps NCHW: sampling there is 2× faster), and the checkpoint
-    dict."""
+def load_generator(checkpoint, device, ema=True):
+    """The checkpoint's generator (EMA weights when present, unless ema is False) in eval mode on `device`,
+    channels_last when the run's config asks for it (on a CPU too, where the trainer keeps NCHW: sampling there is 2×
+    faster), and the checkpoint dict."""
     state = checkpoint if isinstance(checkpoint, dict) else ckpt.load(checkpoint)
     cfg = from_dict(state["config"])
     with torch.random.fork_rng(devices=[]):  # building initialises weights: leave the caller's RNG alone
         G, _ = build(cfg, state["image_shape"], len(state.get("classes") or []))
-    G.load_state_dict(state.get("G_ema") or state["G"])
+    G.load_state_dict(state.get("G_ema") if ema and state.get("G_ema") else state["G"])
     layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
     return G.to(device, memory_format=layout).eval(), state
 
@@ -4176,15 +4404,16 @@ def collect_standing_stats(G, batches, batch_size, labels_for, generator, device
 
 @torch.no_grad()
 def generate(checkpoint, n, seed=0, truncation=0.0, device="auto", labels=None, standing_stats=0,
-             class_balance=False, built=None):
+             class_balance=False, built=None, ema=True):
     """n images (uint8 N×C×H×W on the CPU) and their labels (None unless conditional) from a checkpoint.
 
     standing_stats: re-collect G's batch-norm statistics over that many generated batches first;
     class_balance: draw breeds evenly instead of with the training frequencies;
-    built: what load_generator returned for this checkpoint, reused instead of building G again.
+    built: what load_generator returned for this checkpoint, reused instead of building G again;
+    ema: the EMA weights (where the checkpoint has them), else the raw G's.
     """
     device = resolve_device(device)
-    G, state = built or load_generator(checkpoint, device)
+    G, state = built or load_generator(checkpoint, device, ema)
     if labels is not None and not G.n_classes:
         raise UserError("this checkpoint's model is not breed-conditioned: leave out --breed")
     generator = torch.Generator().manual_seed(seed)
@@ -4265,7 +4494,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from kit import checkpoint, losses, models
+from kit import checkpoint, losses, models, tune
 from kit.budget import Budget
 from kit.config import TrainConfig, add_arguments as add_config_arguments, asdict, for_device, from_args, from_dict
 from kit.data import cache
@@ -4273,7 +4502,7 @@ from kit.device import resolve_device
 from kit.errors import UserError
 from kit.files import refuse_overwrite
 from kit.package import write_zip
-from kit.jobs import Run, optional
+from kit.jobs import EVAL_SEED, Run, optional
 from kit.metrics.ranks import from_rank_0
 from kit.plot import save_line_chart
 from kit.progress import Progress
@@ -4282,7 +4511,7 @@ from kit.trainer import Trainer, fused_optimisers, set_rng_state
 
 # Fields a resumed run takes from the command line; every other field comes from the checkpoint.
 RUN_FIELDS = ("data", "out", "budget", "budget_from", "device", "threads", "compile", "cuda_graph", "checkpoint_every",
-              "sample_every", "log_every", "n_images", "zip", "truncation", "standing_stats", "class_balance", "resume",
+              "sample_every", "log_every", "n_images", "zip", "truncation", "standing_stats", "class_balance", "tune", "resume",
               "max_steps", "force", "eval_every", "eval_n", "select", "score_n", "real")
 MAX_ROLLBACKS = 5       # NaN rollbacks in a row before giving up
 FP16_ROLLBACKS = 2      # rollbacks in a row under fp16 before the run goes on in fp32 (bf16 where the GPU has it)
@@ -4402,7 +4631,8 @@ def open_run(cfg, device):
         raise UserError(f"--lecam {cfg.lecam:g} and --cr {cfg.cr:g} must be at least 0 (0 turns each off; -1 leaves "
                         f"--lecam to the model)")
     if cfg.r1 < 0 or cfg.r2 < 0:
-        raise UserError(f"--r1 {cfg.r1:g} and --r2 {cfg.r2:g} must be at least 0 (0 turns each off)")
+        raise UserError(f"--r1 {cfg.r1:g} and --r2 {cfg.r2:g} must be at least 0 (0 turns each off; -1 leaves them to "
+                        f"the model)")
     if cfg.eval_n < 2:
         raise UserError(f"--eval-n {cfg.eval_n} must be at least 2 (FID needs two images)")
     return cfg, resumed
@@ -4515,16 +4745,27 @@ def train(cfg: TrainConfig) -> Path:
     run.say(f"training {cfg.model} ({cfg.loss}) on {device}, {precision}, {world} process(es); batch "
             f"{cfg.batch_size} per process ({cfg.batch_size * world} in all); lr G {cfg.lr_g:g} D {cfg.lr_d:g}; "
             f"{trainer.n_critic} D step(s) per G step")
+    tuning = False
     if evaluator:
         if not run.history:
             run.evaluate(time.monotonic())   # the first row, and what an evaluation costs
-        evaluating = TAIL_SAFETY * run.evaluation_seconds() * (1 + cfg.score_n / evaluator.n)   # the last one, score
-        fits = budget.training_only or time.monotonic() + reserve + evaluating < start + budget.seconds
-        if from_rank_0(fits, world, device):
+        settings = len(tune.settings(run.good, sampling_of(cfg))) - 1 if cfg.tune and select != "last" else 0
+        tuning = settings > 0 and world == 1   # the tuning's evaluations run on rank 0 alone
+        for tuned in ((settings, 0) if tuning else (0,)):   # the last evaluation, the score, the settings' evaluations
+            evaluating = TAIL_SAFETY * run.evaluation_seconds() * (1 + cfg.score_n / evaluator.n + tuned)
+            fits = from_rank_0(budget.training_only or time.monotonic() + reserve + evaluating < start + budget.seconds,
+                               world, device)
+            if fits:
+                break
+        tuning = tuning and tuned > 0
+        if fits:
             reserve += evaluating
         else:
             run.stop_evaluating(f"evaluation off: the last evaluation and the score need about {evaluating:.0f} s "
                                 f"more than the budget holds; the zip comes from the last checkpoint")
+        if cfg.tune and settings and not tuning and fits:
+            run.say("sampling not tuned: " + ("its evaluations run in one process" if world > 1 else
+                                               "its evaluations need more time than the budget holds"))
     budget.reserve(reserve)
 
     # --- the loop: a step, and every budget.check_every steps one host sync, the NaN check and the due jobs ---
@@ -4564,39 +4805,68 @@ def train(cfg: TrainConfig) -> Path:
 
     # --- the end: loss curve, images and zip from the selected checkpoint, the score (all inside the budget) ---
     if main:
-        finish(run, zip_path, real, start)
+        finish(run, zip_path, real, start, tuning)
     if world > 1:
         torch.distributed.destroy_process_group()
     return last
 
 
-def finish(run, zip_path, real, start):
-    """The end of a run: the loss chart, the zip from the selected checkpoint, the score, the end row and line."""
+def sampling_of(cfg) -> tune.Sampling:
+    """The sampling setting the run's flags ask for."""
+    return tune.Sampling(cfg.truncation, max(0, cfg.standing_stats), cfg.class_balance)
+
+
+def tuned_sampling(run, chosen) -> tuple:
+    """(the setting the zip is drawn with, what the end row says of it): with tuning on, the best of kit.tune's grid
+    for the chosen checkpoint on the selected leaderboard (the default's scores are its evaluation's: same noise),
+    each setting a line and the choice beside the default's; else the run's own."""
+    cfg, board = run.trainer.cfg, run.select
+    default = sampling_of(cfg)
+    if not (run.best and run.evaluator and chosen["step"] == run.best["step"]):
+        return default, {}
+    scored = tune.tune(chosen, run.evaluator, tune.settings(chosen, default), cfg.seed + EVAL_SEED,
+                       run.trainer.device, run.best["scores"])
+    for line in tune.table(scored, board):
+        run.say(f"sampling: {line}")
+    setting, scores = tune.choose(scored, board)
+    said = {"sampling": asdict(setting), "sampling_mifid": scores[board]["mifid"],
+            "default_mifid": scored[0][1][board]["mifid"], "settings": len(scored)}
+    run.log({"event": "tuning", "step": chosen["step"], "leaderboard": board,
+             "settings": [{**asdict(s), **{name: r[name] for name in r}} for s, r in scored]})
+    run.say(f"sampling: the zip is drawn with {setting.words()}: {board} MiFID {said['sampling_mifid']:.2f}, the "
+            f"default's {said['default_mifid']:.2f} (the lowest of {len(scored)} settings whose d is not under the "
+            f"threshold where any is not)")
+    return setting, said
+
+
+def finish(run, zip_path, real, start, tuning=False):
+    """The end of a run: the loss chart, the sampling setting (tuned when asked), the zip from the selected
+    checkpoint, the score, the end row and line."""
     trainer, budget, out = run.trainer, run.budget, run.out
     cfg, t = trainer.cfg, time.monotonic()
     optional("the loss chart", save_line_chart, read_metrics(out / "metrics.jsonl"), out / "losses.png", "step",
              "loss", f"{cfg.model} {cfg.loss}")
     chosen = run.chosen()
-    images, _ = generate(chosen, cfg.n_images, seed=cfg.seed, truncation=cfg.truncation, device=trainer.device,
-                         standing_stats=cfg.standing_stats, class_balance=cfg.class_balance)
+    setting, said = tuned_sampling(run, chosen) if tuning else (sampling_of(cfg), {})
+    images, _ = generate(chosen, cfg.n_images, seed=cfg.seed, device=trainer.device, **setting.options())
     write_zip(images, zip_path, force=True)
     end = {"event": "end", "step": trainer.step_count, "zip_step": chosen["step"],
            "tail_s": round(time.monotonic() - t, 2), "tail_reserved_s": round(budget.tail, 1),
-           "budget_s": round(budget.seconds, 1), "zip": str(zip_path)}
+           "budget_s": round(budget.seconds, 1), "zip": str(zip_path), **said}
     if run.best and run.select != "last":
         end.update(selected=run.best, last=run.history[-1])
         run.say(f"the zip comes from step {chosen['step']} ({run.select} MiFID {run.best['mifid']:.2f}, the lowest "
                 f"of {len(run.history)} evaluations); the last evaluated step, {run.history[-1]['step']}, had "
                 f"{run.select} MiFID {run.history[-1][run.select]['mifid']:.2f}")
     if run.evaluator and cfg.score_n > 0:
-        end["score"] = final_score(zip_path, real, cfg, run, budget, trainer.device)
+        end["score"] = final_score(zip_path, real, cfg, run, budget, trainer.device, said)
     run.log({**end, "wall_s": round(time.monotonic() - start, 2)})
     run.close()
     tqdm.write(f"{trainer.step_count} steps; wrote {out / 'last.pt'} and {cfg.n_images} images from step "
                f"{chosen['step']} to {zip_path} ({time.monotonic() - start:.0f} s of the {budget.seconds:.0f} s budget)")
 
 
-def final_score(zip_path, real, cfg, run, budget, device):
+def final_score(zip_path, real, cfg, run, budget, device, sampling=None):
     """Score the zip's first score_n images with each leaderboard at hand into score.json beside it, when the budget
     still has the time; the path written, or why not."""
     from kit.metrics.evaluate import score_zip, write_score_json
@@ -4607,7 +4877,7 @@ def final_score(zip_path, real, cfg, run, budget, device):
         return f"skipped: needs about {need:.0f} s, {left:.0f} s left"
     result = score_zip(zip_path, real, n=cfg.score_n, device=device)
     path = Path(zip_path).parent / "score.json"
-    write_score_json(path, result)
+    write_score_json(path, {**result, **({"sampling": sampling} if sampling else {})})
     for name, scores in result.items():
         run.say(f"score: {name} MiFID {scores['mifid']:.2f} (FID {scores['fid']:.2f}, d {scores['distance']:.4f}) "
                 f"on {scores['n_generated']} images of {zip_path}")
@@ -5002,6 +5272,86 @@ class Trainer:
         summed = self.acc.clone()
         self.acc.zero_()
         return summed
+'''
+
+SOURCES['kit/tune.py'] = r'''"""The sampling setting the final zip is drawn with, chosen by the score that ranks: the run's own setting and each
+change of one of its parts (truncation, standing statistics, EMA or raw G, class balance), every one scored with the
+leaderboards' networks on the same noise; a setting whose d falls under the threshold never beats one above it."""
+from dataclasses import dataclass, replace
+
+import torch
+
+from kit.sample import generate
+
+TRUNCATIONS = (0.0, 1.0, 0.5)   # off, then BigGAN's truncation trick at two thresholds of the N(0, 1) noise
+STANDING_BATCHES = 4            # standing statistics tried where the run had none (the CPU default's count)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How images are drawn from a checkpoint."""
+    truncation: float = 0.0
+    standing_stats: int = 0
+    class_balance: bool = False
+    ema: bool = True
+
+    def words(self) -> str:
+        """The setting in a few words, for the log."""
+        return ", ".join([f"truncation {self.truncation:g}" if self.truncation else "no truncation",
+                          f"standing statistics ({self.standing_stats} batches)" if self.standing_stats else
+                          "no standing statistics", "EMA G" if self.ema else "raw G",
+                          "balanced breeds" if self.class_balance else "breeds by frequency"])
+
+    def options(self) -> dict:
+        """The keyword arguments of kit.sample.generate."""
+        return {"truncation": self.truncation, "standing_stats": self.standing_stats,
+                "class_balance": self.class_balance, "ema": self.ema}
+
+
+def settings(state: dict, default: Sampling) -> list:
+    """The default first, then each setting that changes one part of it and can change this checkpoint's images:
+    standing statistics only where G has batch norm, raw G only where there is an EMA, balance only with breeds."""
+    from kit.sample import load_generator
+    G, _ = load_generator(state, "cpu")
+    batch_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in G.modules())
+    changes = [replace(default, truncation=t) for t in TRUNCATIONS if t != default.truncation]
+    if batch_norm:
+        changes.append(replace(default, standing_stats=0 if default.standing_stats else STANDING_BATCHES))
+    if state.get("G_ema"):
+        changes.append(replace(default, ema=not default.ema))
+    if G.n_classes > 1:
+        changes.append(replace(default, class_balance=not default.class_balance))
+    return [default] + changes
+
+
+def choose(scored: list, board: str) -> tuple:
+    """The (setting, scores) with the lowest MiFID on `board` among those whose d is at or above that leaderboard's
+    threshold, else among all; the earlier one (the default first) on a tie."""
+    above = [item for item in scored if item[1][board]["d"] >= item[1][board]["threshold"]]
+    return min(above or scored, key=lambda item: item[1][board]["mifid"])
+
+
+def tune(state: dict, evaluator, grid: list, seed: int, device, known=None) -> list:
+    """[(setting, scores)] for each setting of `grid`: evaluator.share images drawn with `seed` under it, scored by
+    the evaluator ({leaderboard: fid, d, mifid, threshold, ...}); `known`: the first setting's scores, already had."""
+    scored = []
+    for i, setting in enumerate(grid):
+        if i == 0 and known:
+            scored.append((setting, known))
+            continue
+        images, _ = generate(state, evaluator.share, seed=seed, device=device, **setting.options())
+        scored.append((setting, evaluator(images)))
+    return scored
+
+
+def table(scored: list, board: str) -> list:
+    """One line per setting: its words and its scores on `board`."""
+    lines = []
+    for setting, scores in scored:
+        s = scores[board]
+        under = " under its threshold" if s["d"] < s["threshold"] else ""
+        lines.append(f"{setting.words()}: {board} MiFID {s['mifid']:.2f} (FID {s['fid']:.2f}, d {s['d']:.4f}{under})")
+    return lines
 '''
 
 SOURCES['kit/weights.py'] = r'''"""The leaderboard networks' weights for a Kaggle kernel. `python -m kit weights pack DIR` writes a Kaggle dataset
