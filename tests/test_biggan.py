@@ -144,8 +144,8 @@ def test_attention_resolutions_come_by_device_unless_given():
 
 def test_standing_stats_come_by_model_and_device_unless_given():
     from kit.config import for_device
-    assert [for_device(TrainConfig(model=m), "cpu").standing_stats for m in models.MODELS] == [0, 0, 0, 4]
-    assert [for_device(TrainConfig(model=m), "cuda").standing_stats for m in models.MODELS] == [0, 0, 0, 16]
+    assert [for_device(TrainConfig(model=m), "cpu").standing_stats for m in models.MODELS] == [0, 0, 0, 4, 0]
+    assert [for_device(TrainConfig(model=m), "cuda").standing_stats for m in models.MODELS] == [0, 0, 0, 16, 0]
     assert for_device(TrainConfig(model="biggan", standing_stats=0), "cuda").standing_stats == 0   # off is a choice
     assert for_device(TrainConfig(model="dcgan", standing_stats=3), "cpu").standing_stats == 3
 
