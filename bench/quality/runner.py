@@ -200,13 +200,13 @@ def main(argv=None):
     results_file = args.results / f"{qset.stem}.jsonl"   # kept with the table, so a new machine still has every run
     if not args.table:
         real, labels = write_set(qset, args.out / qset.name)
-        extractor, accuracy = load_classifier(qset, real, labels, args.out / f"{qset.noun}_classifier.pt")
+        extractor, accuracy = load_classifier(qset, real, labels, args.results / f"{qset.noun}_classifier.pt")
         from kit.data.cache import prepare
         cache = args.out / f"{qset.name}.npz"
         prepare(args.out / qset.name / "archive", out=cache, crop="square", size=SIZE, progress=False)
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
         session = {"id": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
-                   "commit": commit.stdout.strip(), "accuracy": accuracy,
+                   "commit": commit.stdout.strip(), "accuracy": accuracy, "classifier": extractor.fingerprint,
                    "references": references(real, extractor, qset)}
         seeds = [int(s) for s in args.seeds.split(",")]
         for seconds in (parse_duration(b) for b in args.budgets.split(",")):
