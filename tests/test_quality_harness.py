@@ -234,3 +234,19 @@ def test_report_averages_seeds_and_keeps_tails_apart(tmp_path):
     steps = report.equal_steps(rows, "photo-FID")
     assert steps[-2:] == ["| 250 | 2000.0 (250) | 166.0 (190/190) | 220.0 (200/200) |",   # where the baseline stopped
                           "| 380 | 2000.0 (250) | 83.0 (380/380) | 110.0 (400/400) |"]   # the slowest biggan
+
+
+def test_report_keeps_only_the_runs_scored_by_the_newest_classifier(tmp_path):
+    from quality import report
+    old = [record("kit-biggan", 300, 400, fid, [(300, 400, fid)], seed=seed) for fid, seed in ((90.0, 0), (95.0, 1))]
+    new = record("kit-biggan", 300, 410, 140.0, [(300, 410, 140.0)])
+    new["session"] = {**new["session"], "id": "2026-02-01 00:00 UTC", "accuracy": 0.9, "classifier": "5ebc2c6ef75afa21"}
+    again = {**new, "seed": 1, "fid": 150.0}
+    assert report.scored_alike([]) == ([], 0)
+    assert report.scored_alike(old) == (old, 0)                   # one classifier (known by its accuracy): all kept
+    kept, left_out = report.scored_alike(old + [new, again])
+    assert kept == [new, again] and left_out == 2
+    report.write_table(kept, tmp_path / "q.md", PHOTOS, left_out)
+    table = (tmp_path / "q.md").read_text()
+    assert "2 earlier runs, scored by other classifiers, are left out" in table
+    assert "| kit-biggan | 5 min | 64 | 2 | 145.0 (140.0, 150.0) |" in table and "| 90.0 |" not in table

@@ -37,6 +37,21 @@ colour-cast against the rest, copies, noise. How the set and its classifier were
 """}
 
 
+def classifier_of(session):
+    """The classifier a session scored in: its weights' fingerprint (older sessions: its held-out accuracy)."""
+    return session.get("classifier") or f"accuracy {session['accuracy']:.4f}"
+
+
+def scored_alike(records):
+    """(the records scored by the newest session's classifier, how many others were left out): FIDs in two
+    classifiers' features do not compare."""
+    if not records:
+        return [], 0
+    latest = classifier_of(max((r["session"] for r in records), key=lambda s: s["id"]))
+    kept = [r for r in records if classifier_of(r["session"]) == latest]
+    return kept, len(records) - len(kept)
+
+
 def group(r):
     """A record's (config, budget, tail): its seeds are one group."""
     return r["config"], r["budget_s"], r["tail"]
@@ -61,14 +76,17 @@ def means(rows):
             for key, runs in groups.items()}
 
 
-def write_table(records, path, qset):
-    """Markdown: the equal-seconds table, the seed means, ratios and checks, the equal-steps table, the references."""
+def write_table(records, path, qset, left_out=0):
+    """Markdown: the equal-seconds table, the seed means, ratios and checks, the equal-steps table, the references;
+    left_out: the runs scored by other classifiers, counted in a line."""
     rows = newest(records)
     session = max((r["session"] for r in rows), key=lambda s: s["id"])
     metric = f"{qset.noun}-FID"
     lines = [HEADERS[qset.name],
              f"Machine: {session['machine']}; classifier held-out accuracy {session['accuracy']:.1%}; "
              f"n_eval {rows[0]['n_eval']}.", "",
+             *([f"{left_out} earlier runs, scored by other classifiers, are left out: FIDs in different features do "
+                f"not compare (they stay in `{qset.stem}.jsonl`).", ""] if left_out else []),
              "## Equal seconds", "",
              f"| config | budget | tail | seed | steps | images seen | s | {metric} | class bits | rarest | d | "
              "asked-for | load | commit | flags | settings |", "|---" * 16 + "|"]

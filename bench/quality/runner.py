@@ -17,7 +17,7 @@ from kit.device import resolve_device
 from . import baseline
 from .classifier import evaluate, load_classifier, references
 from .data import SETS, SIZE, write_set
-from .report import write_plots, write_table, read_records
+from .report import read_records, scored_alike, write_plots, write_table
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "bench" / "out" / "quality"
@@ -216,8 +216,8 @@ def main(argv=None):
                                        args.out / qset.name / "folder")
                     with open(results_file, "a") as f:   # one write: two benches may append at once
                         f.write(json.dumps({"session": session, **record}) + "\n")
-    records = read_records(results_file)
+    records, left_out = scored_alike(read_records(results_file))
     if records:
-        write_table(records, args.results / f"{qset.stem}.md", qset)
+        write_table(records, args.results / f"{qset.stem}.md", qset, left_out)
         write_plots(records, args.results, qset)
         print(f"wrote {args.results / f'{qset.stem}.md'} and its plots")
